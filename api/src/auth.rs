@@ -1,0 +1,181 @@
+//! Who is calling: HS256 JWTs with a subject and roles, and the tokens the
+//! CLI mints for local use.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use eventsys_messages::UserId;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::{AppState, problem::Problem};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Organizer,
+    Attendee,
+    Staff,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(raw: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(raw.to_owned())).ok()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    exp: u64,
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user: UserId,
+    pub roles: BTreeSet<Role>,
+}
+
+impl Caller {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.has(Role::Admin)
+    }
+
+    /// Refuses callers holding none of `roles` (admins hold them all).
+    pub fn require(&self, roles: &[Role]) -> Result<(), Problem> {
+        if self.is_admin() || roles.iter().any(|r| self.has(*r)) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = roles.iter().map(|r| role_name(*r)).collect();
+            Err(Problem::forbidden(format!(
+                "this needs the role {}",
+                names.join(" or ")
+            )))
+        }
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Organizer => "organizer",
+        Role::Attendee => "attendee",
+        Role::Staff => "staff",
+        Role::Admin => "admin",
+    }
+}
+
+/// Signs and checks tokens with the shared secret.
+pub struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl Auth {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 30;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// A token for `user` with `roles`, valid for `ttl`.
+    pub fn mint(&self, user: &UserId, roles: &[Role], ttl: Duration) -> String {
+        let claims = Claims {
+            sub: user.to_string(),
+            roles: roles.iter().map(|r| role_name(*r).to_owned()).collect(),
+            exp: jsonwebtoken::get_current_timestamp() + ttl.as_secs(),
+        };
+        // HS256 over a struct of strings and numbers cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .unwrap_or_default()
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Caller, Problem> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| Problem::unauthorized(format!("the token is not valid: {e}")))?;
+        let user = UserId::parse(&data.claims.sub)
+            .ok_or_else(|| Problem::unauthorized("the token's subject is not a valid user id"))?;
+        // Roles this build does not know grant nothing.
+        let roles = data
+            .claims
+            .roles
+            .iter()
+            .filter_map(|r| Role::parse(r))
+            .collect();
+        Ok(Caller { user, roles })
+    }
+
+    /// The caller named by an `Authorization: Bearer` header, if any.
+    pub fn from_header(&self, parts: &Parts) -> Option<Result<Caller, Problem>> {
+        let value = parts.headers.get(axum::http::header::AUTHORIZATION)?;
+        let token = value.to_str().ok().and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+        Some(match token {
+            Some(token) => self.verify(token.trim()),
+            None => Err(Problem::unauthorized(
+                "expected `Authorization: Bearer <token>`",
+            )),
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        state
+            .auth
+            .from_header(parts)
+            .unwrap_or_else(|| Err(Problem::unauthorized("this needs a bearer token")))
+    }
+}
+
+/// A caller who may be anonymous; a token that is present must be valid.
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        state.auth.from_header(parts).transpose().map(MaybeCaller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minted_token_verifies_with_its_roles_and_not_with_another_secret() {
+        let auth = Auth::new(b"0123456789abcdef0123456789abcdef");
+        let user = UserId::parse("ann").unwrap();
+        let token = auth.mint(
+            &user,
+            &[Role::Organizer, Role::Staff],
+            Duration::from_secs(60),
+        );
+        let caller = auth.verify(&token).unwrap();
+        assert_eq!(caller.user, user);
+        assert!(caller.has(Role::Organizer) && caller.has(Role::Staff) && !caller.is_admin());
+        assert!(caller.require(&[Role::Attendee]).is_err());
+        assert!(
+            Auth::new(b"another secret, just as long....")
+                .verify(&token)
+                .is_err()
+        );
+    }
+}

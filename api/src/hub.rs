@@ -1,0 +1,335 @@
+//! The broadcaster: this replica's fan-out of events to its own WebSocket
+//! connections and to requests waiting for a command (`Prefer: wait`).
+//!
+//! Each API replica consumes `eventsys.events` through its own exclusive
+//! queue ([`run_broadcaster`]) and hands every event to the [`Hub`], which
+//! knows only the connections of this replica. A client whose buffer is
+//! full is dropped rather than allowed to slow anyone else down.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use eventsys_bus::Bus;
+use eventsys_messages::{
+    CommandId, Event, EventEnvelope, EventId, UserId, topology::BROADCAST_PATTERNS,
+};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Frames buffered per connection before it counts as too slow.
+const CLIENT_BUFFER: usize = 256;
+
+pub type ConnectionId = u64;
+
+/// A live connection as the hub sees it.
+pub struct Connection {
+    pub id: ConnectionId,
+    pub frames: mpsc::Receiver<String>,
+    /// Cancelled when the hub drops the connection for being too slow.
+    pub dropped: CancellationToken,
+}
+
+struct Client {
+    frames: mpsc::Sender<String>,
+    dropped: CancellationToken,
+    subscriptions: HashSet<EventId>,
+}
+
+#[derive(Default)]
+struct Routes {
+    by_user: HashMap<UserId, HashMap<ConnectionId, Client>>,
+    by_event: HashMap<EventId, HashSet<(UserId, ConnectionId)>>,
+    waiters: HashMap<CommandId, Vec<oneshot::Sender<()>>>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    routes: Mutex<Routes>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    fn routes(&self) -> MutexGuard<'_, Routes> {
+        // A panic while holding the lock leaves routes that are still sound.
+        self.routes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn connect(&self, user: &UserId) -> Connection {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
+        let dropped = CancellationToken::new();
+        let client = Client {
+            frames: tx,
+            dropped: dropped.clone(),
+            subscriptions: HashSet::new(),
+        };
+        self.routes()
+            .by_user
+            .entry(user.clone())
+            .or_default()
+            .insert(id, client);
+        Connection {
+            id,
+            frames: rx,
+            dropped,
+        }
+    }
+
+    pub fn disconnect(&self, user: &UserId, id: ConnectionId) {
+        remove(&mut self.routes(), user, id);
+    }
+
+    pub fn subscribe(&self, user: &UserId, id: ConnectionId, event: EventId) {
+        let mut routes = self.routes();
+        if let Some(client) = routes.by_user.get_mut(user).and_then(|c| c.get_mut(&id)) {
+            client.subscriptions.insert(event);
+            routes
+                .by_event
+                .entry(event)
+                .or_default()
+                .insert((user.clone(), id));
+        }
+    }
+
+    pub fn unsubscribe(&self, user: &UserId, id: ConnectionId, event: EventId) {
+        let mut routes = self.routes();
+        if let Some(client) = routes.by_user.get_mut(user).and_then(|c| c.get_mut(&id)) {
+            client.subscriptions.remove(&event);
+        }
+        unlink(&mut routes, event, user, id);
+    }
+
+    /// Resolves when `command` reaches a terminal status (as far as this
+    /// replica hears of it).
+    pub fn wait_for(&self, command: CommandId) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.routes().waiters.entry(command).or_default().push(tx);
+        rx
+    }
+
+    /// Forgets waiters whose requests gave up.
+    pub fn stop_waiting(&self, command: CommandId) {
+        let mut routes = self.routes();
+        if let Some(waiters) = routes.waiters.get_mut(&command) {
+            waiters.retain(|w| !w.is_closed());
+            if waiters.is_empty() {
+                routes.waiters.remove(&command);
+            }
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.routes().by_user.values().map(HashMap::len).sum()
+    }
+
+    /// Routes one event to whoever should see it.
+    pub fn dispatch(&self, envelope: &EventEnvelope) {
+        let mut routes = self.routes();
+        match &envelope.event {
+            Event::CommandUpdated(update) => {
+                let mut frame = json!({
+                    "type": "command.updated",
+                    "command_id": update.command_id,
+                    "status": update.status,
+                });
+                if let Some(result) = &update.result {
+                    frame["result"] = result.clone();
+                }
+                if let Some(error) = &update.error {
+                    frame["error"] = json!(error);
+                }
+                send_to_user(&mut routes, &update.user_id, &frame.to_string());
+                if update.status.is_terminal() {
+                    for waiter in routes
+                        .waiters
+                        .remove(&update.command_id)
+                        .unwrap_or_default()
+                    {
+                        let _ = waiter.send(());
+                    }
+                }
+            }
+            Event::NotificationCreated(n) => {
+                let mut frame = json!({
+                    "type": "notification",
+                    "notification_id": n.notification_id,
+                    "kind": n.kind,
+                    "message": n.message,
+                    "created_at": n.created_at,
+                });
+                for (key, id) in [
+                    ("event_id", n.event_id.map(|i| i.to_string())),
+                    ("order_id", n.order_id.map(|i| i.to_string())),
+                    ("ticket_id", n.ticket_id.map(|i| i.to_string())),
+                ] {
+                    if let Some(id) = id {
+                        frame[key] = json!(id);
+                    }
+                }
+                send_to_user(&mut routes, &n.user_id, &frame.to_string());
+            }
+            Event::EventUpdated(update) => {
+                let frame = json!({
+                    "type": "event.updated",
+                    "event_id": update.event_id,
+                    "remaining": update.remaining,
+                    "status": update.status,
+                })
+                .to_string();
+                let targets: Vec<(UserId, ConnectionId)> = routes
+                    .by_event
+                    .get(&update.event_id)
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default();
+                for (user, id) in targets {
+                    send(&mut routes, &user, id, &frame);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn send_to_user(routes: &mut Routes, user: &UserId, frame: &str) {
+    let ids: Vec<ConnectionId> = routes
+        .by_user
+        .get(user)
+        .map(|c| c.keys().copied().collect())
+        .unwrap_or_default();
+    for id in ids {
+        send(routes, user, id, frame);
+    }
+}
+
+fn send(routes: &mut Routes, user: &UserId, id: ConnectionId, frame: &str) {
+    let Some(client) = routes.by_user.get(user).and_then(|c| c.get(&id)) else {
+        return;
+    };
+    if let Err(err) = client.frames.try_send(frame.to_owned()) {
+        if matches!(err, mpsc::error::TrySendError::Full(_)) {
+            tracing::info!(%user, connection = id, "dropping a client that does not keep up");
+        }
+        remove(routes, user, id);
+    }
+}
+
+fn remove(routes: &mut Routes, user: &UserId, id: ConnectionId) {
+    let Some(clients) = routes.by_user.get_mut(user) else {
+        return;
+    };
+    let Some(client) = clients.remove(&id) else {
+        return;
+    };
+    if clients.is_empty() {
+        routes.by_user.remove(user);
+    }
+    client.dropped.cancel();
+    for event in client.subscriptions {
+        unlink(routes, event, user, id);
+    }
+}
+
+fn unlink(routes: &mut Routes, event: EventId, user: &UserId, id: ConnectionId) {
+    if let Some(subscribers) = routes.by_event.get_mut(&event) {
+        subscribers.remove(&(user.clone(), id));
+        if subscribers.is_empty() {
+            routes.by_event.remove(&event);
+        }
+    }
+}
+
+/// Feeds the hub from this replica's own queue on `eventsys.events` until
+/// `shutdown`, subscribing again whenever the broker goes away.
+pub async fn run_broadcaster(bus: Arc<dyn Bus>, hub: Arc<Hub>, shutdown: CancellationToken) {
+    let mut pause = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        let mut feed = match bus.broadcast(BROADCAST_PATTERNS).await {
+            Ok(feed) => feed,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot follow events; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shutdown.cancelled() => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        pause = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                delivery = feed.next() => {
+                    let Some(delivery) = delivery else {
+                        tracing::warn!("event feed ended; following again");
+                        break;
+                    };
+                    match serde_json::from_slice::<EventEnvelope>(&delivery.message.body) {
+                        Ok(envelope) => hub.dispatch(&envelope),
+                        Err(err) => tracing::debug!(error = %err, "ignoring an event this build does not know"),
+                    }
+                    let _ = delivery.ack().await;
+                }
+            }
+        }
+        feed.cancel().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use eventsys_messages::{CommandStatus, event::CommandUpdated};
+
+    use super::*;
+
+    fn updated(user: &UserId, status: CommandStatus) -> (CommandId, EventEnvelope) {
+        let command = CommandId::generate();
+        let event = Event::CommandUpdated(CommandUpdated {
+            command_id: command,
+            user_id: user.clone(),
+            status,
+            result: None,
+            error: None,
+        });
+        (command, EventEnvelope::caused_by(command, event))
+    }
+
+    #[tokio::test]
+    async fn a_command_update_reaches_its_users_connections_and_nobody_elses() {
+        let hub = Hub::default();
+        let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
+        let (mut a1, mut a2, mut b) = (hub.connect(&ann), hub.connect(&ann), hub.connect(&bob));
+        let (command, envelope) = updated(&ann, CommandStatus::Succeeded);
+        let waiter = hub.wait_for(command);
+        hub.dispatch(&envelope);
+        for conn in [&mut a1, &mut a2] {
+            let frame: serde_json::Value =
+                serde_json::from_str(&conn.frames.recv().await.unwrap()).unwrap();
+            assert_eq!(frame["command_id"], command.to_string());
+            assert_eq!(frame["status"], "succeeded");
+        }
+        assert!(b.frames.try_recv().is_err());
+        assert!(waiter.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_is_dropped() {
+        let hub = Hub::default();
+        let ann = UserId::parse("ann").unwrap();
+        let conn = hub.connect(&ann);
+        for _ in 0..=CLIENT_BUFFER {
+            hub.dispatch(&updated(&ann, CommandStatus::Processing).1);
+        }
+        assert!(conn.dropped.is_cancelled());
+        assert_eq!(hub.connections(), 0);
+    }
+}

@@ -1,0 +1,218 @@
+//! Reading requests: JSON bodies, list paging, path ids and the command
+//! headers (`Idempotency-Key`, `Prefer: wait=N`). Every failure becomes a
+//! problem document that names what was wrong.
+
+use std::{collections::HashMap, str::FromStr, time::Duration};
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Query, Request},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+};
+use eventsys_messages::FieldError;
+use serde::de::DeserializeOwned;
+
+use crate::problem::Problem;
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 200;
+/// `Prefer: wait=N` is honoured up to this many seconds.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+const IDEMPOTENCY_KEY_MAX: usize = 255;
+
+/// A JSON body, parsed with errors that name the offending field; the raw
+/// bytes are kept to fingerprint the request.
+pub struct JsonBody<T> {
+    pub value: T,
+    pub raw: Bytes,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Problem> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = content_type.split(';').next().unwrap_or("").trim();
+        if !(mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
+        }
+        let too_large = || {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request bodies are limited to {BODY_LIMIT} bytes"),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > BODY_LIMIT) {
+            return Err(too_large());
+        }
+        let raw = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
+            .await
+            .map_err(|_| too_large())?;
+        let value = parse(&raw)?;
+        Ok(Self { value, raw })
+    }
+}
+
+fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let field = match err.path().to_string() {
+            p if p == "." => "body".to_owned(),
+            p => p,
+        };
+        let inner = err.into_inner();
+        // serde_json appends " at line L column C"; the field says where.
+        let message = inner.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        if inner.is_syntax() || inner.is_eof() {
+            Problem::malformed(format!("the body is not valid JSON: {message}"))
+        } else {
+            Problem::invalid(vec![FieldError::new(field, message)])
+        }
+    })
+}
+
+/// `?limit=` and `?cursor=` of a list.
+pub struct Paging {
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Paging {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let Query(query) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map_err(|_| Problem::malformed("the query string is not valid"))?;
+        let limit = match query.get("limit") {
+            None => DEFAULT_PAGE,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| {
+                    Problem::bad_field(
+                        "limit",
+                        format!("must be a whole number from 1 to {MAX_PAGE}"),
+                    )
+                })?,
+        };
+        Ok(Self {
+            limit,
+            cursor: query.get("cursor").filter(|c| !c.is_empty()).cloned(),
+        })
+    }
+}
+
+/// An id from the path; one that cannot exist is simply not found.
+pub fn path_id<T: FromStr>(raw: &str, what: &str) -> Result<T, Problem> {
+    raw.parse().map_err(|_| Problem::not_found(what))
+}
+
+/// The `Idempotency-Key` header, if sent.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or("");
+    let printable = key.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    if key.trim().is_empty() || key.len() > IDEMPOTENCY_KEY_MAX || !printable {
+        return Err(Problem::bad_field(
+            "Idempotency-Key",
+            format!("must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters"),
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// How long the client prefers to wait for the outcome (`Prefer: wait=N`).
+pub fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .filter_map(|pref| {
+            let (name, value) = pref.trim().split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("wait")
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())?
+        })
+        .map(|seconds| Duration::from_secs(seconds).min(MAX_WAIT))
+        .next()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn prefer_wait_is_read_and_capped() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(preferred_wait(&headers), None);
+        headers.insert("prefer", HeaderValue::from_static("respond-async, wait=5"));
+        assert_eq!(preferred_wait(&headers), Some(Duration::from_secs(5)));
+        headers.insert("prefer", HeaderValue::from_static("wait=3600"));
+        assert_eq!(preferred_wait(&headers), Some(MAX_WAIT));
+        headers.insert("prefer", HeaderValue::from_static("wait=soon"));
+        assert_eq!(preferred_wait(&headers), None);
+    }
+
+    #[test]
+    fn idempotency_keys_must_be_short_and_printable() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(idempotency_key(&headers).unwrap(), None);
+        headers.insert("idempotency-key", HeaderValue::from_static("order-1"));
+        assert_eq!(
+            idempotency_key(&headers).unwrap().as_deref(),
+            Some("order-1")
+        );
+        headers.insert(
+            "idempotency-key",
+            HeaderValue::from_str(&"k".repeat(256)).unwrap(),
+        );
+        assert!(idempotency_key(&headers).is_err());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        capacity: u32,
+    }
+
+    #[test]
+    fn body_errors_name_the_field_or_say_it_is_not_json() {
+        let err = parse::<Sample>(br#"{"capacity": -1}"#).unwrap_err();
+        assert_eq!(
+            (err.status.as_u16(), err.errors[0].field.as_str()),
+            (422, "capacity")
+        );
+        let err = parse::<Sample>(br#"{"capcity": 1}"#).unwrap_err();
+        assert_eq!(err.status.as_u16(), 422);
+        let err = parse::<Sample>(b"{nope").unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (400, "malformed_request"));
+    }
+}

@@ -1,0 +1,135 @@
+//! The REST ingress and WebSocket broadcaster of eventsys.
+//!
+//! Thin by design: it authenticates, validates, records each write as an
+//! `accepted` command, publishes it with a broker confirm and answers 202.
+//! Reads come straight from the store. Business rules live in the workers.
+
+pub mod auth;
+pub mod hub;
+pub mod input;
+pub mod problem;
+pub mod routes;
+pub mod signing;
+pub mod submit;
+pub mod views;
+pub mod ws;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::Request,
+    http::StatusCode,
+    middleware::{self, Next},
+    response::Response,
+    routing::{get, post},
+};
+use eventsys_bus::Bus;
+use eventsys_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    auth::Auth,
+    hub::Hub,
+    problem::Problem,
+    signing::{Cursors, TicketCodes},
+};
+
+/// Everything a request handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub auth: Arc<Auth>,
+    pub hub: Arc<Hub>,
+    pub codes: Arc<TicketCodes>,
+    pub cursors: Arc<Cursors>,
+    /// Cancelled when the process starts draining.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        secret: &[u8],
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            store,
+            bus,
+            auth: Arc::new(Auth::new(secret)),
+            hub: Arc::new(Hub::default()),
+            codes: Arc::new(TicketCodes::new(secret)),
+            cursors: Arc::new(Cursors::new(secret)),
+            shutdown,
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    use routes::{commands, events, health, notifications, orders, tickets};
+    Router::new()
+        .route("/v1/events", post(events::create).get(events::list))
+        .route("/v1/events/{event_id}", get(events::get))
+        .route("/v1/events/{event_id}/orders", post(orders::place))
+        .route("/v1/events/{event_id}/checkins", post(tickets::check_in))
+        .route("/v1/orders/{order_id}", get(orders::get))
+        .route("/v1/tickets/{ticket_id}", get(tickets::get))
+        .route("/v1/me/tickets", get(tickets::mine))
+        .route("/v1/me/notifications", get(notifications::mine))
+        .route(
+            "/v1/me/notifications/{notification_id}/read",
+            post(notifications::mark_read),
+        )
+        .route("/v1/commands/{command_id}", get(commands::get))
+        .route("/v1/ws", get(ws::connect))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .fallback(|| async { Problem::not_found("resource") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this resource does not take that method",
+            )
+        })
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status();
+    let millis = started.elapsed().as_millis();
+    if status.is_server_error() {
+        tracing::warn!(%method, %path, status = status.as_u16(), millis, "request");
+    } else {
+        tracing::debug!(%method, %path, status = status.as_u16(), millis, "request");
+    }
+    response
+}
+
+/// Serves the API and its broadcaster on `listener` until `state.shutdown`;
+/// then stops taking connections after `grace` (time for load balancers to
+/// notice the replica went unready) and lets open requests finish.
+pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> std::io::Result<()> {
+    let broadcaster = tokio::spawn(hub::run_broadcaster(
+        state.bus.clone(),
+        state.hub.clone(),
+        state.shutdown.clone(),
+    ));
+    let shutdown = state.shutdown.clone();
+    let app = router(state);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        })
+        .await;
+    let _ = broadcaster.await;
+    served
+}

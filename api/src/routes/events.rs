@@ -1,0 +1,162 @@
+//! `/v1/events`: creating, listing and reading events.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::HeaderMap,
+    response::Response,
+};
+use eventsys_messages::{
+    Action, CreateEvent, EventId, EventSpec, EventStatus, TicketTypeId, TicketTypeSpec, Timestamp,
+    spec::DEFAULT_MAX_PER_ORDER,
+};
+use eventsys_store::PageRequest;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    AppState,
+    auth::{Caller, MaybeCaller, Role},
+    input::{JsonBody, Paging, path_id},
+    problem::Problem,
+    submit::{Request, resource, respond, submit},
+    views,
+};
+
+/// The body of `POST /v1/events`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    name: String,
+    #[serde(default)]
+    description: String,
+    venue: String,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    capacity: u32,
+    #[serde(default)]
+    ticket_types: Option<Vec<NewTicketType>>,
+    #[serde(default)]
+    max_per_order: Option<u32>,
+    #[serde(default)]
+    status: Option<NewStatus>,
+    #[serde(default)]
+    inventory_shards: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTicketType {
+    name: String,
+    price_minor: u64,
+    currency: String,
+    quota: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum NewStatus {
+    Draft,
+    Published,
+}
+
+impl NewEvent {
+    /// The complete description: ids assigned, defaults filled in.
+    fn into_spec(self) -> EventSpec {
+        let ticket_types = match self.ticket_types {
+            Some(types) => types
+                .into_iter()
+                .map(|t| TicketTypeSpec {
+                    ticket_type_id: TicketTypeId::generate(),
+                    name: t.name,
+                    price_minor: t.price_minor,
+                    currency: t.currency,
+                    quota: t.quota,
+                })
+                .collect(),
+            None => vec![TicketTypeSpec {
+                ticket_type_id: TicketTypeId::generate(),
+                name: "General admission".into(),
+                price_minor: 0,
+                currency: "EUR".into(),
+                quota: self.capacity,
+            }],
+        };
+        EventSpec {
+            name: self.name,
+            description: self.description,
+            venue: self.venue,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            capacity: self.capacity,
+            max_per_order: self.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER),
+            status: match self.status {
+                Some(NewStatus::Draft) => EventStatus::Draft,
+                _ => EventStatus::Published,
+            },
+            ticket_types,
+            inventory_shards: self.inventory_shards,
+        }
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: JsonBody<NewEvent>,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::Organizer])?;
+    let spec = body.value.into_spec();
+    spec.validate().map_err(Problem::invalid)?;
+    let event_id = EventId::generate();
+    let request = Request {
+        action: Action::CreateEvent(CreateEvent { event_id, spec }),
+        resources: resource("event_id", event_id),
+        fingerprint: &super::fingerprint("POST", "/v1/events", &body.raw),
+        default_wait: None,
+    };
+    Ok(respond(&submit(&state, &caller, &headers, request).await?))
+}
+
+pub async fn list(State(state): State<AppState>, paging: Paging) -> Result<Json<Value>, Problem> {
+    const LIST: &str = "events";
+    let after = paging
+        .cursor
+        .map(|c| state.cursors.open(LIST, &c))
+        .transpose()?;
+    let page = state
+        .store
+        .published_events(&PageRequest {
+            limit: paging.limit,
+            after,
+        })
+        .await?;
+    let items = page.items.iter().map(views::event).collect();
+    let next = page.next.map(|p| state.cursors.seal(LIST, &p));
+    Ok(Json(views::page(items, next)))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    MaybeCaller(caller): MaybeCaller,
+    Path(event_id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let event_id: EventId = path_id(&event_id, "event")?;
+    let snapshot = state
+        .store
+        .event(event_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("event"))?;
+    if snapshot.event.spec.status == EventStatus::Draft
+        && !may_manage(caller.as_ref(), &snapshot.event.organizer_id)
+    {
+        return Err(Problem::not_found("event"));
+    }
+    Ok(Json(views::event(&snapshot)))
+}
+
+/// Organizers manage their own events; admins manage all.
+pub fn may_manage(caller: Option<&Caller>, organizer: &eventsys_messages::UserId) -> bool {
+    caller.is_some_and(|c| c.is_admin() || (c.has(Role::Organizer) && &c.user == organizer))
+}

@@ -1,0 +1,62 @@
+//! A user's notification inbox.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::HeaderMap,
+    response::Response,
+};
+use eventsys_messages::{Action, MarkNotificationRead, NotificationId};
+use eventsys_store::PageRequest;
+use serde_json::Value;
+
+use crate::{
+    AppState,
+    auth::Caller,
+    input::{Paging, path_id},
+    problem::Problem,
+    submit::{Request, resource, respond, submit},
+    views,
+};
+
+pub async fn mine(
+    State(state): State<AppState>,
+    caller: Caller,
+    paging: Paging,
+) -> Result<Json<Value>, Problem> {
+    let list = format!("notifications:{}", caller.user);
+    let after = paging
+        .cursor
+        .map(|c| state.cursors.open(&list, &c))
+        .transpose()?;
+    let page = state
+        .store
+        .notifications(
+            &caller.user,
+            &PageRequest {
+                limit: paging.limit,
+                after,
+            },
+        )
+        .await?;
+    let items = page.items.iter().map(views::notification).collect();
+    let next = page.next.map(|p| state.cursors.seal(&list, &p));
+    Ok(Json(views::page(items, next)))
+}
+
+pub async fn mark_read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(notification_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let notification_id: NotificationId = path_id(&notification_id, "notification")?;
+    let path = format!("/v1/me/notifications/{notification_id}/read");
+    let request = Request {
+        action: Action::MarkNotificationRead(MarkNotificationRead { notification_id }),
+        resources: resource("notification_id", notification_id),
+        fingerprint: &super::fingerprint("POST", &path, b""),
+        default_wait: None,
+    };
+    Ok(respond(&submit(&state, &caller, &headers, request).await?))
+}

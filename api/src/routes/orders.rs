@@ -1,0 +1,122 @@
+//! Buying tickets: `POST /v1/events/{id}/orders` and `GET /v1/orders/{id}`.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use eventsys_messages::{Action, EventId, EventStatus, FieldError, OrderId, PlaceOrder};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::events::may_manage;
+use crate::{
+    AppState,
+    auth::{Caller, Role},
+    input::{JsonBody, path_id},
+    problem::Problem,
+    submit::{Request, resource, respond, submit},
+    views,
+};
+
+/// The body of `POST /v1/events/{id}/orders`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    /// A ticket type's id or name; optional when the event has one type.
+    #[serde(default, alias = "ticket_type_id")]
+    ticket_type: Option<String>,
+    quantity: u32,
+}
+
+pub async fn place(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(event_id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<NewOrder>,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::Attendee])?;
+    let event_id: EventId = path_id(&event_id, "event")?;
+    let event = state
+        .store
+        .event_record(event_id)
+        .await?
+        .filter(|e| {
+            e.spec.status != EventStatus::Draft || may_manage(Some(&caller), &e.organizer_id)
+        })
+        .ok_or_else(|| Problem::not_found("event"))?;
+    if event.spec.status != EventStatus::Published {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_on_sale",
+            "the event is not on sale",
+        ));
+    }
+    let order = &body.value;
+    let types = &event.spec.ticket_types;
+    let ticket_type = match &order.ticket_type {
+        Some(wanted) => types
+            .iter()
+            .find(|t| t.ticket_type_id.to_string() == *wanted || t.name == *wanted)
+            .ok_or_else(|| {
+                Problem::invalid(vec![FieldError::new(
+                    "ticket_type",
+                    "is not a ticket type of this event",
+                )])
+            })?,
+        None => match types.as_slice() {
+            [only] => only,
+            _ => {
+                return Err(Problem::invalid(vec![FieldError::new(
+                    "ticket_type",
+                    "is required: the event has several ticket types",
+                )]));
+            }
+        },
+    };
+    if !(1..=event.spec.max_per_order).contains(&order.quantity) {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "quantity",
+            format!("must be between 1 and {}", event.spec.max_per_order),
+        )]));
+    }
+    let order_id = OrderId::generate();
+    let path = format!("/v1/events/{event_id}/orders");
+    let request = Request {
+        action: Action::PlaceOrder(PlaceOrder {
+            order_id,
+            event_id,
+            ticket_type_id: ticket_type.ticket_type_id,
+            quantity: order.quantity,
+        }),
+        resources: resource("order_id", order_id),
+        fingerprint: &super::fingerprint("POST", &path, &body.raw),
+        default_wait: None,
+    };
+    Ok(respond(&submit(&state, &caller, &headers, request).await?))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(order_id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let order_id: OrderId = path_id(&order_id, "order")?;
+    // Someone else's order does not exist, as far as the caller can tell.
+    let order = state
+        .store
+        .order(order_id)
+        .await?
+        .filter(|o| o.buyer_id == caller.user || caller.is_admin())
+        .ok_or_else(|| Problem::not_found("order"))?;
+    let tickets = state
+        .store
+        .tickets(&order.ticket_ids)
+        .await?
+        .iter()
+        .map(|t| views::ticket(t, Some(state.codes.code(t.event_id, t.ticket_id))))
+        .collect();
+    Ok(Json(views::order(&order, tickets)))
+}

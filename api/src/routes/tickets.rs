@@ -1,0 +1,174 @@
+//! Tickets: my tickets, one ticket with its code, and check-in at the door.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use eventsys_messages::{Action, CheckIn, CommandStatus, EventId, TicketId};
+use eventsys_store::PageRequest;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::events::may_manage;
+use crate::{
+    AppState,
+    auth::{Caller, Role},
+    input::{JsonBody, Paging, path_id},
+    problem::Problem,
+    submit::{Request, accepted, applied, resource, submit},
+    views,
+};
+
+/// The door needs an answer now: check-ins wait this long by default.
+const CHECK_IN_WAIT: Duration = Duration::from_secs(10);
+
+pub async fn mine(
+    State(state): State<AppState>,
+    caller: Caller,
+    paging: Paging,
+) -> Result<Json<Value>, Problem> {
+    let list = format!("tickets:{}", caller.user);
+    let after = paging
+        .cursor
+        .map(|c| state.cursors.open(&list, &c))
+        .transpose()?;
+    let page = state
+        .store
+        .tickets_of(
+            &caller.user,
+            &PageRequest {
+                limit: paging.limit,
+                after,
+            },
+        )
+        .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|t| views::ticket(t, Some(state.codes.code(t.event_id, t.ticket_id))))
+        .collect();
+    let next = page.next.map(|p| state.cursors.seal(&list, &p));
+    Ok(Json(views::page(items, next)))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ticket_id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let ticket_id: TicketId = path_id(&ticket_id, "ticket")?;
+    let ticket = state
+        .store
+        .ticket(ticket_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("ticket"))?;
+    let allowed = ticket.holder_id == caller.user
+        || caller.has(Role::Staff)
+        || caller.is_admin()
+        || match state.store.event_record(ticket.event_id).await? {
+            Some(event) => may_manage(Some(&caller), &event.organizer_id),
+            None => false,
+        };
+    if !allowed {
+        return Err(Problem::not_found("ticket"));
+    }
+    let code = state.codes.code(ticket.event_id, ticket.ticket_id);
+    Ok(Json(views::ticket(&ticket, Some(code))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scan {
+    code: String,
+}
+
+/// `POST /v1/events/{id}/checkins`: 200 admitted, 409 already checked in
+/// (with the first time), 422 forged or foreign code, 202 if the answer
+/// takes longer than the wait.
+pub async fn check_in(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(event_id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<Scan>,
+) -> Result<Response, Problem> {
+    let event_id: EventId = path_id(&event_id, "event")?;
+    // A forged or foreign code is refused before anything is read.
+    let ticket_id = state
+        .codes
+        .admit(&body.value.code, event_id)
+        .ok_or_else(invalid_code)?;
+    if !(caller.has(Role::Staff) || caller.is_admin()) {
+        let event = state
+            .store
+            .event_record(event_id)
+            .await?
+            .ok_or_else(|| Problem::not_found("event"))?;
+        if !may_manage(Some(&caller), &event.organizer_id) {
+            return Err(Problem::forbidden(
+                "only the event's organizer or staff may check tickets in",
+            ));
+        }
+    }
+    let path = format!("/v1/events/{event_id}/checkins");
+    let request = Request {
+        action: Action::CheckIn(CheckIn {
+            event_id,
+            ticket_id,
+        }),
+        resources: resource("ticket_id", ticket_id),
+        fingerprint: &super::fingerprint("POST", &path, &body.raw),
+        default_wait: Some(CHECK_IN_WAIT),
+    };
+    let submitted = submit(&state, &caller, &headers, request).await?;
+    let record = &submitted.record;
+    let wait = submitted.waited.unwrap_or(CHECK_IN_WAIT);
+    let result = record.result.clone().unwrap_or(Value::Null);
+    let code = record.error.as_ref().map(|e| e.code.as_str());
+    let mut response = match (record.status, code) {
+        (CommandStatus::Succeeded, _) => Json(json!({
+            "command_id": record.command_id,
+            "ticket_id": ticket_id,
+            "status": "checked_in",
+            "checked_in_at": result["checked_in_at"],
+        }))
+        .into_response(),
+        (CommandStatus::Rejected, Some("already_checked_in")) => Problem::new(
+            StatusCode::CONFLICT,
+            "already_checked_in",
+            "this ticket was already checked in",
+        )
+        .with("ticket_id", ticket_id.to_string())
+        .with("first_checked_in_at", result["checked_in_at"].clone())
+        .with("command_id", record.command_id.to_string())
+        .into_response(),
+        (CommandStatus::Rejected, Some("ticket_cancelled")) => Problem::new(
+            StatusCode::CONFLICT,
+            "ticket_cancelled",
+            "this ticket was cancelled",
+        )
+        .into_response(),
+        (CommandStatus::Rejected, _) => invalid_code().into_response(),
+        (CommandStatus::Failed, _) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the check-in could not be carried out",
+        )
+        .into_response(),
+        _ => return Ok(accepted(record)),
+    };
+    applied(&mut response, wait);
+    Ok(response)
+}
+
+fn invalid_code() -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_ticket_code",
+        "this code is not a ticket for this event",
+    )
+}

@@ -1,0 +1,118 @@
+//! `GET /v1/ws`: a user's live view. Sends their own `command.updated` and
+//! `notification` frames, and `event.updated` for the events they subscribe
+//! to; takes `subscribe`, `unsubscribe` and `ping` frames.
+
+use std::collections::HashMap;
+
+use axum::{
+    extract::{
+        Query, State, WebSocketUpgrade,
+        ws::{CloseFrame, Message, WebSocket, rejection::WebSocketUpgradeRejection},
+    },
+    http::request::Parts,
+    response::{IntoResponse, Response},
+};
+use eventsys_messages::EventId;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{AppState, auth::Caller, problem::Problem};
+
+/// Close codes (RFC 6455).
+const GOING_AWAY: u16 = 1001;
+const POLICY_VIOLATION: u16 = 1008;
+
+pub async fn connect(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    parts: Parts,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, Problem> {
+    // Browsers cannot set headers on a WebSocket: accept the token in the query too.
+    let caller = match state.auth.from_header(&parts) {
+        Some(caller) => caller?,
+        None => match query.get("access_token") {
+            Some(token) => state.auth.verify(token)?,
+            None => {
+                return Err(Problem::unauthorized(
+                    "pass a bearer token or ?access_token=",
+                ));
+            }
+        },
+    };
+    let upgrade =
+        upgrade.map_err(|e| Problem::malformed(format!("not a WebSocket handshake: {e}")))?;
+    Ok(upgrade
+        .on_upgrade(move |socket| session(state, caller, socket))
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Subscribe { event_id: EventId },
+    Unsubscribe { event_id: EventId },
+    Ping,
+}
+
+async fn session(state: AppState, caller: Caller, socket: WebSocket) {
+    let mut connection = state.hub.connect(&caller.user);
+    let (mut sink, mut stream) = socket.split();
+    let close = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    loop {
+        tokio::select! {
+            frame = connection.frames.recv() => {
+                let Some(frame) = frame else { break };
+                if sink.send(Message::Text(frame.into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let reply = answer(&state, &caller, connection.id, &text);
+                    if sink.send(Message::Text(reply.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                // Pings are answered by the protocol layer; binary frames mean nothing here.
+                Some(Ok(_)) => {}
+            },
+            () = connection.dropped.cancelled() => {
+                let _ = sink.send(close(POLICY_VIOLATION, "too slow to keep up")).await;
+                break;
+            }
+            () = state.shutdown.cancelled() => {
+                let _ = sink.send(close(GOING_AWAY, "server shutting down")).await;
+                break;
+            }
+        }
+    }
+    state.hub.disconnect(&caller.user, connection.id);
+}
+
+fn answer(state: &AppState, caller: &Caller, connection: u64, text: &str) -> String {
+    match serde_json::from_str::<ClientFrame>(text) {
+        Ok(ClientFrame::Subscribe { event_id }) => {
+            state.hub.subscribe(&caller.user, connection, event_id);
+            json!({ "type": "subscribed", "event_id": event_id })
+        }
+        Ok(ClientFrame::Unsubscribe { event_id }) => {
+            state.hub.unsubscribe(&caller.user, connection, event_id);
+            json!({ "type": "unsubscribed", "event_id": event_id })
+        }
+        Ok(ClientFrame::Ping) => json!({ "type": "pong" }),
+        Err(err) => json!({
+            "type": "error",
+            "code": "validation_failed",
+            "message": format!("expected subscribe, unsubscribe or ping: {err}"),
+        }),
+    }
+    .to_string()
+}

@@ -1,0 +1,232 @@
+//! Configuration, typed once: every setting is an environment variable,
+//! mirrored by a `--flag`. `eventsys --help` lists them all.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use eventsys_store::dynamodb::DynamoConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "eventsys",
+    version,
+    about = "Event ticketing: REST + WebSocket API and its workers"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Every role in one process: embedded unless a broker and store are configured.
+    Serve,
+    /// The REST ingress and WebSocket broadcaster.
+    Api,
+    /// One worker role.
+    Worker {
+        #[arg(value_enum)]
+        role: Role,
+    },
+    /// Create the broker topology and the DynamoDB tables (idempotent).
+    Init,
+    /// Print a signed token for local use.
+    Token {
+        /// The user id (`sub` claim).
+        #[arg(long)]
+        sub: String,
+        /// A role to grant; repeat for several.
+        #[arg(long = "role", value_enum, required = true)]
+        roles: Vec<TokenRole>,
+        /// Validity in hours.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Registration,
+    Ticketing,
+    Notification,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum TokenRole {
+    Organizer,
+    Attendee,
+    Staff,
+    Admin,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Embedded,
+    Dynamodb,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct Settings {
+    /// Where the API listens.
+    #[arg(
+        long,
+        env = "EVENTSYS_HTTP_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub http_addr: SocketAddr,
+    /// RabbitMQ URL; unset means the embedded queue.
+    #[arg(long, env = "EVENTSYS_AMQP_URL", hide_env_values = true, global = true)]
+    pub amqp_url: Option<String>,
+    /// DynamoDB endpoint override, for DynamoDB-compatible local servers.
+    #[arg(long, env = "EVENTSYS_DYNAMODB_ENDPOINT", global = true)]
+    pub dynamodb_endpoint: Option<String>,
+    /// `embedded` or `dynamodb`; default: `dynamodb` when an endpoint is set.
+    #[arg(long, env = "EVENTSYS_STORE", value_enum, global = true)]
+    pub store: Option<StoreKind>,
+    /// Prefix of every table name, so that several deployments can share one server.
+    #[arg(
+        long,
+        env = "EVENTSYS_TABLE_PREFIX",
+        default_value = "eventsys_",
+        global = true
+    )]
+    pub table_prefix: String,
+    /// HS256 secret for tokens, ticket codes and cursors.
+    #[arg(
+        long,
+        env = "EVENTSYS_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// Where the embedded store and queue keep their files.
+    #[arg(
+        long,
+        env = "EVENTSYS_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Deliveries each worker handles at once.
+    #[arg(long, env = "EVENTSYS_PREFETCH", default_value_t = 32, global = true)]
+    pub prefetch: u16,
+    /// Where a worker serves `/healthz` and `/readyz`; unset: nowhere.
+    #[arg(long, env = "EVENTSYS_HEALTH_ADDR", global = true)]
+    pub health_addr: Option<SocketAddr>,
+    /// Seconds a draining process waits for in-flight work.
+    #[arg(
+        long,
+        env = "EVENTSYS_DRAIN_SECONDS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub drain_seconds: u64,
+    /// Seconds the API keeps serving after turning unready, for load
+    /// balancers to notice.
+    #[arg(
+        long,
+        env = "EVENTSYS_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub shutdown_grace_seconds: u64,
+    /// Log lines as `text` or `json`; the filter is `RUST_LOG`.
+    #[arg(
+        long,
+        env = "EVENTSYS_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    pub fn store_kind(&self) -> StoreKind {
+        self.store.unwrap_or(if self.dynamodb_endpoint.is_some() {
+            StoreKind::Dynamodb
+        } else {
+            StoreKind::Embedded
+        })
+    }
+
+    pub fn dynamo(&self) -> DynamoConfig {
+        // A local server takes any credentials; only when none are set up
+        // do we supply dummies (and so never probe instance metadata).
+        let has_credentials = [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+        ]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+        DynamoConfig {
+            endpoint: self.dynamodb_endpoint.clone(),
+            table_prefix: self.table_prefix.clone(),
+            local_credentials: self.dynamodb_endpoint.is_some() && !has_credentials,
+        }
+    }
+
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_seconds)
+    }
+
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+}
+
+#[cfg(test)]
+/// Every environment variable the binary reads (besides the AWS SDK's own).
+pub fn environment_variables() -> Vec<String> {
+    use clap::CommandFactory;
+    let mut names: Vec<String> = Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .collect();
+    names.extend(["RUST_LOG".to_owned(), "EVENTSYS_FAILPOINT".to_owned()]);
+    names.sort();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_documented_variable_is_read() {
+        let vars = environment_variables();
+        for documented in [
+            "EVENTSYS_HTTP_ADDR",
+            "EVENTSYS_AMQP_URL",
+            "EVENTSYS_DYNAMODB_ENDPOINT",
+            "EVENTSYS_STORE",
+            "EVENTSYS_TABLE_PREFIX",
+            "EVENTSYS_JWT_SECRET",
+            "EVENTSYS_DATA_DIR",
+            "RUST_LOG",
+        ] {
+            assert!(
+                vars.iter().any(|v| v == documented),
+                "{documented} is not read"
+            );
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The one eventsys binary. Which role it plays is the subcommand; how it
+//! reaches the broker and the store is the environment (see [`config`]).
+
+mod config;
+mod probes;
+mod roles;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use eventsys_api::auth::{Auth, Role as TokenClaimRole};
+use eventsys_messages::UserId;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Cli, Command, LogFormat, TokenRole};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.settings.log_format);
+    let settings = &cli.settings;
+    match cli.command {
+        Command::Token { sub, roles, hours } => {
+            let secret = roles::secret(settings)?;
+            let user =
+                UserId::parse(&sub).context("--sub must be 1 to 128 printable characters")?;
+            let roles: Vec<TokenClaimRole> = roles.into_iter().map(claim_role).collect();
+            let token =
+                Auth::new(secret.as_bytes()).mint(&user, &roles, Duration::from_secs(hours * 3600));
+            println!("{token}");
+            Ok(())
+        }
+        Command::Init => roles::init(settings).await,
+        Command::Serve => roles::serve(settings, on_signal()).await,
+        Command::Api => roles::api(settings, on_signal()).await,
+        Command::Worker { role } => roles::worker(settings, role, on_signal()).await,
+    }
+}
+
+fn claim_role(role: TokenRole) -> TokenClaimRole {
+    match role {
+        TokenRole::Organizer => TokenClaimRole::Organizer,
+        TokenRole::Attendee => TokenClaimRole::Attendee,
+        TokenRole::Staff => TokenClaimRole::Staff,
+        TokenRole::Admin => TokenClaimRole::Admin,
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Cancelled on SIGTERM or Ctrl-C: the process drains and exits 0.
+fn on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        cancel.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: draining");
+        cancel.cancel();
+    });
+    token
+}

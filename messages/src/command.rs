@@ -1,0 +1,167 @@
+//! Commands: what a user asked for, as the API accepted it.
+//!
+//! A command's envelope is published on `eventsys.commands` with its `type`
+//! as the routing key, and its `message_id` is the command id, so that any
+//! redelivery or verbatim republication names the same command.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    SCHEMA_VERSION, Timestamp,
+    ids::{CommandId, EventId, NotificationId, OrderId, TicketId, TicketTypeId, UserId},
+    spec::EventSpec,
+    topology::WorkQueue,
+};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandEnvelope {
+    pub message_id: CommandId,
+    pub version: u16,
+    pub occurred_at: Timestamp,
+    /// Who asked; the owner of the command and of whatever it creates.
+    pub issuer: UserId,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+impl CommandEnvelope {
+    pub fn new(issuer: UserId, action: Action) -> Self {
+        Self {
+            message_id: CommandId::generate(),
+            version: SCHEMA_VERSION,
+            occurred_at: Timestamp::now(),
+            issuer,
+            action,
+        }
+    }
+
+    pub fn command_id(&self) -> CommandId {
+        self.message_id
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // A struct of strings, numbers and maps with string keys always serializes.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Everything a user can ask eventsys to do. The serde name is the command
+/// type and the routing key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload")]
+pub enum Action {
+    #[serde(rename = "event.create")]
+    CreateEvent(CreateEvent),
+    #[serde(rename = "order.place")]
+    PlaceOrder(PlaceOrder),
+    #[serde(rename = "ticket.checkin")]
+    CheckIn(CheckIn),
+    #[serde(rename = "notification.read")]
+    MarkNotificationRead(MarkNotificationRead),
+}
+
+impl Action {
+    /// The command type, which is also its routing key.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::CreateEvent(_) => "event.create",
+            Self::PlaceOrder(_) => "order.place",
+            Self::CheckIn(_) => "ticket.checkin",
+            Self::MarkNotificationRead(_) => "notification.read",
+        }
+    }
+
+    /// The worker role that carries this command out.
+    pub fn queue(&self) -> WorkQueue {
+        match self {
+            Self::CreateEvent(_) => WorkQueue::Registration,
+            Self::PlaceOrder(_) | Self::CheckIn(_) => WorkQueue::Ticketing,
+            Self::MarkNotificationRead(_) => WorkQueue::Notification,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateEvent {
+    pub event_id: EventId,
+    pub spec: EventSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlaceOrder {
+    pub order_id: OrderId,
+    pub event_id: EventId,
+    pub ticket_type_id: TicketTypeId,
+    pub quantity: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckIn {
+    pub event_id: EventId,
+    pub ticket_id: TicketId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MarkNotificationRead {
+    pub notification_id: NotificationId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Action> {
+        vec![
+            Action::PlaceOrder(PlaceOrder {
+                order_id: OrderId::generate(),
+                event_id: EventId::generate(),
+                ticket_type_id: TicketTypeId::generate(),
+                quantity: 2,
+            }),
+            Action::CheckIn(CheckIn {
+                event_id: EventId::generate(),
+                ticket_id: TicketId::generate(),
+            }),
+            Action::MarkNotificationRead(MarkNotificationRead {
+                notification_id: NotificationId::generate(),
+            }),
+        ]
+    }
+
+    #[test]
+    fn an_envelope_is_flat_json_with_type_and_payload() {
+        for action in samples() {
+            let env = CommandEnvelope::new(UserId::parse("u1").unwrap(), action);
+            let json: serde_json::Value = serde_json::from_slice(&env.to_json()).unwrap();
+            assert_eq!(json["type"], env.action.kind());
+            assert_eq!(json["message_id"], env.message_id.to_string());
+            assert_eq!(json["version"], SCHEMA_VERSION);
+            assert!(json["payload"].is_object());
+            let back: CommandEnvelope = serde_json::from_value(json).unwrap();
+            assert_eq!(back, env);
+        }
+    }
+
+    #[test]
+    fn every_command_is_routed_to_the_queue_that_handles_it() {
+        for action in samples() {
+            assert!(
+                action
+                    .queue()
+                    .command_patterns()
+                    .iter()
+                    .any(|p| crate::topology::matches(p, action.kind())),
+                "{} is not bound to {:?}",
+                action.kind(),
+                action.queue()
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_type_is_an_error_not_a_guess() {
+        let json = r#"{"message_id":"0190e5c2-7d0e-7000-8000-000000000000","version":1,
+            "occurred_at":"2026-01-01T00:00:00Z","issuer":"u","type":"order.steal","payload":{}}"#;
+        assert!(serde_json::from_str::<CommandEnvelope>(json).is_err());
+    }
+}

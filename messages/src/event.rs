@@ -1,0 +1,182 @@
+//! Events: what happened, published by the workers on `eventsys.events`.
+//!
+//! An event caused by a command gets a message id derived from the command
+//! id and the fact it states, so a worker that announces the same outcome
+//! twice (after a redelivery) publishes the same message twice, and consumers
+//! can tell.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    SCHEMA_VERSION, Timestamp,
+    ids::{CommandId, EventId, NotificationId, OrderId, TicketId, UserId},
+    spec::EventStatus,
+    status::{CommandError, CommandStatus},
+};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    pub message_id: Uuid,
+    pub version: u16,
+    pub occurred_at: Timestamp,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl EventEnvelope {
+    /// An event caused by `command`; its id is a function of both.
+    pub fn caused_by(command: CommandId, event: Event) -> Self {
+        let fact = match &event {
+            Event::CommandUpdated(u) => format!("command.updated:{}", u.status.as_str()),
+            other => other.kind().to_owned(),
+        };
+        Self {
+            message_id: Uuid::new_v5(&command.0, fact.as_bytes()),
+            version: SCHEMA_VERSION,
+            occurred_at: Timestamp::now(),
+            event,
+        }
+    }
+
+    /// An event that no command caused; `key` must name the fact uniquely.
+    pub fn keyed(key: Uuid, event: Event) -> Self {
+        Self {
+            message_id: Uuid::new_v5(&key, event.kind().as_bytes()),
+            version: SCHEMA_VERSION,
+            occurred_at: Timestamp::now(),
+            event,
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload")]
+pub enum Event {
+    #[serde(rename = "command.updated")]
+    CommandUpdated(CommandUpdated),
+    #[serde(rename = "event.updated")]
+    EventUpdated(EventUpdated),
+    #[serde(rename = "ticket.sold")]
+    TicketsSold(TicketsSold),
+    #[serde(rename = "order.rejected")]
+    OrderRejected(OrderRejected),
+    #[serde(rename = "ticket.checked_in")]
+    TicketCheckedIn(TicketCheckedIn),
+    #[serde(rename = "notification.created")]
+    NotificationCreated(NotificationCreated),
+}
+
+impl Event {
+    /// The event type, which is also its routing key.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::CommandUpdated(_) => "command.updated",
+            Self::EventUpdated(_) => "event.updated",
+            Self::TicketsSold(_) => "ticket.sold",
+            Self::OrderRejected(_) => "order.rejected",
+            Self::TicketCheckedIn(_) => "ticket.checked_in",
+            Self::NotificationCreated(_) => "notification.created",
+        }
+    }
+}
+
+/// A command changed status. Goes to every connection of `user_id`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandUpdated {
+    pub command_id: CommandId,
+    pub user_id: UserId,
+    pub status: CommandStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CommandError>,
+}
+
+/// An event's availability or status changed. Goes to its subscribers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventUpdated {
+    pub event_id: EventId,
+    pub remaining: u32,
+    pub status: EventStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketsSold {
+    pub order_id: OrderId,
+    pub event_id: EventId,
+    pub event_name: String,
+    pub buyer_id: UserId,
+    pub ticket_ids: Vec<TicketId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderRejected {
+    pub order_id: OrderId,
+    pub event_id: EventId,
+    pub event_name: String,
+    pub buyer_id: UserId,
+    pub reason: CommandError,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketCheckedIn {
+    pub ticket_id: TicketId,
+    pub event_id: EventId,
+    pub holder_id: UserId,
+    pub checked_in_at: Timestamp,
+}
+
+/// A notification was stored in `user_id`'s inbox. Goes to their connections.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NotificationCreated {
+    pub user_id: UserId,
+    pub notification_id: NotificationId,
+    pub kind: String,
+    pub message: String,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<TicketId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn updated(status: CommandStatus) -> Event {
+        Event::CommandUpdated(CommandUpdated {
+            command_id: CommandId::generate(),
+            user_id: UserId::parse("u").unwrap(),
+            status,
+            result: None,
+            error: None,
+        })
+    }
+
+    #[test]
+    fn announcing_the_same_outcome_twice_yields_the_same_message_id() {
+        let cmd = CommandId::generate();
+        let a = EventEnvelope::caused_by(cmd, updated(CommandStatus::Succeeded));
+        let b = EventEnvelope::caused_by(cmd, updated(CommandStatus::Succeeded));
+        let c = EventEnvelope::caused_by(cmd, updated(CommandStatus::Processing));
+        assert_eq!(a.message_id, b.message_id);
+        assert_ne!(a.message_id, c.message_id);
+    }
+
+    #[test]
+    fn an_event_envelope_round_trips() {
+        let env = EventEnvelope::caused_by(CommandId::generate(), updated(CommandStatus::Rejected));
+        let json: serde_json::Value = serde_json::from_slice(&env.to_json()).unwrap();
+        assert_eq!(json["type"], "command.updated");
+        assert_eq!(json["payload"]["status"], "rejected");
+        assert_eq!(serde_json::from_value::<EventEnvelope>(json).unwrap(), env);
+    }
+}

@@ -1,0 +1,112 @@
+//! Identifiers. Every resource id is a UUIDv7 (time-ordered, so it also sorts
+//! by creation time); a user id is whatever the token's `sub` claim says.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh, time-ordered id.
+            pub fn generate() -> Self {
+                Self(Uuid::now_v7())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// One command, from its acceptance by the API to its terminal status.
+    /// A command's envelope uses the command id as its `message_id`.
+    CommandId
+);
+uuid_id!(
+    /// An event that people attend (not to be confused with a broker event).
+    EventId
+);
+uuid_id!(
+    /// One kind of ticket of an event, with its own price and quota.
+    TicketTypeId
+);
+uuid_id!(
+    /// An attendee's order of one or more tickets.
+    OrderId
+);
+uuid_id!(
+    /// One admission to one event.
+    TicketId
+);
+uuid_id!(
+    /// One message in a user's notification inbox.
+    NotificationId
+);
+
+/// A user, as named by the `sub` claim of their token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// The longest user id accepted, in bytes.
+    pub const MAX_LEN: usize = 128;
+
+    /// Accepts a non-empty id of at most [`Self::MAX_LEN`] bytes without
+    /// control characters.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok =
+            !raw.is_empty() && raw.len() <= Self::MAX_LEN && !raw.chars().any(char::is_control);
+        ok.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_json_as_plain_strings() {
+        let id = OrderId::generate();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<OrderId>(&json).unwrap(), id);
+    }
+
+    #[test]
+    fn user_ids_must_be_short_printable_and_non_empty() {
+        assert!(UserId::parse("alice").is_some());
+        assert!(UserId::parse("").is_none());
+        assert!(UserId::parse("a\nb").is_none());
+        assert!(UserId::parse(&"x".repeat(UserId::MAX_LEN + 1)).is_none());
+    }
+}

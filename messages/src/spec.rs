@@ -1,0 +1,281 @@
+//! What an organizer asks for when creating an event, and the limits of the
+//! public contract that both the API (to answer 422 at once) and the workers
+//! (to refuse a bad message that bypassed the API) enforce.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Timestamp, ids::TicketTypeId};
+
+pub const NAME_MAX: usize = 200;
+pub const VENUE_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 5_000;
+pub const CAPACITY_MAX: u32 = 1_000_000;
+pub const TICKET_TYPES_MAX: usize = 20;
+/// The per-order maximum when the organizer does not set one.
+pub const DEFAULT_MAX_PER_ORDER: u32 = 10;
+/// An order's tickets are written in one store transaction with a few other
+/// items; 50 keeps that well inside DynamoDB's 100-item limit.
+pub const MAX_PER_ORDER_LIMIT: u32 = 50;
+/// Inventory of one event is split over at most this many items.
+pub const INVENTORY_SHARDS_MAX: u16 = 16;
+pub const PRICE_MINOR_MAX: u64 = 100_000_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// Visible to its organizer only.
+    Draft,
+    /// Listed and on sale.
+    Published,
+    Cancelled,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Published => "published",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A complete event description, defaults filled in and ids assigned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventSpec {
+    pub name: String,
+    pub description: String,
+    pub venue: String,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub capacity: u32,
+    pub max_per_order: u32,
+    pub status: EventStatus,
+    pub ticket_types: Vec<TicketTypeSpec>,
+    /// How many items the inventory is split over; `None` lets the worker
+    /// choose from the capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_shards: Option<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketTypeSpec {
+    pub ticket_type_id: TicketTypeId,
+    pub name: String,
+    pub price_minor: u64,
+    pub currency: String,
+    pub quota: u32,
+}
+
+/// One reason why one field of the input is not acceptable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `ticket_types[1].quota`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl EventSpec {
+    /// Every limit of the contract, reported all at once.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        text("name", &self.name, 1, NAME_MAX, &mut errors);
+        text("venue", &self.venue, 1, VENUE_MAX, &mut errors);
+        text(
+            "description",
+            &self.description,
+            0,
+            DESCRIPTION_MAX,
+            &mut errors,
+        );
+        if self.ends_at <= self.starts_at {
+            errors.push(FieldError::new("ends_at", "must be after starts_at"));
+        }
+        if !(1..=CAPACITY_MAX).contains(&self.capacity) {
+            errors.push(FieldError::new(
+                "capacity",
+                format!("must be between 1 and {CAPACITY_MAX}"),
+            ));
+        }
+        if !(1..=MAX_PER_ORDER_LIMIT).contains(&self.max_per_order) {
+            errors.push(FieldError::new(
+                "max_per_order",
+                format!("must be between 1 and {MAX_PER_ORDER_LIMIT}"),
+            ));
+        }
+        if self.status == EventStatus::Cancelled {
+            errors.push(FieldError::new("status", "must be draft or published"));
+        }
+        if let Some(shards) = self.inventory_shards
+            && !(1..=INVENTORY_SHARDS_MAX).contains(&shards)
+        {
+            errors.push(FieldError::new(
+                "inventory_shards",
+                format!("must be between 1 and {INVENTORY_SHARDS_MAX}"),
+            ));
+        }
+        if self.ticket_types.is_empty() || self.ticket_types.len() > TICKET_TYPES_MAX {
+            errors.push(FieldError::new(
+                "ticket_types",
+                format!("must hold between 1 and {TICKET_TYPES_MAX} ticket types"),
+            ));
+        }
+        for (i, tt) in self.ticket_types.iter().enumerate() {
+            let at = |f: &str| format!("ticket_types[{i}].{f}");
+            text(&at("name"), &tt.name, 1, NAME_MAX, &mut errors);
+            if self.ticket_types[..i]
+                .iter()
+                .any(|other| other.name == tt.name)
+            {
+                errors.push(FieldError::new(
+                    at("name"),
+                    "is used by another ticket type",
+                ));
+            }
+            if tt.price_minor > PRICE_MINOR_MAX {
+                errors.push(FieldError::new(
+                    at("price_minor"),
+                    format!("must be at most {PRICE_MINOR_MAX}"),
+                ));
+            }
+            if !is_currency_code(&tt.currency) {
+                errors.push(FieldError::new(
+                    at("currency"),
+                    "must be an ISO 4217 code such as EUR",
+                ));
+            }
+            if !(1..=CAPACITY_MAX).contains(&tt.quota) {
+                errors.push(FieldError::new(
+                    at("quota"),
+                    format!("must be between 1 and {CAPACITY_MAX}"),
+                ));
+            } else if tt.quota > self.capacity {
+                errors.push(FieldError::new(at("quota"), "must not exceed the capacity"));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn ticket_type(&self, id: TicketTypeId) -> Option<&TicketTypeSpec> {
+        self.ticket_types.iter().find(|tt| tt.ticket_type_id == id)
+    }
+}
+
+fn text(field: &str, value: &str, min: usize, max: usize, errors: &mut Vec<FieldError>) {
+    let chars = value.chars().count();
+    if min > 0 && value.trim().is_empty() {
+        errors.push(FieldError::new(field, "must not be empty"));
+    } else if chars > max {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    } else if chars < min {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at least {min} characters"),
+        ));
+    }
+}
+
+fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> EventSpec {
+        EventSpec {
+            name: "RustConf".into(),
+            description: String::new(),
+            venue: "Hall 1".into(),
+            starts_at: "2030-01-01T18:00:00Z".parse().unwrap(),
+            ends_at: "2030-01-01T22:00:00Z".parse().unwrap(),
+            capacity: 100,
+            max_per_order: DEFAULT_MAX_PER_ORDER,
+            status: EventStatus::Published,
+            ticket_types: vec![TicketTypeSpec {
+                ticket_type_id: TicketTypeId::generate(),
+                name: "General".into(),
+                price_minor: 0,
+                currency: "EUR".into(),
+                quota: 100,
+            }],
+            inventory_shards: None,
+        }
+    }
+
+    fn fields(spec: &EventSpec) -> Vec<String> {
+        spec.validate()
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn a_sensible_event_is_valid() {
+        assert_eq!(spec().validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_limit_names_its_field() {
+        let mut s = spec();
+        s.name = "x".repeat(NAME_MAX + 1);
+        s.venue = "  ".into();
+        s.ends_at = s.starts_at;
+        s.capacity = 0;
+        s.max_per_order = MAX_PER_ORDER_LIMIT + 1;
+        s.ticket_types[0].currency = "eur".into();
+        s.inventory_shards = Some(0);
+        assert_eq!(
+            fields(&s),
+            [
+                "name",
+                "venue",
+                "ends_at",
+                "capacity",
+                "max_per_order",
+                "inventory_shards",
+                "ticket_types[0].currency",
+                "ticket_types[0].quota"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_quota_may_not_exceed_the_capacity_nor_repeat_a_name() {
+        let mut s = spec();
+        let mut vip = s.ticket_types[0].clone();
+        vip.ticket_type_id = TicketTypeId::generate();
+        vip.quota = 101;
+        s.ticket_types.push(vip);
+        assert_eq!(
+            fields(&s),
+            ["ticket_types[1].name", "ticket_types[1].quota"]
+        );
+    }
+
+    #[test]
+    fn the_limits_count_characters_not_bytes() {
+        let mut s = spec();
+        s.name = "é".repeat(NAME_MAX);
+        assert_eq!(s.validate(), Ok(()));
+    }
+}

@@ -1,0 +1,118 @@
+//! Names of the broker topology, fixed by the public contract, and which
+//! routing keys reach which queue. Every adapter and every deployment
+//! artefact takes its names from here.
+
+/// Topic exchange for commands; routing key = command type.
+pub const COMMANDS_EXCHANGE: &str = "eventsys.commands";
+/// Topic exchange for what happened; routing key = event type.
+pub const EVENTS_EXCHANGE: &str = "eventsys.events";
+/// Where a work queue sends what it gives up on; routing key = the queue's name.
+pub const DEAD_LETTER_EXCHANGE: &str = "eventsys.dead-letter";
+
+/// Deliveries of one message before the broker dead-letters it by itself.
+/// Workers give up one delivery earlier, so that they can first mark the
+/// command `failed`; the broker's limit is the backstop for a message that
+/// crashes its consumer every time.
+pub const DELIVERY_LIMIT: u32 = 10;
+
+/// What an API replica relays to its WebSocket clients.
+pub const BROADCAST_PATTERNS: &[&str] =
+    &["command.updated", "event.updated", "notification.created"];
+
+/// The three durable work queues, one per worker role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WorkQueue {
+    Registration,
+    Ticketing,
+    Notification,
+}
+
+impl WorkQueue {
+    pub const ALL: [Self; 3] = [Self::Registration, Self::Ticketing, Self::Notification];
+
+    pub fn role(self) -> &'static str {
+        match self {
+            Self::Registration => "registration",
+            Self::Ticketing => "ticketing",
+            Self::Notification => "notification",
+        }
+    }
+
+    pub fn from_role(role: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|q| q.role() == role)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Registration => "eventsys.registration",
+            Self::Ticketing => "eventsys.ticketing",
+            Self::Notification => "eventsys.notification",
+        }
+    }
+
+    pub fn dead_letter_queue(self) -> &'static str {
+        match self {
+            Self::Registration => "eventsys.registration.dead-letter",
+            Self::Ticketing => "eventsys.ticketing.dead-letter",
+            Self::Notification => "eventsys.notification.dead-letter",
+        }
+    }
+
+    /// Bindings from `eventsys.commands`.
+    pub fn command_patterns(self) -> &'static [&'static str] {
+        match self {
+            Self::Registration => &["event.*", "registration.*", "waitlist.*"],
+            Self::Ticketing => &["order.*", "ticket.*"],
+            Self::Notification => &["notification.*"],
+        }
+    }
+
+    /// Bindings from `eventsys.events`: the facts this role reacts to.
+    pub fn event_patterns(self) -> &'static [&'static str] {
+        match self {
+            Self::Registration | Self::Ticketing => &[],
+            Self::Notification => &["ticket.sold", "order.rejected", "ticket.checked_in"],
+        }
+    }
+}
+
+/// AMQP topic matching (`*` one word, `#` zero or more), for adapters that
+/// route without a broker.
+pub fn matches(pattern: &str, key: &str) -> bool {
+    fn go(p: &[&str], k: &[&str]) -> bool {
+        match (p.first(), k.first()) {
+            (None, None) => true,
+            (Some(&"#"), _) => go(&p[1..], k) || (!k.is_empty() && go(p, &k[1..])),
+            (Some(&"*"), Some(_)) => go(&p[1..], &k[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &k[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<&str> = pattern.split('.').collect();
+    let k: Vec<&str> = key.split('.').collect();
+    go(&p, &k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_patterns_match_like_rabbitmq() {
+        assert!(matches("order.*", "order.place"));
+        assert!(!matches("order.*", "order.place.now"));
+        assert!(matches("order.#", "order.place.now"));
+        assert!(matches("#", "anything.at.all"));
+        assert!(matches("ticket.sold", "ticket.sold"));
+        assert!(!matches("ticket.sold", "ticket.checked_in"));
+        assert!(!matches("event.*", "events.create"));
+    }
+
+    #[test]
+    fn roles_and_queue_names_agree() {
+        for q in WorkQueue::ALL {
+            assert_eq!(WorkQueue::from_role(q.role()), Some(q));
+            assert_eq!(q.name(), format!("eventsys.{}", q.role()));
+        }
+    }
+}

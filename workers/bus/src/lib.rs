@@ -1,0 +1,165 @@
+//! The message bus port of eventsys and its adapters.
+//!
+//! The port is what the API and the workers need from a broker, no more:
+//! publish with a confirm, consume a work queue with manual acks (ack,
+//! dead-letter, or hand back), and a per-replica fan-out of events. Delivery
+//! is at least once; exactly-once effects are the store's business.
+//!
+//! Adapters: [`rabbitmq`].
+
+pub mod rabbitmq;
+
+use async_trait::async_trait;
+use eventsys_messages::{
+    CommandEnvelope, EventEnvelope, WorkQueue,
+    topology::{COMMANDS_EXCHANGE, EVENTS_EXCHANGE},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The broker cannot be reached or dropped the connection.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// No queue is bound for this routing key: the topology is missing.
+    #[error("no queue takes messages routed `{0}` (run `eventsys init`)")]
+    Unroutable(String),
+    /// The broker refused to take responsibility for the message.
+    #[error("broker refused the message")]
+    Refused,
+}
+
+/// The two exchanges of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    Commands,
+    Events,
+}
+
+impl Exchange {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Commands => COMMANDS_EXCHANGE,
+            Self::Events => EVENTS_EXCHANGE,
+        }
+    }
+}
+
+/// A message as it travels: routing key, id, JSON body, trace context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub routing_key: String,
+    pub message_id: String,
+    pub body: Vec<u8>,
+    /// W3C trace context, carried in the `traceparent` header.
+    pub traceparent: Option<String>,
+}
+
+impl Message {
+    pub fn command(envelope: &CommandEnvelope, traceparent: Option<String>) -> Self {
+        Self {
+            routing_key: envelope.action.kind().to_owned(),
+            message_id: envelope.message_id.to_string(),
+            body: envelope.to_json(),
+            traceparent,
+        }
+    }
+
+    pub fn event(envelope: &EventEnvelope, traceparent: Option<String>) -> Self {
+        Self {
+            routing_key: envelope.event.kind().to_owned(),
+            message_id: envelope.message_id.to_string(),
+            body: envelope.to_json(),
+            traceparent,
+        }
+    }
+}
+
+/// How a consumer settles one delivery.
+#[async_trait]
+pub trait Acker: Send + Sync {
+    async fn ack(&self) -> Result<(), BusError>;
+    /// `requeue = false` sends the message to the dead-letter queue.
+    async fn reject(&self, requeue: bool) -> Result<(), BusError>;
+}
+
+/// One message handed to a consumer, to be settled exactly once.
+pub struct Delivery {
+    pub message: Message,
+    /// How many times the broker delivered this message before (0 the first time).
+    pub previous_deliveries: u32,
+    acker: Box<dyn Acker>,
+}
+
+impl Delivery {
+    pub fn new(message: Message, previous_deliveries: u32, acker: Box<dyn Acker>) -> Self {
+        Self {
+            message,
+            previous_deliveries,
+            acker,
+        }
+    }
+
+    /// Done: the broker forgets the message.
+    pub async fn ack(self) -> Result<(), BusError> {
+        self.acker.ack().await
+    }
+
+    /// Cannot be handled, now or ever: to the dead-letter queue.
+    pub async fn dead_letter(self) -> Result<(), BusError> {
+        self.acker.reject(false).await
+    }
+
+    /// Not now: back to the queue for another consumer or a later try.
+    pub async fn hand_back(self) -> Result<(), BusError> {
+        self.acker.reject(true).await
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("message", &self.message)
+            .field("previous_deliveries", &self.previous_deliveries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream of deliveries from one queue.
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next delivery; `None` once the subscription has ended (the
+    /// connection dropped, or it was cancelled).
+    async fn next(&mut self) -> Option<Delivery>;
+
+    /// Stops deliveries first, then lets go of the channel, so that nothing
+    /// acknowledged is handed out again.
+    async fn cancel(self: Box<Self>);
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync {
+    /// Creates exchanges, queues and bindings if they are missing.
+    async fn declare_topology(&self) -> Result<(), BusError>;
+
+    /// Publishes and returns once the broker has confirmed it holds the
+    /// message (for durable queues: on disk).
+    async fn publish(&self, exchange: Exchange, message: &Message) -> Result<(), BusError>;
+
+    /// Competing consumer on a work queue; at most `prefetch` unsettled
+    /// deliveries at a time.
+    async fn consume(
+        &self,
+        queue: WorkQueue,
+        prefetch: u16,
+    ) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// This replica's own feed of the events matching `patterns`; it is not
+    /// shared with any other replica and vanishes with it.
+    async fn broadcast(&self, patterns: &[&str]) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Whether the broker is reachable right now, for readiness probes.
+    async fn is_ready(&self) -> bool;
+
+    /// Lets go of the broker; unsettled deliveries return to their queues.
+    async fn close(&self) {}
+}

@@ -1,0 +1,347 @@
+//! The RabbitMQ adapter (AMQP 0-9-1 through lapin).
+//!
+//! One connection per process, one confirm-mode channel for publishing,
+//! one channel per subscription. A broken connection is replaced on next
+//! use; every new connection declares the whole topology first, so a
+//! process never depends on someone else having run `eventsys init`.
+
+mod topology;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use eventsys_messages::{WorkQueue, topology::EVENTS_EXCHANGE};
+use futures::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+        BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    },
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::{Acker, Bus, BusError, Delivery, Exchange, Message, Subscription};
+
+/// Publishes awaiting their confirm at once, per process. Enough to keep
+/// the channel busy; small enough that a stalled broker pushes back quickly.
+const CONFIRM_WINDOW: usize = 512;
+
+pub struct RabbitBus {
+    url: String,
+    name: String,
+    link: Mutex<Option<Arc<Link>>>,
+    window: Semaphore,
+}
+
+struct Link {
+    connection: Connection,
+    publisher: Channel,
+}
+
+impl Link {
+    async fn open(url: &str, name: &str) -> lapin::Result<Self> {
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let connection = Connection::connect(url, properties).await?;
+        let setup = connection.create_channel().await?;
+        topology::declare(&setup).await?;
+        setup.close(200, "topology declared".into()).await?;
+        let publisher = connection.create_channel().await?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self {
+            connection,
+            publisher,
+        })
+    }
+
+    fn is_usable(&self) -> bool {
+        self.connection.status().connected() && self.publisher.status().connected()
+    }
+}
+
+fn unavailable(err: lapin::Error) -> BusError {
+    BusError::Unavailable(err.to_string())
+}
+
+impl RabbitBus {
+    /// Connects (and declares the topology); `name` shows in the broker's
+    /// connection list.
+    pub async fn connect(url: &str, name: &str) -> Result<Self, BusError> {
+        let bus = Self {
+            url: url.to_owned(),
+            name: name.to_owned(),
+            link: Mutex::new(None),
+            window: Semaphore::new(CONFIRM_WINDOW),
+        };
+        bus.link().await?;
+        Ok(bus)
+    }
+
+    async fn link(&self) -> Result<Arc<Link>, BusError> {
+        let mut current = self.link.lock().await;
+        if let Some(link) = current.as_ref().filter(|l| l.is_usable()) {
+            return Ok(link.clone());
+        }
+        let link = Arc::new(
+            Link::open(&self.url, &self.name)
+                .await
+                .map_err(unavailable)?,
+        );
+        tracing::info!(connection = %self.name, "connected to RabbitMQ");
+        *current = Some(link.clone());
+        Ok(link)
+    }
+}
+
+fn properties(message: &Message) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Some(traceparent) = &message.traceparent {
+        headers.insert(
+            "traceparent".into(),
+            AMQPValue::LongString(LongString::from(traceparent.as_str())),
+        );
+    }
+    BasicProperties::default()
+        .with_delivery_mode(2) // persistent
+        .with_content_type("application/json".into())
+        .with_message_id(message.message_id.as_str().into())
+        .with_type(message.routing_key.as_str().into())
+        .with_headers(headers)
+}
+
+#[async_trait]
+impl Bus for RabbitBus {
+    async fn declare_topology(&self) -> Result<(), BusError> {
+        // Every new link declares the topology; make sure there is one.
+        self.link().await.map(|_| ())
+    }
+
+    async fn publish(&self, exchange: Exchange, message: &Message) -> Result<(), BusError> {
+        let _slot = self
+            .window
+            .acquire()
+            .await
+            .map_err(|_| BusError::Unavailable("publisher closed".into()))?;
+        let link = self.link().await?;
+        let confirm = link
+            .publisher
+            .basic_publish(
+                exchange.name().into(),
+                message.routing_key.as_str().into(),
+                // A command no queue would take comes back instead of being
+                // confirmed and silently dropped. Events are facts: whether
+                // anybody listens is not the publisher's concern.
+                BasicPublishOptions {
+                    mandatory: exchange == Exchange::Commands,
+                    ..Default::default()
+                },
+                &message.body,
+                properties(message),
+            )
+            .await
+            .map_err(unavailable)?;
+        match confirm.await.map_err(unavailable)? {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(BusError::Unroutable(message.routing_key.clone())),
+            Confirmation::Nack(_) => Err(BusError::Refused),
+        }
+    }
+
+    async fn consume(
+        &self,
+        queue: WorkQueue,
+        prefetch: u16,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let link = self.link().await?;
+        let channel = link
+            .connection
+            .create_channel()
+            .await
+            .map_err(unavailable)?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let consumer = channel
+            .basic_consume(
+                queue.name().into(),
+                ShortString::from(""),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Box::new(RabbitSubscription {
+            channel,
+            consumer,
+            acks: true,
+        }))
+    }
+
+    async fn broadcast(&self, patterns: &[&str]) -> Result<Box<dyn Subscription>, BusError> {
+        let link = self.link().await?;
+        let channel = link
+            .connection
+            .create_channel()
+            .await
+            .map_err(unavailable)?;
+        // Server-named, exclusive, auto-delete: this replica's alone, gone with it.
+        let queue = channel
+            .queue_declare(
+                ShortString::from(""),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        for pattern in patterns {
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    EVENTS_EXCHANGE.into(),
+                    (*pattern).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        // Live updates are worth nothing once stale: no acks, no redelivery.
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                ShortString::from(""),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Box::new(RabbitSubscription {
+            channel,
+            consumer,
+            acks: false,
+        }))
+    }
+
+    async fn is_ready(&self) -> bool {
+        self.link().await.is_ok()
+    }
+
+    async fn close(&self) {
+        if let Some(link) = self.link.lock().await.take() {
+            let _ = link.connection.close(200, "shutting down".into()).await;
+        }
+    }
+}
+
+struct RabbitSubscription {
+    channel: Channel,
+    consumer: Consumer,
+    /// False for `no_ack` consumers, whose deliveries must not be settled.
+    acks: bool,
+}
+
+#[async_trait]
+impl Subscription for RabbitSubscription {
+    async fn next(&mut self) -> Option<Delivery> {
+        match self.consumer.next().await? {
+            Ok(delivery) => Some(into_delivery(delivery, self.acks)),
+            Err(err) => {
+                tracing::warn!(error = %err, "subscription ended");
+                None
+            }
+        }
+    }
+
+    async fn cancel(self: Box<Self>) {
+        // Cancel before closing: closing a quorum-queue channel right after
+        // acking can otherwise hand a few acked messages out again.
+        let _ = self
+            .channel
+            .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
+            .await;
+        let _ = self.channel.close(200, "done".into()).await;
+    }
+}
+
+fn into_delivery(delivery: lapin::message::Delivery, acks: bool) -> Delivery {
+    let headers = delivery.properties.headers().as_ref();
+    let header = |name: &str| headers.and_then(|h| h.inner().get(name));
+    let traceparent = match header("traceparent") {
+        Some(AMQPValue::LongString(v)) => Some(v.to_string()),
+        _ => None,
+    };
+    // Quorum queues count earlier deliveries; elsewhere we only know "again".
+    let previous = match header("x-delivery-count") {
+        Some(AMQPValue::LongLongInt(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+        Some(AMQPValue::LongInt(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+        Some(AMQPValue::LongUInt(n)) => *n,
+        _ => u32::from(delivery.redelivered),
+    };
+    let message = Message {
+        routing_key: delivery.routing_key.to_string(),
+        message_id: delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        body: delivery.data,
+        traceparent,
+    };
+    let acker: Box<dyn Acker> = if acks {
+        Box::new(RabbitAcker(delivery.acker))
+    } else {
+        Box::new(AutoAcked)
+    };
+    Delivery::new(message, previous, acker)
+}
+
+/// Settles nothing: the broker considered the delivery settled on sending.
+struct AutoAcked;
+
+#[async_trait]
+impl Acker for AutoAcked {
+    async fn ack(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    async fn reject(&self, _requeue: bool) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+struct RabbitAcker(lapin::Acker);
+
+#[async_trait]
+impl Acker for RabbitAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        self.0
+            .ack(BasicAckOptions::default())
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn reject(&self, requeue: bool) -> Result<(), BusError> {
+        self.0
+            .nack(BasicNackOptions {
+                requeue,
+                multiple: false,
+            })
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}

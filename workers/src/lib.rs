@@ -1,0 +1,36 @@
+//! The business rules of eventsys, and the loop that feeds them.
+//!
+//! Three roles consume the three work queues:
+//! - [`registration`]: the life of events;
+//! - [`ticketing`]: orders, tickets and check-in;
+//! - [`notification`]: turns what happened into inbox entries and live pushes.
+//!
+//! Each command goes through the same [`lifecycle`]: it must have been
+//! recorded by the API, it moves to `processing`, its effect and its terminal
+//! status are written in one conditional store write, and only then is the
+//! outcome announced and the delivery acknowledged. A delivery of a command
+//! that already finished changes nothing and announces the outcome again.
+
+mod error;
+pub mod failpoint;
+mod lifecycle;
+pub mod notification;
+pub mod registration;
+pub mod retry;
+pub mod runner;
+pub mod ticketing;
+
+use std::sync::Arc;
+
+use eventsys_bus::Bus;
+use eventsys_store::Store;
+
+pub use error::WorkError;
+pub use runner::{WorkerOptions, run_worker};
+
+/// What every role works with.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+}

@@ -1,0 +1,214 @@
+//! The notification role: turns what happened into entries in people's
+//! inboxes, and pushes each new entry live; also marks entries read.
+//!
+//! A notification's id is derived from the fact it reports, so the same
+//! fact delivered twice fills one inbox entry.
+
+use async_trait::async_trait;
+use eventsys_bus::{Exchange, Message};
+use eventsys_messages::{
+    Action, CommandEnvelope, CommandError, Event, EventEnvelope, MarkNotificationRead,
+    NotificationId, event::NotificationCreated, trace,
+};
+use eventsys_store::{CommandRecord, Completion, Finished, NotificationRecord};
+use serde_json::json;
+
+use crate::{
+    Deps, WorkError,
+    lifecycle::{Execute, Executed, Outcome, end_without_effect},
+};
+
+pub(crate) struct Notification;
+
+#[async_trait]
+impl Execute for Notification {
+    async fn execute(&self, deps: &Deps, command: &CommandEnvelope) -> Result<Executed, WorkError> {
+        match &command.action {
+            Action::MarkNotificationRead(read) => mark_read(deps, command, read).await,
+            other => Err(WorkError::Poison(format!(
+                "{} is not a notification command",
+                other.kind()
+            ))),
+        }
+    }
+
+    async fn recall(
+        &self,
+        _: &Deps,
+        _: &CommandEnvelope,
+        _: &CommandRecord,
+    ) -> Result<Vec<Event>, WorkError> {
+        Ok(Vec::new())
+    }
+}
+
+async fn mark_read(
+    deps: &Deps,
+    command: &CommandEnvelope,
+    read: &MarkNotificationRead,
+) -> Result<Executed, WorkError> {
+    let id = command.command_id();
+    let done = Completion::succeeded(id, json!({ "notification_id": read.notification_id }));
+    match deps
+        .store
+        .mark_read(&command.issuer, read.notification_id, &done)
+        .await?
+    {
+        Some(Finished::Now) => Ok(Executed::Now(Outcome {
+            completion: done,
+            events: Vec::new(),
+        })),
+        Some(Finished::Already) => Ok(Executed::Already),
+        None => {
+            let reason = CommandError::new("not_found", "no such notification");
+            end_without_effect(deps, Completion::rejected(id, reason)).await
+        }
+    }
+}
+
+/// Stores the notification a fact calls for, if any, and pushes it.
+pub(crate) async fn on_event(
+    deps: &Deps,
+    envelope: &EventEnvelope,
+    traceparent: Option<&str>,
+) -> Result<(), WorkError> {
+    let Some(notification) = notification_for(envelope) else {
+        return Ok(());
+    };
+    if !deps.store.add_notification(&notification).await? {
+        tracing::debug!(notification = %notification.notification_id, "already in the inbox");
+    }
+    // Pushed even when it was stored before: the earlier push may not have
+    // happened. Clients see the same notification id twice at worst.
+    let created = EventEnvelope::keyed(
+        notification.notification_id.0,
+        Event::NotificationCreated(NotificationCreated {
+            user_id: notification.user_id,
+            notification_id: notification.notification_id,
+            kind: notification.kind,
+            message: notification.message,
+            created_at: notification.created_at,
+            event_id: notification.event_id,
+            order_id: notification.order_id,
+            ticket_id: notification.ticket_id,
+        }),
+    );
+    let message = Message::event(&created, Some(trace::child_of(traceparent)));
+    deps.bus.publish(Exchange::Events, &message).await?;
+    Ok(())
+}
+
+/// The inbox entry a fact calls for.
+fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
+    let base = |user_id, kind: &str, message: String| NotificationRecord {
+        user_id,
+        notification_id: notification_id(envelope),
+        kind: kind.to_owned(),
+        message,
+        created_at: envelope.occurred_at,
+        read: false,
+        event_id: None,
+        order_id: None,
+        ticket_id: None,
+    };
+    match &envelope.event {
+        Event::TicketsSold(sold) => {
+            let count = sold.ticket_ids.len();
+            let tickets = if count == 1 {
+                "1 ticket".to_owned()
+            } else {
+                format!("{count} tickets")
+            };
+            Some(NotificationRecord {
+                event_id: Some(sold.event_id),
+                order_id: Some(sold.order_id),
+                ..base(
+                    sold.buyer_id.clone(),
+                    "order.confirmed",
+                    format!(
+                        "Your order of {tickets} for {} is confirmed.",
+                        sold.event_name
+                    ),
+                )
+            })
+        }
+        Event::OrderRejected(rejected) => Some(NotificationRecord {
+            event_id: Some(rejected.event_id),
+            order_id: Some(rejected.order_id),
+            ..base(
+                rejected.buyer_id.clone(),
+                "order.rejected",
+                format!(
+                    "Your order for {} could not be completed: {}.",
+                    if rejected.event_name.is_empty() {
+                        "the event"
+                    } else {
+                        &rejected.event_name
+                    },
+                    rejected.reason.message
+                ),
+            )
+        }),
+        Event::TicketCheckedIn(admitted) => Some(NotificationRecord {
+            event_id: Some(admitted.event_id),
+            ticket_id: Some(admitted.ticket_id),
+            ..base(
+                admitted.holder_id.clone(),
+                "ticket.checked_in",
+                format!(
+                    "Welcome! Your ticket was checked in at {}.",
+                    admitted.checked_in_at
+                ),
+            )
+        }),
+        _ => None,
+    }
+}
+
+/// A UUIDv7 with the fact's time and bits of the fact's id: the same fact
+/// always gives the same notification id, and ids still sort by time.
+fn notification_id(envelope: &EventEnvelope) -> NotificationId {
+    let millis = u64::try_from(envelope.occurred_at.as_millisecond()).unwrap_or(0);
+    let source = envelope.message_id.as_bytes();
+    let mut tail = [0u8; 10];
+    tail.copy_from_slice(&source[6..16]);
+    NotificationId(uuid::Builder::from_unix_timestamp_millis(millis, &tail).into_uuid())
+}
+
+#[cfg(test)]
+mod tests {
+    use eventsys_messages::{CommandId, EventId, OrderId, TicketId, UserId, event::TicketsSold};
+
+    use super::*;
+
+    fn sold() -> EventEnvelope {
+        EventEnvelope::caused_by(
+            CommandId::generate(),
+            Event::TicketsSold(TicketsSold {
+                order_id: OrderId::generate(),
+                event_id: EventId::generate(),
+                event_name: "RustConf".into(),
+                buyer_id: UserId::parse("ann").unwrap(),
+                ticket_ids: vec![TicketId::generate(), TicketId::generate()],
+            }),
+        )
+    }
+
+    #[test]
+    fn the_same_fact_always_makes_the_same_notification() {
+        let fact = sold();
+        let a = notification_for(&fact).unwrap();
+        let b = notification_for(&fact.clone()).unwrap();
+        assert_eq!(a.notification_id, b.notification_id);
+        assert_ne!(
+            a.notification_id,
+            notification_for(&sold()).unwrap().notification_id
+        );
+        assert_eq!(a.user_id.as_str(), "ann");
+        assert_eq!(
+            a.message,
+            "Your order of 2 tickets for RustConf is confirmed."
+        );
+        assert_eq!(a.notification_id.0.get_version_num(), 7);
+    }
+}

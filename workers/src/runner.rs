@@ -1,0 +1,279 @@
+//! The consume loop of a worker role: takes deliveries from the role's
+//! queue, hands each to the business rules, and settles it.
+//!
+//! | outcome | delivery |
+//! |---|---|
+//! | carried out, rejected, or found finished before | ack |
+//! | transient trouble, still failing after retries | handed back to the queue |
+//! | poison (garbage, forged, never recorded) | dead-lettered, nothing else changes |
+//! | the recorded command cannot be carried out | command `failed`, dead-lettered |
+//!
+//! A delivery that has come back `DELIVERY_LIMIT - 1` times is given up on
+//! before it is handled again, so that a message that crashes its worker
+//! cannot do so forever.
+
+use std::time::Duration;
+
+use eventsys_bus::{Delivery, Message};
+use eventsys_messages::{
+    CommandEnvelope, CommandError, CommandId, EventEnvelope, SCHEMA_VERSION, UserId, WorkQueue,
+    topology::DELIVERY_LIMIT,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    Deps, WorkError,
+    lifecycle::{self, Execute},
+    notification::{self, Notification},
+    registration::Registration,
+    retry::{RETRY_FOR, retry_transient},
+    ticketing::Ticketing,
+};
+
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerOptions {
+    /// Deliveries in flight at once per worker.
+    pub prefetch: u16,
+    /// How long shutdown waits for in-flight deliveries.
+    pub drain_timeout: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            prefetch: 32,
+            drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Consumes `queue` until `shutdown`; reconnects when the broker goes away.
+pub async fn run_worker(
+    queue: WorkQueue,
+    deps: Deps,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+) {
+    let in_flight = TaskTracker::new();
+    let mut pause = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        let mut subscription = match deps.bus.consume(queue, options.prefetch).await {
+            Ok(subscription) => subscription,
+            Err(err) => {
+                tracing::warn!(queue = queue.name(), error = %err, "cannot consume; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shutdown.cancelled() => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        pause = Duration::from_millis(100);
+        tracing::info!(
+            queue = queue.name(),
+            prefetch = options.prefetch,
+            "consuming"
+        );
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                delivery = subscription.next() => match delivery {
+                    Some(delivery) => {
+                        let deps = deps.clone();
+                        in_flight.spawn(async move { settle(&deps, queue, delivery).await });
+                    }
+                    None => {
+                        tracing::warn!(queue = queue.name(), "subscription ended; consuming again");
+                        break;
+                    }
+                },
+            }
+        }
+        subscription.cancel().await;
+    }
+    in_flight.close();
+    if tokio::time::timeout(options.drain_timeout, in_flight.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            queue = queue.name(),
+            "in-flight deliveries did not finish; the broker will redeliver them"
+        );
+    }
+    tracing::info!(queue = queue.name(), "stopped consuming");
+}
+
+async fn settle(deps: &Deps, queue: WorkQueue, delivery: Delivery) {
+    let traceparent = delivery.message.traceparent.clone();
+    let traceparent = traceparent.as_deref();
+    let result = if delivery.previous_deliveries + 1 >= DELIVERY_LIMIT {
+        give_up(deps, &delivery.message).await
+    } else {
+        retry_transient(RETRY_FOR, || handle(deps, queue, &delivery.message)).await
+    };
+    let id = delivery.message.message_id.clone();
+    let settled = match result {
+        Ok(()) => delivery.ack().await,
+        Err(WorkError::Transient(reason)) => {
+            tracing::warn!(message = %id, %reason, "handing back after retries");
+            delivery.hand_back().await
+        }
+        Err(WorkError::Poison(reason)) => {
+            tracing::warn!(message = %id, %reason, "dead-lettering");
+            delivery.dead_letter().await
+        }
+        Err(WorkError::Failed {
+            command,
+            issuer,
+            reason,
+        }) => {
+            tracing::warn!(%command, reason = %reason.message, "command failed; dead-lettering");
+            let failed = retry_transient(RETRY_FOR, || {
+                lifecycle::fail(deps, command, &issuer, reason.clone(), traceparent)
+            })
+            .await;
+            match failed {
+                Ok(()) => delivery.dead_letter().await,
+                Err(err) => {
+                    tracing::warn!(%command, error = %err, "could not mark failed; handing back");
+                    delivery.hand_back().await
+                }
+            }
+        }
+    };
+    if let Err(err) = settled {
+        // The broker will deliver it again; every handler is idempotent.
+        tracing::warn!(message = %id, error = %err, "could not settle delivery");
+    }
+}
+
+/// Handles one message once.
+async fn handle(deps: &Deps, queue: WorkQueue, message: &Message) -> Result<(), WorkError> {
+    let traceparent = message.traceparent.as_deref();
+    match decode(message) {
+        Incoming::Command(command) if command.action.queue() == queue => {
+            lifecycle::carry_out(deps, role(queue), &command, traceparent).await
+        }
+        Incoming::Command(command) => Err(WorkError::Poison(format!(
+            "{} does not belong on {}",
+            command.action.kind(),
+            queue.name()
+        ))),
+        Incoming::Event(event) if queue == WorkQueue::Notification => {
+            notification::on_event(deps, &event, traceparent).await
+        }
+        Incoming::Event(event) => Err(WorkError::Poison(format!(
+            "{} does not belong on {}",
+            event.event.kind(),
+            queue.name()
+        ))),
+        Incoming::Undecodable(reason) => match recorded_command(deps, message).await? {
+            Some((command, issuer)) => Err(WorkError::Failed {
+                command,
+                issuer,
+                reason: CommandError::new("unprocessable", reason),
+            }),
+            None => Err(WorkError::Poison(reason)),
+        },
+    }
+}
+
+/// Stops trying a message that keeps coming back.
+async fn give_up(deps: &Deps, message: &Message) -> Result<(), WorkError> {
+    let reason = format!("gave up after {DELIVERY_LIMIT} deliveries");
+    match recorded_command(deps, message).await? {
+        Some((command, issuer)) => Err(WorkError::Failed {
+            command,
+            issuer,
+            reason: CommandError::new("gave_up", reason),
+        }),
+        None => Err(WorkError::Poison(reason)),
+    }
+}
+
+/// The recorded command this message is, byte for byte, if any: only then
+/// may its failure fail the command.
+async fn recorded_command(
+    deps: &Deps,
+    message: &Message,
+) -> Result<Option<(CommandId, UserId)>, WorkError> {
+    let Ok(id) = message.message_id.parse::<CommandId>() else {
+        return Ok(None);
+    };
+    Ok(deps
+        .store
+        .command(id)
+        .await?
+        .filter(|record| record.message.as_bytes() == message.body.as_slice())
+        .map(|record| (id, record.issuer)))
+}
+
+enum Incoming {
+    Command(CommandEnvelope),
+    Event(EventEnvelope),
+    Undecodable(String),
+}
+
+fn decode(message: &Message) -> Incoming {
+    let value: serde_json::Value = match serde_json::from_slice(&message.body) {
+        Ok(value) => value,
+        Err(err) => return Incoming::Undecodable(format!("not JSON: {err}")),
+    };
+    let version = value
+        .get("version")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    if version == 0 || version > u64::from(SCHEMA_VERSION) {
+        return Incoming::Undecodable(format!("unsupported schema version {version}"));
+    }
+    match serde_json::from_value::<CommandEnvelope>(value.clone()) {
+        Ok(command) => Incoming::Command(command),
+        Err(as_command) => match serde_json::from_value::<EventEnvelope>(value) {
+            Ok(event) => Incoming::Event(event),
+            Err(_) => {
+                Incoming::Undecodable(format!("not a command this build knows: {as_command}"))
+            }
+        },
+    }
+}
+
+fn role(queue: WorkQueue) -> &'static dyn Execute {
+    match queue {
+        WorkQueue::Registration => &Registration,
+        WorkQueue::Ticketing => &Ticketing,
+        WorkQueue::Notification => &Notification,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str) -> Message {
+        Message {
+            routing_key: "order.place".into(),
+            message_id: "x".into(),
+            body: body.as_bytes().to_vec(),
+            traceparent: None,
+        }
+    }
+
+    #[test]
+    fn garbage_and_future_versions_are_undecodable() {
+        assert!(matches!(
+            decode(&message("{not json")),
+            Incoming::Undecodable(_)
+        ));
+        assert!(
+            matches!(decode(&message(r#"{"version": 99}"#)), Incoming::Undecodable(r) if r.contains("99"))
+        );
+        assert!(matches!(
+            decode(&message(
+                r#"{"version": 1, "type": "order.place", "payload": {}}"#
+            )),
+            Incoming::Undecodable(_)
+        ));
+    }
+}

@@ -1,0 +1,276 @@
+//! The command log on DynamoDB: recording, idempotency keys, and the status
+//! transitions that guard every effect.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::{
+    operation::update_item::UpdateItemError,
+    types::{
+        Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    },
+};
+use eventsys_messages::{CommandId, CommandStatus, Timestamp};
+
+use super::{
+    DynamoStore, TxFailure, classify,
+    codec::{Item, from_item, n, s, to_item, to_value},
+};
+use crate::{
+    StoreError,
+    ports::{CommandLog, Finished, Recorded},
+    records::{CommandRecord, Completion, IdempotencyClaim},
+};
+
+/// The status condition every effect is written under.
+const UNFINISHED: &str = "#s IN (:accepted, :processing)";
+
+impl DynamoStore {
+    /// The update that ends a command, for use inside an effect's transaction.
+    pub(super) fn completion(&self, done: &Completion) -> Result<TransactWriteItem, StoreError> {
+        let parts = CompletionParts::new(done)?;
+        let update = Update::builder()
+            .table_name(&self.tables.commands)
+            .key("command_id", s(done.command_id.to_string()))
+            .update_expression(parts.expression)
+            .condition_expression(UNFINISHED)
+            .set_expression_attribute_names(Some(parts.names))
+            .set_expression_attribute_values(Some(parts.values))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    async fn existing_claim(
+        &self,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<(CommandRecord, bool)>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.tables.idempotency)
+            .key("key_hash", s(&claim.key_hash))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        let Some(item) = got.item else {
+            return Ok(None);
+        };
+        let stored: StoredClaim = from_item(item)?;
+        let record = self.command(stored.command_id).await?;
+        Ok(record.map(|r| (r, stored.fingerprint == claim.fingerprint)))
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredClaim {
+    key_hash: String,
+    command_id: CommandId,
+    fingerprint: String,
+    expires_at_epoch: i64,
+}
+
+/// `SET` expression, names and values that write a completion.
+struct CompletionParts {
+    expression: String,
+    names: std::collections::HashMap<String, String>,
+    values: Item,
+}
+
+impl CompletionParts {
+    fn new(done: &Completion) -> Result<Self, StoreError> {
+        let mut expression = "SET #s = :status, #u = :at".to_owned();
+        let mut names: std::collections::HashMap<String, String> =
+            [("#s", "status"), ("#u", "updated_at")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into();
+        let mut values: Item = [
+            (":status", s(done.status.as_str())),
+            (":at", s(done.at.to_string())),
+            (":accepted", s(CommandStatus::Accepted.as_str())),
+            (":processing", s(CommandStatus::Processing.as_str())),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .into();
+        if let Some(result) = &done.result {
+            expression.push_str(", #r = :result");
+            names.insert("#r".into(), "result".into());
+            values.insert(":result".into(), to_value(result)?);
+        }
+        if let Some(error) = &done.error {
+            expression.push_str(", #e = :error");
+            names.insert("#e".into(), "error".into());
+            values.insert(":error".into(), to_value(error)?);
+        }
+        Ok(Self {
+            expression,
+            names,
+            values,
+        })
+    }
+}
+
+#[async_trait]
+impl CommandLog for DynamoStore {
+    async fn record_command(
+        &self,
+        record: &CommandRecord,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<Recorded, StoreError> {
+        let put_command = Put::builder()
+            .table_name(&self.tables.commands)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("attribute_not_exists(command_id)")
+            .build()?;
+        let Some(claim) = claim else {
+            self.transact(vec![TransactWriteItem::builder().put(put_command).build()])
+                .await
+                .map_err(|f| match f {
+                    TxFailure::Store(e) => e,
+                    TxFailure::Conditions(_) => {
+                        StoreError::Rejected("command id already recorded".into())
+                    }
+                })?;
+            return Ok(Recorded::New);
+        };
+        let stored = StoredClaim {
+            key_hash: claim.key_hash.clone(),
+            command_id: record.command_id,
+            fingerprint: claim.fingerprint.clone(),
+            expires_at_epoch: claim.expires_at.as_second(),
+        };
+        let put_claim = Put::builder()
+            .table_name(&self.tables.idempotency)
+            .set_item(Some(to_item(&stored)?))
+            // An expired claim that the TTL reaper has not removed yet is free.
+            .condition_expression("attribute_not_exists(key_hash) OR expires_at_epoch < :now")
+            .expression_attribute_values(":now", n(Timestamp::now().as_second()))
+            .build()?;
+        // A concurrent claim may land between our failed put and our read;
+        // a couple of rounds settle it.
+        for _ in 0..3 {
+            let items = vec![
+                TransactWriteItem::builder().put(put_claim.clone()).build(),
+                TransactWriteItem::builder()
+                    .put(put_command.clone())
+                    .build(),
+            ];
+            match self.transact(items).await {
+                Ok(()) => return Ok(Recorded::New),
+                Err(TxFailure::Store(e)) => return Err(e),
+                Err(TxFailure::Conditions(_)) => {
+                    if let Some((record, same_request)) = self.existing_claim(claim).await? {
+                        return Ok(Recorded::Existing {
+                            record: Box::new(record),
+                            same_request,
+                        });
+                    }
+                }
+            }
+        }
+        Err(StoreError::Unavailable(
+            "idempotency key is being claimed concurrently".into(),
+        ))
+    }
+
+    async fn withdraw_command(
+        &self,
+        id: CommandId,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<bool, StoreError> {
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.tables.commands)
+                        .key("command_id", s(id.to_string()))
+                        .condition_expression("#s = :accepted")
+                        .expression_attribute_names("#s", "status")
+                        .expression_attribute_values(
+                            ":accepted",
+                            s(CommandStatus::Accepted.as_str()),
+                        )
+                        .build()?,
+                )
+                .build(),
+        ];
+        if let Some(claim) = claim {
+            items.push(
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.tables.idempotency)
+                            .key("key_hash", s(&claim.key_hash))
+                            .condition_expression("command_id = :id")
+                            .expression_attribute_values(":id", s(id.to_string()))
+                            .build()?,
+                    )
+                    .build(),
+            );
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(TxFailure::Conditions(_)) => Ok(false),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+
+    async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.tables.commands)
+            .key("command_id", s(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        got.item.map(from_item).transpose()
+    }
+
+    async fn begin_processing(
+        &self,
+        id: CommandId,
+        at: Timestamp,
+    ) -> Result<Option<(CommandRecord, bool)>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.commands)
+            .key("command_id", s(id.to_string()))
+            .update_expression("SET #s = :processing, updated_at = :at")
+            .condition_expression("#s = :accepted")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":processing", s(CommandStatus::Processing.as_str()))
+            .expression_attribute_values(":accepted", s(CommandStatus::Accepted.as_str()))
+            .expression_attribute_values(":at", s(at.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.attributes {
+                Some(item) => Ok(Some((from_item(item)?, true))),
+                None => Err(StoreError::Corrupt("update returned no attributes".into())),
+            },
+            Err(err) => {
+                let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) =
+                    err.as_service_error()
+                else {
+                    return Err(classify(err));
+                };
+                match ccf.item().cloned() {
+                    Some(item) => Ok(Some((from_item(item)?, false))),
+                    // Some servers do not return the old item: read it.
+                    None => Ok(self.command(id).await?.map(|r| (r, false))),
+                }
+            }
+        }
+    }
+
+    async fn finish_command(&self, done: &Completion) -> Result<Finished, StoreError> {
+        match self.transact(vec![self.completion(done)?]).await {
+            Ok(()) => Ok(Finished::Now),
+            Err(TxFailure::Conditions(_)) => Ok(Finished::Already),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+}

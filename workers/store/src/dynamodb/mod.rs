@@ -1,0 +1,241 @@
+//! The DynamoDB adapter.
+//!
+//! Seven tables share one prefix (see [`schema`] for the layout and the
+//! README for why). Every state change that carries out a command is a
+//! single `TransactWriteItems` whose last item moves the command to its
+//! terminal status on condition that it is still unfinished; capacity is a
+//! condition on an inventory shard in the same transaction.
+
+mod codec;
+mod commands;
+mod events;
+mod notifications;
+mod orders;
+pub mod schema;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, timeout::TimeoutConfig};
+use aws_sdk_dynamodb::{
+    Client,
+    config::Credentials,
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    operation::transact_write_items::TransactWriteItemsError,
+    types::TransactWriteItem,
+};
+
+use crate::{StoreError, ports::Store};
+pub use schema::Tables;
+
+/// How to reach DynamoDB.
+#[derive(Clone, Debug, Default)]
+pub struct DynamoConfig {
+    /// An endpoint override for DynamoDB-compatible local servers.
+    pub endpoint: Option<String>,
+    /// Prepended to every table name.
+    pub table_prefix: String,
+    /// Use fixed dummy credentials and a default region, for local servers
+    /// that accept anything, instead of the AWS credential chain.
+    pub local_credentials: bool,
+}
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: Arc<Tables>,
+}
+
+impl DynamoStore {
+    pub async fn connect(config: &DynamoConfig) -> Self {
+        // Bounded waits: a frozen or partitioned store must surface as an
+        // error the caller can retry, not as a request that hangs forever.
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .operation_attempt_timeout(Duration::from_secs(4))
+            .operation_timeout(Duration::from_secs(10))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if config.local_credentials {
+            loader = loader
+                .credentials_provider(Credentials::new("local", "local", None, None, "eventsys"))
+                .region(Region::new("us-east-1"));
+        }
+        let shared = loader.load().await;
+        Self {
+            client: Client::new(&shared),
+            tables: Arc::new(Tables::new(&config.table_prefix)),
+        }
+    }
+
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// Runs a transaction; a cancellation caused only by failed conditions
+    /// comes back as which items' conditions failed, in request order.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxFailure> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(err) = result else { return Ok(()) };
+        if let SdkError::ServiceError(ctx) = &err
+            && let TransactWriteItemsError::TransactionCanceledException(t) = ctx.err()
+        {
+            let codes: Vec<&str> = t
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None"))
+                .collect();
+            if codes
+                .iter()
+                .all(|c| matches!(*c, "None" | "ConditionalCheckFailed"))
+            {
+                return Err(TxFailure::Conditions(
+                    codes
+                        .iter()
+                        .map(|c| *c == "ConditionalCheckFailed")
+                        .collect(),
+                ));
+            }
+            // TransactionConflict, throttling and the like: worth another try.
+            return Err(TxFailure::Store(StoreError::Unavailable(format!(
+                "transaction cancelled: {}",
+                codes.join(", ")
+            ))));
+        }
+        Err(TxFailure::Store(classify(err)))
+    }
+}
+
+/// Why a transaction did not apply.
+enum TxFailure {
+    /// Conditions failed; `true` marks the items whose condition failed.
+    Conditions(Vec<bool>),
+    Store(StoreError),
+}
+
+impl TxFailure {
+    /// Whether the condition of the item at `index` failed; negative indexes
+    /// count from the end.
+    fn failed_at(conditions: &[bool], index: isize) -> bool {
+        let i = if index < 0 {
+            conditions.len().checked_sub(index.unsigned_abs())
+        } else {
+            Some(index.unsigned_abs())
+        };
+        i.and_then(|i| conditions.get(i)).copied().unwrap_or(false)
+    }
+}
+
+/// Errors DynamoDB documents as retryable.
+const TRANSIENT_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "ThrottlingException",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+    "TransactionConflictException",
+    "LimitExceededException",
+];
+
+/// Sorts an SDK error into transient trouble or a refusal.
+fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(ctx) => {
+            let code = ctx.err().code().unwrap_or("Unknown");
+            if code == "ResourceNotFoundException" {
+                StoreError::Unavailable(format!(
+                    "a table is missing (run `eventsys init`): {}",
+                    DisplayErrorContext(&err)
+                ))
+            } else if TRANSIENT_CODES.contains(&code) {
+                StoreError::Unavailable(DisplayErrorContext(&err).to_string())
+            } else {
+                StoreError::Rejected(DisplayErrorContext(&err).to_string())
+            }
+        }
+        SdkError::ConstructionFailure(_) => {
+            StoreError::Rejected(DisplayErrorContext(&err).to_string())
+        }
+        _ => StoreError::Unavailable(DisplayErrorContext(&err).to_string()),
+    }
+}
+
+impl From<aws_sdk_dynamodb::error::BuildError> for StoreError {
+    fn from(err: aws_sdk_dynamodb::error::BuildError) -> Self {
+        StoreError::Rejected(format!("malformed request: {err}"))
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .describe_table()
+            .table_name(&self.tables.commands)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// Reads items by key, in any order, however many there are.
+    async fn batch_get(
+        &self,
+        table: &str,
+        keys: Vec<codec::Item>,
+    ) -> Result<Vec<codec::Item>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found = Vec::with_capacity(keys.len());
+        // DynamoDB takes at most 100 keys per call.
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()?,
+            );
+            let mut round = 0u32;
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(table, request)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                if let Some(items) = out.responses.and_then(|mut r| r.remove(table)) {
+                    found.extend(items);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(table))
+                    .filter(|k| !k.keys().is_empty());
+                if pending.is_some() {
+                    round += 1;
+                    if round > 8 {
+                        return Err(StoreError::Unavailable(
+                            "batch read kept being throttled".into(),
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(20 << round.min(5))).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,112 @@
+//! Users' notification inboxes on DynamoDB.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::{
+    operation::put_item::PutItemError,
+    types::{TransactWriteItem, Update},
+};
+use eventsys_messages::{NotificationId, UserId};
+
+use super::{
+    DynamoStore, TxFailure, classify,
+    codec::{decode_position, encode_position, from_item, s, to_item},
+};
+use crate::{
+    StoreError,
+    ports::{Finished, NotificationStore},
+    records::{Completion, NotificationRecord, Page, PageRequest},
+};
+
+#[async_trait]
+impl NotificationStore for DynamoStore {
+    async fn add_notification(
+        &self,
+        notification: &NotificationRecord,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.notifications)
+            .set_item(Some(to_item(notification)?))
+            .condition_expression("attribute_not_exists(notification_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    async fn notifications(
+        &self,
+        user: &UserId,
+        page: &PageRequest,
+    ) -> Result<Page<NotificationRecord>, StoreError> {
+        let start = page.after.as_deref().map(decode_position).transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.notifications)
+            .key_condition_expression("user_id = :u")
+            .expression_attribute_values(":u", s(user.as_str()))
+            // Notification ids are UUIDv7: descending id is newest first.
+            .scan_index_forward(false)
+            .limit(i32::try_from(page.limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .map(encode_position)
+            .transpose()?;
+        Ok(Page { items, next })
+    }
+
+    async fn mark_read(
+        &self,
+        user: &UserId,
+        id: NotificationId,
+        done: &Completion,
+    ) -> Result<Option<Finished>, StoreError> {
+        let mark = Update::builder()
+            .table_name(&self.tables.notifications)
+            .key("user_id", s(user.as_str()))
+            .key("notification_id", s(id.to_string()))
+            .update_expression("SET #read = :yes")
+            .condition_expression("attribute_exists(notification_id)")
+            .expression_attribute_names("#read", "read")
+            .expression_attribute_values(
+                ":yes",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+            )
+            .build()?;
+        let items = vec![
+            TransactWriteItem::builder().update(mark).build(),
+            self.completion(done)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(Finished::Now)),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
+                Ok(Some(Finished::Already))
+            }
+            Err(TxFailure::Conditions(_)) => Ok(None),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Orders, tickets and check-ins on DynamoDB.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, Timestamp, UserId};
+
+use super::{
+    DynamoStore, TxFailure, classify,
+    codec::{Item, decode_position, encode_position, from_item, n, s, sortable, to_item},
+    events::{quota_attr, remaining_attr, shard_key},
+    schema::BY_HOLDER_INDEX,
+};
+use crate::{
+    Shard, StoreError,
+    ports::{CheckInOutcome, Finished, OrderStore, PlaceOutcome},
+    records::{Completion, OrderRecord, Page, PageRequest, Placement, TicketRecord, TicketStatus},
+};
+
+fn ticket_item(ticket: &TicketRecord) -> Result<Item, StoreError> {
+    let mut item = to_item(ticket)?;
+    item.insert(
+        "holder_sort".into(),
+        s(format!(
+            "{}#{}",
+            sortable(ticket.created_at),
+            ticket.ticket_id
+        )),
+    );
+    Ok(item)
+}
+
+/// Builds an update of named attributes with `#a0`, `:v0` placeholders.
+#[derive(Default)]
+struct Expr {
+    names: HashMap<String, String>,
+    values: Item,
+}
+
+impl Expr {
+    fn name(&mut self, attr: &str) -> String {
+        let key = format!("#a{}", self.names.len());
+        self.names.insert(key.clone(), attr.to_owned());
+        key
+    }
+
+    fn value(&mut self, value: u32) -> String {
+        let key = format!(":v{}", self.values.len());
+        self.values.insert(key.clone(), n(value));
+        key
+    }
+}
+
+impl DynamoStore {
+    fn put(
+        &self,
+        table: &str,
+        item: Item,
+        key_attr: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(table)
+                    .set_item(Some(item))
+                    .condition_expression(format!("attribute_not_exists({key_attr})"))
+                    .build()?,
+            )
+            .build())
+    }
+
+    /// Takes `quantity` seats of one type from one shard, if it has them.
+    fn take_seats(
+        &self,
+        event_id: EventId,
+        placement: &Placement,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let order = &placement.order;
+        let mut e = Expr::default();
+        let (rem, rem_tt) = (
+            e.name("remaining"),
+            e.name(&remaining_attr(order.ticket_type_id)),
+        );
+        let q = e.value(order.quantity);
+        let update = Update::builder()
+            .table_name(&self.tables.inventory)
+            .set_key(Some(shard_key(event_id, placement.shard)))
+            .update_expression(format!(
+                "SET {rem} = {rem} - {q}, {rem_tt} = {rem_tt} - {q}"
+            ))
+            .condition_expression(format!("{rem} >= {q} AND {rem_tt} >= {q}"))
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+#[async_trait]
+impl OrderStore for DynamoStore {
+    async fn place_order(
+        &self,
+        placement: &Placement,
+        done: &Completion,
+    ) -> Result<PlaceOutcome, StoreError> {
+        let order = &placement.order;
+        let on_sale = ConditionCheck::builder()
+            .table_name(&self.tables.events)
+            .key("event_id", s(order.event_id.to_string()))
+            .condition_expression("#s = :published")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":published", s(EventStatus::Published.as_str()))
+            .build()?;
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .condition_check(on_sale)
+                .build(),
+            self.take_seats(order.event_id, placement)?,
+            self.put(&self.tables.orders, to_item(order)?, "order_id")?,
+        ];
+        for ticket in &placement.tickets {
+            items.push(self.put(&self.tables.tickets, ticket_item(ticket)?, "ticket_id")?);
+        }
+        items.push(self.completion(done)?);
+        match self.transact(items).await {
+            Ok(()) => Ok(PlaceOutcome::Placed),
+            Err(TxFailure::Store(e)) => Err(e),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
+                Ok(PlaceOutcome::Already)
+            }
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 0) => {
+                Ok(PlaceOutcome::NotOnSale)
+            }
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 1) => {
+                Ok(PlaceOutcome::ShardShort)
+            }
+            Err(TxFailure::Conditions(_)) => Err(StoreError::Rejected(format!(
+                "order {} or one of its tickets exists already",
+                order.order_id
+            ))),
+        }
+    }
+
+    async fn consolidate_shards(
+        &self,
+        event_id: EventId,
+        donors: &[Shard],
+        into: u16,
+    ) -> Result<bool, StoreError> {
+        let mut items = Vec::new();
+        let (mut moved_seats, mut moved_types) = (0u32, HashMap::new());
+        for donor in donors.iter().filter(|d| d.index != into) {
+            if donor.remaining == 0 && donor.types.values().all(|t| t.remaining == 0) {
+                continue;
+            }
+            let mut e = Expr::default();
+            let (cap, rem) = (e.name("capacity"), e.name("remaining"));
+            let (seen, zero) = (e.value(donor.remaining), e.value(0));
+            let mut set = vec![format!("{cap} = {cap} - {seen}"), format!("{rem} = {zero}")];
+            let mut cond = vec![format!("{rem} = {seen}")];
+            for (tt, slice) in &donor.types {
+                let (q, r) = (e.name(&quota_attr(*tt)), e.name(&remaining_attr(*tt)));
+                let seen_tt = e.value(slice.remaining);
+                set.push(format!("{q} = {q} - {seen_tt}"));
+                set.push(format!("{r} = {zero}"));
+                cond.push(format!("{r} = {seen_tt}"));
+                *moved_types.entry(*tt).or_insert(0u32) += slice.remaining;
+            }
+            moved_seats += donor.remaining;
+            items.push(
+                TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.tables.inventory)
+                            .set_key(Some(shard_key(event_id, donor.index)))
+                            .update_expression(format!("SET {}", set.join(", ")))
+                            .condition_expression(cond.join(" AND "))
+                            .set_expression_attribute_names(Some(e.names))
+                            .set_expression_attribute_values(Some(e.values))
+                            .build()?,
+                    )
+                    .build(),
+            );
+        }
+        if items.is_empty() {
+            return Ok(true);
+        }
+        let mut e = Expr::default();
+        let (cap, rem) = (e.name("capacity"), e.name("remaining"));
+        let seats = e.value(moved_seats);
+        let mut set = vec![
+            format!("{cap} = {cap} + {seats}"),
+            format!("{rem} = {rem} + {seats}"),
+        ];
+        for (tt, amount) in moved_types {
+            let (q, r) = (e.name(&quota_attr(tt)), e.name(&remaining_attr(tt)));
+            let v = e.value(amount);
+            set.push(format!("{q} = {q} + {v}"));
+            set.push(format!("{r} = {r} + {v}"));
+        }
+        items.push(
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.tables.inventory)
+                        .set_key(Some(shard_key(event_id, into)))
+                        .update_expression(format!("SET {}", set.join(", ")))
+                        .condition_expression("attribute_exists(shard_id)")
+                        .set_expression_attribute_names(Some(e.names))
+                        .set_expression_attribute_values(Some(e.values))
+                        .build()?,
+                )
+                .build(),
+        );
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(TxFailure::Conditions(_)) => Ok(false),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+
+    async fn reject_order(
+        &self,
+        order: &OrderRecord,
+        done: &Completion,
+    ) -> Result<Finished, StoreError> {
+        let items = vec![
+            self.put(&self.tables.orders, to_item(order)?, "order_id")?,
+            self.completion(done)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(Finished::Now),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => Ok(Finished::Already),
+            Err(TxFailure::Conditions(_)) => Err(StoreError::Rejected(format!(
+                "order {} exists already",
+                order.order_id
+            ))),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.tables.orders)
+            .key("order_id", s(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        got.item.map(from_item).transpose()
+    }
+
+    async fn ticket(&self, id: TicketId) -> Result<Option<TicketRecord>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.tables.tickets)
+            .key("ticket_id", s(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        got.item.map(from_item).transpose()
+    }
+
+    async fn tickets(&self, ids: &[TicketId]) -> Result<Vec<TicketRecord>, StoreError> {
+        let keys = ids
+            .iter()
+            .map(|id| [("ticket_id".to_owned(), s(id.to_string()))].into())
+            .collect();
+        let mut tickets: Vec<TicketRecord> = self
+            .batch_get(&self.tables.tickets, keys)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        tickets.sort_by_key(|t| t.ticket_id);
+        Ok(tickets)
+    }
+
+    async fn tickets_of(
+        &self,
+        holder: &UserId,
+        page: &PageRequest,
+    ) -> Result<Page<TicketRecord>, StoreError> {
+        let start = page.after.as_deref().map(decode_position).transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.tickets)
+            .index_name(BY_HOLDER_INDEX)
+            .key_condition_expression("holder_id = :h")
+            .expression_attribute_values(":h", s(holder.as_str()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(page.limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .map(encode_position)
+            .transpose()?;
+        Ok(Page { items, next })
+    }
+
+    async fn check_in(
+        &self,
+        ticket_id: TicketId,
+        event_id: EventId,
+        at: Timestamp,
+        done: &Completion,
+    ) -> Result<CheckInOutcome, StoreError> {
+        let admit = Update::builder()
+            .table_name(&self.tables.tickets)
+            .key("ticket_id", s(ticket_id.to_string()))
+            .update_expression("SET #s = :checked_in, checked_in_at = :at")
+            .condition_expression("#s = :valid AND event_id = :event")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":checked_in", s(status_name(TicketStatus::CheckedIn)))
+            .expression_attribute_values(":valid", s(status_name(TicketStatus::Valid)))
+            .expression_attribute_values(":event", s(event_id.to_string()))
+            .expression_attribute_values(":at", s(at.to_string()))
+            .build()?;
+        let items = vec![
+            TransactWriteItem::builder().update(admit).build(),
+            self.completion(done)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(CheckInOutcome::CheckedIn),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
+                Ok(CheckInOutcome::Already)
+            }
+            Err(TxFailure::Conditions(_)) => Ok(CheckInOutcome::NotAdmissible),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+}
+
+fn status_name(status: TicketStatus) -> &'static str {
+    match status {
+        TicketStatus::Valid => "valid",
+        TicketStatus::CheckedIn => "checked_in",
+        TicketStatus::Cancelled => "cancelled",
+    }
+}

@@ -1,0 +1,250 @@
+//! The table layout, designed for the API's access patterns (no `Scan` on
+//! any request path), and its idempotent creation.
+//!
+//! | table | key | indexes | serves |
+//! |---|---|---|---|
+//! | `commands` | `command_id` | | command status, exactly-once guard |
+//! | `idempotency` | `key_hash` | TTL `expires_at_epoch` | `Idempotency-Key` replays |
+//! | `events` | `event_id` | `by_start` (`listing`, `listing_sort`), sparse: published only | event reads, listing |
+//! | `inventory` | `shard_id` = `{event_id}#{index}` | | capacity conditions |
+//! | `orders` | `order_id` | | order reads |
+//! | `tickets` | `ticket_id` | `by_holder` (`holder_id`, `holder_sort`) | ticket reads, my tickets, check-in |
+//! | `notifications` | `user_id`, `notification_id` | | a user's inbox, newest first |
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::{
+    error::ProvideErrorMetadata,
+    types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    },
+};
+
+use super::{DynamoStore, classify};
+use crate::StoreError;
+
+pub const BY_START_INDEX: &str = "by_start";
+pub const BY_HOLDER_INDEX: &str = "by_holder";
+pub const IDEMPOTENCY_TTL_ATTRIBUTE: &str = "expires_at_epoch";
+
+/// The names of the tables, prefix included.
+#[derive(Clone, Debug)]
+pub struct Tables {
+    pub commands: String,
+    pub idempotency: String,
+    pub events: String,
+    pub inventory: String,
+    pub orders: String,
+    pub tickets: String,
+    pub notifications: String,
+}
+
+impl Tables {
+    pub fn new(prefix: &str) -> Self {
+        let name = |table: &str| format!("{prefix}{table}");
+        Self {
+            commands: name("commands"),
+            idempotency: name("idempotency"),
+            events: name("events"),
+            inventory: name("inventory"),
+            orders: name("orders"),
+            tickets: name("tickets"),
+            notifications: name("notifications"),
+        }
+    }
+
+    pub fn all(&self) -> [&str; 7] {
+        [
+            &self.commands,
+            &self.idempotency,
+            &self.events,
+            &self.inventory,
+            &self.orders,
+            &self.tickets,
+            &self.notifications,
+        ]
+    }
+}
+
+/// One table's key schema and secondary index.
+struct TableDef<'a> {
+    name: &'a str,
+    hash: &'a str,
+    range: Option<&'a str>,
+    index: Option<(&'a str, &'a str, &'a str)>,
+}
+
+impl DynamoStore {
+    /// Creates every table that does not exist yet and waits until all are
+    /// active. Safe to run any number of times, from any number of replicas.
+    pub async fn create_tables(&self) -> Result<(), StoreError> {
+        let t = &self.tables;
+        let defs = [
+            TableDef {
+                name: &t.commands,
+                hash: "command_id",
+                range: None,
+                index: None,
+            },
+            TableDef {
+                name: &t.idempotency,
+                hash: "key_hash",
+                range: None,
+                index: None,
+            },
+            TableDef {
+                name: &t.events,
+                hash: "event_id",
+                range: None,
+                index: Some((BY_START_INDEX, "listing", "listing_sort")),
+            },
+            TableDef {
+                name: &t.inventory,
+                hash: "shard_id",
+                range: None,
+                index: None,
+            },
+            TableDef {
+                name: &t.orders,
+                hash: "order_id",
+                range: None,
+                index: None,
+            },
+            TableDef {
+                name: &t.tickets,
+                hash: "ticket_id",
+                range: None,
+                index: Some((BY_HOLDER_INDEX, "holder_id", "holder_sort")),
+            },
+            TableDef {
+                name: &t.notifications,
+                hash: "user_id",
+                range: Some("notification_id"),
+                index: None,
+            },
+        ];
+        for def in &defs {
+            self.create_table(def).await?;
+        }
+        for def in &defs {
+            self.wait_until_active(def.name).await?;
+        }
+        self.enable_idempotency_ttl().await
+    }
+
+    async fn create_table(&self, def: &TableDef<'_>) -> Result<(), StoreError> {
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let mut request = self
+            .client
+            .create_table()
+            .table_name(def.name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(def.hash, KeyType::Hash)?)
+            .attribute_definitions(attr(def.hash)?);
+        if let Some(range) = def.range {
+            request = request
+                .key_schema(key(range, KeyType::Range)?)
+                .attribute_definitions(attr(range)?);
+        }
+        if let Some((index, hash, range)) = def.index {
+            request = request
+                .attribute_definitions(attr(hash)?)
+                .attribute_definitions(attr(range)?)
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index)
+                        .key_schema(key(hash, KeyType::Hash)?)
+                        .key_schema(key(range, KeyType::Range)?)
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::All)
+                                .build(),
+                        )
+                        .build()?,
+                );
+        }
+        match request.send().await {
+            Ok(_) => {
+                tracing::info!(table = def.name, "created table");
+                Ok(())
+            }
+            Err(err)
+                if err.as_service_error().and_then(|e| e.code())
+                    == Some("ResourceInUseException") =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    async fn wait_until_active(&self, table: &str) -> Result<(), StoreError> {
+        for _ in 0..120 {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(classify)?;
+            let status = described.table().and_then(|t| t.table_status());
+            if status == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "table {table} did not become active"
+        )))
+    }
+
+    async fn enable_idempotency_ttl(&self) -> Result<(), StoreError> {
+        let spec = TimeToLiveSpecification::builder()
+            .attribute_name(IDEMPOTENCY_TTL_ATTRIBUTE)
+            .enabled(true)
+            .build()?;
+        match self
+            .client
+            .update_time_to_live()
+            .table_name(&self.tables.idempotency)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Enabling it twice is refused with a ValidationException.
+            Err(err)
+                if err.as_service_error().and_then(|e| e.code()) == Some("ValidationException") =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    /// Deletes every table of this prefix; for tests and resets.
+    pub async fn delete_tables(&self) -> Result<(), StoreError> {
+        for table in self.tables.all() {
+            match self.client.delete_table().table_name(table).send().await {
+                Ok(_) => {}
+                Err(err)
+                    if err.as_service_error().and_then(|e| e.code())
+                        == Some("ResourceNotFoundException") => {}
+                Err(err) => return Err(classify(err)),
+            }
+        }
+        Ok(())
+    }
+}

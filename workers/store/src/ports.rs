@@ -1,0 +1,187 @@
+//! The repositories: what workers and the API may ask of a store.
+//!
+//! Every operation that carries out a command takes that command's
+//! [`Completion`] and writes it in the same atomic step as the effect, on the
+//! condition that the command has not finished yet. An adapter that cannot
+//! keep that promise is not an adapter of this port.
+
+use async_trait::async_trait;
+use eventsys_messages::{CommandId, EventId, NotificationId, OrderId, TicketId, Timestamp, UserId};
+
+use crate::{
+    Inventory, StoreError,
+    records::{
+        CommandRecord, Completion, EventRecord, EventSnapshot, IdempotencyClaim,
+        NotificationRecord, OrderRecord, Page, PageRequest, Placement, TicketRecord,
+    },
+};
+
+/// The outcome of recording a new command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Recorded {
+    New,
+    /// The idempotency key was claimed before, by this command; `same_request`
+    /// tells whether the earlier request was the same as this one.
+    Existing {
+        record: Box<CommandRecord>,
+        same_request: bool,
+    },
+}
+
+/// The outcome of finishing a command, with or without an effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finished {
+    Now,
+    /// It had finished before: nothing was written.
+    Already,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlaceOutcome {
+    Placed,
+    Already,
+    /// The event is not (or no longer) on sale.
+    NotOnSale,
+    /// The chosen shard cannot serve the order.
+    ShardShort,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckInOutcome {
+    CheckedIn,
+    Already,
+    /// The ticket is not a valid ticket of this event; read it to learn why.
+    NotAdmissible,
+}
+
+#[async_trait]
+pub trait CommandLog: Send + Sync {
+    /// Records an `accepted` command, claiming its idempotency key if any.
+    async fn record_command(
+        &self,
+        record: &CommandRecord,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<Recorded, StoreError>;
+
+    /// Takes back a command that could not be published, if nobody has
+    /// started on it; returns whether it was removed.
+    async fn withdraw_command(
+        &self,
+        id: CommandId,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<bool, StoreError>;
+
+    async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError>;
+
+    /// Moves an `accepted` command to `processing`. Returns the record as it
+    /// now stands and whether this call made the move; `None` if the command
+    /// was never recorded.
+    async fn begin_processing(
+        &self,
+        id: CommandId,
+        at: Timestamp,
+    ) -> Result<Option<(CommandRecord, bool)>, StoreError>;
+
+    /// Ends a command that has no effect to write (a rejection, a failure).
+    async fn finish_command(&self, done: &Completion) -> Result<Finished, StoreError>;
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    async fn create_event(
+        &self,
+        event: &EventRecord,
+        inventory: &Inventory,
+        done: &Completion,
+    ) -> Result<Finished, StoreError>;
+
+    /// The event alone, without its inventory.
+    async fn event_record(&self, id: EventId) -> Result<Option<EventRecord>, StoreError>;
+
+    /// The event with an atomic snapshot of its inventory.
+    async fn event(&self, id: EventId) -> Result<Option<EventSnapshot>, StoreError>;
+
+    /// Published events by start time, with their inventory.
+    async fn published_events(&self, page: &PageRequest)
+    -> Result<Page<EventSnapshot>, StoreError>;
+}
+
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Writes a confirmed order and its tickets, taking the seats from one
+    /// shard, on condition that the event is published and the shard has them.
+    async fn place_order(
+        &self,
+        placement: &Placement,
+        done: &Completion,
+    ) -> Result<PlaceOutcome, StoreError>;
+
+    /// Moves everything left in `donors` (as observed) into shard `into`.
+    /// Returns false, changing nothing, if any donor changed meanwhile.
+    async fn consolidate_shards(
+        &self,
+        event_id: EventId,
+        donors: &[crate::Shard],
+        into: u16,
+    ) -> Result<bool, StoreError>;
+
+    /// Writes an order that was turned down, so that it can be read back.
+    async fn reject_order(
+        &self,
+        order: &OrderRecord,
+        done: &Completion,
+    ) -> Result<Finished, StoreError>;
+
+    async fn order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError>;
+
+    async fn ticket(&self, id: TicketId) -> Result<Option<TicketRecord>, StoreError>;
+
+    async fn tickets(&self, ids: &[TicketId]) -> Result<Vec<TicketRecord>, StoreError>;
+
+    /// A holder's tickets, newest first.
+    async fn tickets_of(
+        &self,
+        holder: &UserId,
+        page: &PageRequest,
+    ) -> Result<Page<TicketRecord>, StoreError>;
+
+    /// Admits a valid ticket of `event_id` once.
+    async fn check_in(
+        &self,
+        ticket_id: TicketId,
+        event_id: EventId,
+        at: Timestamp,
+        done: &Completion,
+    ) -> Result<CheckInOutcome, StoreError>;
+}
+
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    /// Stores a notification unless one with its id exists; returns whether
+    /// it was new.
+    async fn add_notification(&self, notification: &NotificationRecord)
+    -> Result<bool, StoreError>;
+
+    /// A user's notifications, newest first.
+    async fn notifications(
+        &self,
+        user: &UserId,
+        page: &PageRequest,
+    ) -> Result<Page<NotificationRecord>, StoreError>;
+
+    /// Marks one of `user`'s notifications read; `None` if they have no such
+    /// notification.
+    async fn mark_read(
+        &self,
+        user: &UserId,
+        id: NotificationId,
+        done: &Completion,
+    ) -> Result<Option<Finished>, StoreError>;
+}
+
+/// Everything a store offers.
+#[async_trait]
+pub trait Store: CommandLog + EventStore + OrderStore + NotificationStore {
+    /// Whether the store answers at all, for readiness probes.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,187 @@
+//! The records the store keeps, as every adapter reads and writes them.
+
+use std::collections::BTreeMap;
+
+use eventsys_messages::{
+    CommandError, CommandId, CommandStatus, EventId, EventSpec, NotificationId, OrderId, TicketId,
+    TicketTypeId, Timestamp, UserId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::Inventory;
+
+/// A command as the API accepted it, and how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    pub command_id: CommandId,
+    /// The command type, e.g. `order.place`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub issuer: UserId,
+    pub status: CommandStatus,
+    pub submitted_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Ids of the resources the command creates, known at acceptance
+    /// (`order_id`, `event_id`, ...), returned with the 202.
+    #[serde(default)]
+    pub resources: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CommandError>,
+    /// The envelope exactly as published, so it can be published again.
+    pub message: String,
+}
+
+/// An `Idempotency-Key` claimed by a user for one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    /// A digest of the user and their key; the key itself is never stored.
+    pub key_hash: String,
+    /// A digest of the request, to tell a replay from a reuse of the key.
+    pub fingerprint: String,
+    pub expires_at: Timestamp,
+}
+
+/// How a command ends: written together with its effect, or alone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    pub command_id: CommandId,
+    pub status: CommandStatus,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<CommandError>,
+    pub at: Timestamp,
+}
+
+impl Completion {
+    pub fn succeeded(command_id: CommandId, result: serde_json::Value) -> Self {
+        Self {
+            command_id,
+            status: CommandStatus::Succeeded,
+            result: Some(result),
+            error: None,
+            at: Timestamp::now(),
+        }
+    }
+
+    pub fn rejected(command_id: CommandId, error: CommandError) -> Self {
+        Self::ended(command_id, CommandStatus::Rejected, error)
+    }
+
+    pub fn failed(command_id: CommandId, error: CommandError) -> Self {
+        Self::ended(command_id, CommandStatus::Failed, error)
+    }
+
+    fn ended(command_id: CommandId, status: CommandStatus, error: CommandError) -> Self {
+        Self {
+            command_id,
+            status,
+            result: None,
+            error: Some(error),
+            at: Timestamp::now(),
+        }
+    }
+}
+
+/// An event as its organizer described it, plus what the system tracks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub event_id: EventId,
+    pub organizer_id: UserId,
+    #[serde(flatten)]
+    pub spec: EventSpec,
+    /// Number of inventory shards; fixed at creation.
+    pub shards: u16,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// An event with its current inventory, as readers see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventSnapshot {
+    pub event: EventRecord,
+    pub inventory: Inventory,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Confirmed,
+    Rejected,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub order_id: OrderId,
+    pub event_id: EventId,
+    pub buyer_id: UserId,
+    pub ticket_type_id: TicketTypeId,
+    pub quantity: u32,
+    pub status: OrderStatus,
+    pub created_at: Timestamp,
+    #[serde(default)]
+    pub ticket_ids: Vec<TicketId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<CommandError>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    Valid,
+    CheckedIn,
+    Cancelled,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketRecord {
+    pub ticket_id: TicketId,
+    pub event_id: EventId,
+    pub order_id: OrderId,
+    pub holder_id: UserId,
+    pub ticket_type_id: TicketTypeId,
+    pub status: TicketStatus,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_in_at: Option<Timestamp>,
+}
+
+/// A confirmed order and its tickets, to be written at once against one shard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placement {
+    pub order: OrderRecord,
+    pub tickets: Vec<TicketRecord>,
+    /// The inventory shard the seats come from.
+    pub shard: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NotificationRecord {
+    pub user_id: UserId,
+    pub notification_id: NotificationId,
+    pub kind: String,
+    pub message: String,
+    pub created_at: Timestamp,
+    pub read: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<TicketId>,
+}
+
+/// Which page of a list to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    /// A position returned as [`Page::next`] by the same adapter.
+    pub after: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<String>,
+}
