@@ -108,6 +108,8 @@ pub struct EventUpdated {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TicketsSold {
     pub order_id: OrderId,
+    /// When the order was placed; the same however often the fact is announced.
+    pub ordered_at: Timestamp,
     pub event_id: EventId,
     pub event_name: String,
     pub buyer_id: UserId,
@@ -117,6 +119,7 @@ pub struct TicketsSold {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OrderRejected {
     pub order_id: OrderId,
+    pub ordered_at: Timestamp,
     pub event_id: EventId,
     pub event_name: String,
     pub buyer_id: UserId,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use eventsys_bus::{Exchange, Message};
 use eventsys_messages::{
     Action, CommandEnvelope, CommandError, Event, EventEnvelope, MarkNotificationRead,
-    NotificationId, event::NotificationCreated, trace,
+    NotificationId, Timestamp, event::NotificationCreated, trace,
 };
 use eventsys_store::{CommandRecord, Completion, Finished, NotificationRecord};
 use serde_json::json;
@@ -100,12 +100,20 @@ pub(crate) async fn on_event(
 
 /// The inbox entry a fact calls for.
 fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
+    // The fact's own time, not the envelope's: a fact announced again must
+    // make the very same notification.
+    let at = match &envelope.event {
+        Event::TicketsSold(sold) => sold.ordered_at,
+        Event::OrderRejected(rejected) => rejected.ordered_at,
+        Event::TicketCheckedIn(admitted) => admitted.checked_in_at,
+        _ => return None,
+    };
     let base = |user_id, kind: &str, message: String| NotificationRecord {
         user_id,
-        notification_id: notification_id(envelope),
+        notification_id: notification_id(envelope.message_id, at),
         kind: kind.to_owned(),
         message,
-        created_at: envelope.occurred_at,
+        created_at: at,
         read: false,
         event_id: None,
         order_id: None,
@@ -167,9 +175,9 @@ fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
 
 /// A UUIDv7 with the fact's time and bits of the fact's id: the same fact
 /// always gives the same notification id, and ids still sort by time.
-fn notification_id(envelope: &EventEnvelope) -> NotificationId {
-    let millis = u64::try_from(envelope.occurred_at.as_millisecond()).unwrap_or(0);
-    let source = envelope.message_id.as_bytes();
+fn notification_id(fact: uuid::Uuid, at: Timestamp) -> NotificationId {
+    let millis = u64::try_from(at.as_millisecond()).unwrap_or(0);
+    let source = fact.as_bytes();
     let mut tail = [0u8; 10];
     tail.copy_from_slice(&source[6..16]);
     NotificationId(uuid::Builder::from_unix_timestamp_millis(millis, &tail).into_uuid())
@@ -186,6 +194,7 @@ mod tests {
             CommandId::generate(),
             Event::TicketsSold(TicketsSold {
                 order_id: OrderId::generate(),
+                ordered_at: Timestamp::now(),
                 event_id: EventId::generate(),
                 event_name: "RustConf".into(),
                 buyer_id: UserId::parse("ann").unwrap(),
@@ -198,7 +207,10 @@ mod tests {
     fn the_same_fact_always_makes_the_same_notification() {
         let fact = sold();
         let a = notification_for(&fact).unwrap();
-        let b = notification_for(&fact.clone()).unwrap();
+        // Announced again later: same message id, a later envelope time.
+        let mut again = fact.clone();
+        again.occurred_at += std::time::Duration::from_secs(5);
+        let b = notification_for(&again).unwrap();
         assert_eq!(a.notification_id, b.notification_id);
         assert_ne!(
             a.notification_id,

@@ -292,6 +292,7 @@ fn order_fact(order: &OrderRecord, event_name: String) -> Event {
     match order.status {
         OrderStatus::Confirmed => Event::TicketsSold(TicketsSold {
             order_id: order.order_id,
+            ordered_at: order.created_at,
             event_id: order.event_id,
             event_name,
             buyer_id: order.buyer_id.clone(),
@@ -299,6 +300,7 @@ fn order_fact(order: &OrderRecord, event_name: String) -> Event {
         }),
         OrderStatus::Rejected => Event::OrderRejected(OrderRejected {
             order_id: order.order_id,
+            ordered_at: order.created_at,
             event_id: order.event_id,
             event_name,
             buyer_id: order.buyer_id.clone(),
