@@ -16,6 +16,8 @@ use crate::problem::Problem;
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// How much of an oversized body is read (and dropped) before answering.
+const DRAIN_LIMIT: usize = 1024 * 1024;
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 /// `Prefer: wait=N` is honoured up to this many seconds.
@@ -53,17 +55,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 format!("request bodies are limited to {BODY_LIMIT} bytes"),
             )
         };
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > BODY_LIMIT) {
-            return Err(too_large());
-        }
-        let raw = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
+        // Read a little past the limit so that a client still sending gets
+        // to read the 413 instead of a reset connection.
+        let raw = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT)
             .await
             .map_err(|_| too_large())?;
+        if raw.len() > BODY_LIMIT {
+            return Err(too_large());
+        }
         let value = parse(&raw)?;
         Ok(Self { value, raw })
     }
@@ -84,6 +83,16 @@ fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
             .next()
             .unwrap_or(&message)
             .to_owned();
+        // A missing or unknown field is named inside the message.
+        let named = ["missing field `", "unknown field `"]
+            .iter()
+            .find_map(|prefix| message.strip_prefix(prefix))
+            .and_then(|rest| rest.split('`').next());
+        let field = match (named, field.as_str()) {
+            (Some(name), "body") => name.to_owned(),
+            (Some(name), path) if !path.ends_with(name) => format!("{path}.{name}"),
+            _ => field,
+        };
         if inner.is_syntax() || inner.is_eof() {
             Problem::malformed(format!("the body is not valid JSON: {message}"))
         } else {
@@ -211,7 +220,15 @@ mod tests {
             (422, "capacity")
         );
         let err = parse::<Sample>(br#"{"capcity": 1}"#).unwrap_err();
-        assert_eq!(err.status.as_u16(), 422);
+        assert_eq!(
+            (err.status.as_u16(), err.errors[0].field.as_str()),
+            (422, "capcity")
+        );
+        let err = parse::<Sample>(b"{}").unwrap_err();
+        assert_eq!(
+            (err.status.as_u16(), err.errors[0].field.as_str()),
+            (422, "capacity")
+        );
         let err = parse::<Sample>(b"{nope").unwrap_err();
         assert_eq!((err.status.as_u16(), err.code), (400, "malformed_request"));
     }
