@@ -44,6 +44,11 @@ pub enum Command {
         #[arg(long, default_value_t = 24)]
         hours: u64,
     },
+    /// Exit 0 if an HTTP GET of URL answers 2xx (a health check for images without curl).
+    Probe {
+        /// e.g. http://127.0.0.1:8080/readyz
+        url: String,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
