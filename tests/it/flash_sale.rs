@@ -1,0 +1,113 @@
+//! Invariant 1 (never oversold) under the rush it exists for: 200 buyers
+//! press "buy" at the same moment for 50 seats.
+
+use std::time::{Duration, Instant};
+
+use eventsys_api::auth::Role;
+use eventsys_tests::{Layout, System, client::event_body, oracle::Oracle};
+use futures::{StreamExt, future::join_all, stream};
+use serde_json::json;
+
+const BUYERS: usize = 200;
+const SEATS: u32 = 50;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_buyers_get_exactly_fifty_seats_in_one_process() {
+    flash_sale(Layout::OneProcess, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_ticketing_workers_competing_sell_exactly_fifty_seats() {
+    flash_sale(Layout::Distributed { ticketing: 2 }, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_inventory_split_over_shards_sells_exactly_fifty_seats() {
+    flash_sale(Layout::Distributed { ticketing: 2 }, Some(4)).await;
+}
+
+async fn flash_sale(layout: Layout, shards: Option<u16>) {
+    let system = System::start(layout).await;
+    let organizer = system.client("organizer", &[Role::Organizer]);
+    let mut body = event_body(SEATS);
+    if let Some(shards) = shards {
+        body["inventory_shards"] = json!(shards);
+    }
+    let event_id = organizer.create_event(&body).await;
+    let buyers: Vec<_> = (0..BUYERS)
+        .map(|i| system.client(&format!("buyer-{i}"), &[Role::Attendee]))
+        .collect();
+    let mut feeds = join_all(buyers.iter().map(|b| b.live())).await;
+
+    let started = Instant::now();
+    let accepted = join_all(buyers.iter().map(|b| b.order(&event_id, 1))).await;
+    let all_accepted = started.elapsed();
+    let outcomes = join_all(feeds.iter_mut().zip(&accepted).map(|(feed, reply)| {
+        let command_id = reply.str("command_id");
+        async move {
+            feed.wait_for(Duration::from_secs(90), |f| {
+                f["type"] == "command.updated"
+                    && f["command_id"] == command_id.as_str()
+                    && matches!(
+                        f["status"].as_str(),
+                        Some("succeeded" | "rejected" | "failed")
+                    )
+            })
+            .await
+            .expect("every accepted order reaches a final status")
+        }
+    }))
+    .await;
+    let all_final = started.elapsed();
+    eprintln!(
+        "flash sale {layout:?} shards={shards:?}: {BUYERS} orders accepted in {all_accepted:?}, all final in {all_final:?}"
+    );
+
+    let succeeded = outcomes
+        .iter()
+        .filter(|f| f["status"] == "succeeded")
+        .count();
+    let sold_out = outcomes
+        .iter()
+        .filter(|f| f["status"] == "rejected" && f["error"]["code"] == "sold_out")
+        .count();
+    assert_eq!(
+        (succeeded, sold_out),
+        (SEATS as usize, BUYERS - SEATS as usize)
+    );
+
+    let event = organizer.get(&format!("/v1/events/{event_id}")).await.body;
+    assert_eq!(
+        (event["sold"].as_u64(), event["remaining"].as_u64()),
+        (Some(50), Some(0))
+    );
+
+    // The tickets as their holders see them, and as the store holds them.
+    let held: Vec<usize> = stream::iter(&buyers)
+        .map(|b| async move {
+            let mine = b.get("/v1/me/tickets").await;
+            assert_eq!(mine.status, 200, "{:?}", mine.body);
+            mine.body["items"].as_array().map_or(0, Vec::len)
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    assert_eq!(held.iter().sum::<usize>(), SEATS as usize);
+    assert!(
+        held.iter().all(|&n| n <= 1),
+        "someone holds two tickets: {held:?}"
+    );
+    let oracle = Oracle::new(&system);
+    assert_eq!(
+        oracle.count("tickets", "event_id", &event_id).await,
+        SEATS as usize
+    );
+    assert_eq!(
+        oracle.count("orders", "status", "confirmed").await,
+        SEATS as usize
+    );
+    assert_eq!(
+        oracle.count("orders", "status", "rejected").await,
+        BUYERS - SEATS as usize
+    );
+}

@@ -1,0 +1,128 @@
+//! The WebSocket: a user sees their own commands move, on every connection
+//! they have, and never anyone else's; subscribers see availability change.
+
+use std::time::Duration;
+
+use eventsys_api::auth::Role;
+use eventsys_tests::{Layout, System, client::event_body};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+fn mentions(frames: &[Value], command_id: &str) -> bool {
+    frames.iter().any(|f| f["command_id"] == command_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sees_its_own_updates_and_never_another_users() {
+    let system = System::start(Layout::Distributed { ticketing: 1 }).await;
+    let organizer = system.client("organizer", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(10)).await;
+    let (ann, bob) = (
+        system.client("ann", &[Role::Attendee]),
+        system.client("bob", &[Role::Attendee]),
+    );
+    let (mut ann_phone, mut ann_laptop, mut bob_feed) =
+        (ann.live().await, ann.live().await, bob.live().await);
+    ann_phone
+        .send(json!({ "type": "subscribe", "event_id": event_id }))
+        .await;
+    let subscribed = ann_phone
+        .next(Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(subscribed["type"], "subscribed");
+
+    let command_id = ann.order(&event_id, 2).await.str("command_id");
+    let phone = ann_phone.collect(Duration::from_secs(3)).await;
+    let statuses: Vec<&str> = phone
+        .iter()
+        .filter(|f| f["type"] == "command.updated" && f["command_id"] == command_id.as_str())
+        .filter_map(|f| f["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["processing", "succeeded"], "{phone:?}");
+    let done = phone
+        .iter()
+        .find(|f| f["status"] == "succeeded")
+        .expect("the final update");
+    assert_eq!(
+        done["result"]["ticket_ids"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert!(
+        phone
+            .iter()
+            .any(|f| f["type"] == "notification" && f["kind"] == "order.confirmed")
+    );
+    assert!(
+        phone
+            .iter()
+            .any(|f| f["type"] == "event.updated" && f["remaining"] == 8)
+    );
+    // Every connection of the user hears about it.
+    assert!(mentions(
+        &ann_laptop.collect(Duration::from_millis(500)).await,
+        &command_id
+    ));
+
+    // Bob hears nothing of Ann's command, and Ann nothing of Bob's.
+    let bobs = bob.order(&event_id, 1).await.str("command_id");
+    let bob_frames = bob_feed.collect(Duration::from_secs(3)).await;
+    assert!(!mentions(&bob_frames, &command_id), "{bob_frames:?}");
+    assert!(mentions(&bob_frames, &bobs));
+    assert!(
+        !bob_frames.iter().any(|f| f["type"] == "event.updated"),
+        "bob did not subscribe"
+    );
+    let ann_after = ann_phone.collect(Duration::from_secs(1)).await;
+    assert!(!mentions(&ann_after, &bobs), "{ann_after:?}");
+    assert!(
+        ann_after
+            .iter()
+            .any(|f| f["type"] == "event.updated" && f["remaining"] == 7)
+    );
+
+    // Pings are answered; nonsense gets an error frame, not a disconnect.
+    ann_phone.send(json!({ "type": "ping" })).await;
+    assert_eq!(
+        ann_phone.next(Duration::from_secs(2)).await.expect("pong")["type"],
+        "pong"
+    );
+    ann_phone.send(json!({ "type": "dance" })).await;
+    assert_eq!(
+        ann_phone.next(Duration::from_secs(2)).await.expect("error")["type"],
+        "error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_authenticates_in_the_query_and_nobody_gets_in_without_a_token() {
+    let system = System::start(Layout::OneProcess).await;
+    let ann = system.client("ann", &[Role::Attendee]);
+    let ws = system.base_url.replacen("http://", "ws://", 1);
+    let token = ann.token().expect("a token");
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{ws}/v1/ws?access_token={token}"))
+            .await
+            .expect("the token in the query is accepted");
+    use futures::SinkExt;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            r#"{"type":"ping"}"#.into(),
+        ))
+        .await
+        .expect("sent");
+    let pong = tokio::time::timeout(Duration::from_secs(2), socket.next()).await;
+    assert!(matches!(pong, Ok(Some(Ok(_)))));
+
+    for url in [
+        format!("{ws}/v1/ws"),
+        format!("{ws}/v1/ws?access_token=forged"),
+    ] {
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401)
+            }
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Behaviour of eventsys end to end: the real binary, a real RabbitMQ, a
+//! real DynamoDB-compatible server. Run through `tests/scripts/test.sh`.
+
+mod bad_input;
+mod check_in;
+mod delivery;
+mod flash_sale;
+mod idempotency;
+mod live;
+mod ownership;
+mod poison;

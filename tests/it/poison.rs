@@ -1,0 +1,109 @@
+//! Invariant 6, on the broker: a message that cannot be handled ends in the
+//! dead-letter queue without crashing anything; if it is a recorded command
+//! that cannot be carried out, the command becomes `failed`.
+
+use std::time::Duration;
+
+use eventsys_api::auth::Role;
+use eventsys_bus::{Bus, Exchange, Message, rabbitmq::RabbitBus};
+use eventsys_messages::{
+    Action, CommandEnvelope, CommandStatus, OrderId, PlaceOrder, TicketTypeId, UserId,
+};
+use eventsys_store::{CommandLog, CommandRecord, dynamodb::DynamoConfig, dynamodb::DynamoStore};
+use eventsys_tests::{Layout, System, client::event_body, eventually, oracle::Oracle, queue_depth};
+
+const DEAD_LETTERS: &str = "eventsys.ticketing.dead-letter";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_are_dead_lettered_and_the_worker_carries_on() {
+    let system = System::start(Layout::Distributed { ticketing: 1 }).await;
+    let organizer = system.client("organizer", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(10)).await;
+    let bus = RabbitBus::connect(&system.amqp_url, "tests")
+        .await
+        .expect("RabbitMQ");
+    let publish = |id: &str, body: Vec<u8>| Message {
+        routing_key: "order.place".into(),
+        message_id: id.to_owned(),
+        body,
+        traceparent: None,
+    };
+
+    // Garbage, and a well-formed command that the API never recorded.
+    bus.publish(
+        Exchange::Commands,
+        &publish("garbage", b"{not json".to_vec()),
+    )
+    .await
+    .expect("published");
+    let forged = CommandEnvelope::new(
+        UserId::parse("mallory").expect("an id"),
+        Action::PlaceOrder(PlaceOrder {
+            order_id: OrderId::generate(),
+            event_id: event_id.parse().expect("an id"),
+            ticket_type_id: TicketTypeId::generate(),
+            quantity: 1,
+        }),
+    );
+    bus.publish(Exchange::Commands, &Message::command(&forged, None))
+        .await
+        .expect("published");
+
+    // A recorded command in a schema this build does not know.
+    let store = DynamoStore::connect(&DynamoConfig {
+        endpoint: Some(system.dynamodb.clone()),
+        table_prefix: system.table_prefix.clone(),
+        local_credentials: true,
+    })
+    .await;
+    let future = CommandEnvelope::new(UserId::parse("ann").expect("an id"), forged.action.clone());
+    let mut body: serde_json::Value = serde_json::from_slice(&future.to_json()).expect("json");
+    body["version"] = 99.into();
+    let body = body.to_string();
+    let record = CommandRecord {
+        command_id: future.command_id(),
+        kind: "order.place".into(),
+        issuer: future.issuer.clone(),
+        status: CommandStatus::Accepted,
+        submitted_at: future.occurred_at,
+        updated_at: future.occurred_at,
+        resources: Default::default(),
+        result: None,
+        error: None,
+        message: body.clone(),
+    };
+    store.record_command(&record, None).await.expect("recorded");
+    bus.publish(
+        Exchange::Commands,
+        &publish(&future.command_id().to_string(), body.into_bytes()),
+    )
+    .await
+    .expect("published");
+
+    let depth = eventually(Duration::from_secs(20), 3, || {
+        queue_depth(&system, DEAD_LETTERS)
+    })
+    .await;
+    assert_eq!(depth, 3);
+    let failed = store
+        .command(future.command_id())
+        .await
+        .expect("store")
+        .expect("record");
+    assert_eq!(failed.status, CommandStatus::Failed);
+    assert_eq!(
+        failed.error.map(|e| e.code).as_deref(),
+        Some("unprocessable")
+    );
+    assert_eq!(Oracle::new(&system).all("orders").await, 0);
+
+    // The worker is still there and still sells.
+    let buyer = system.client("ann", &[Role::Attendee]);
+    let command_id = buyer.order(&event_id, 1).await.str("command_id");
+    let outcome = buyer
+        .wait_terminal(&command_id, Duration::from_secs(20))
+        .await;
+    assert_eq!(outcome["status"], "succeeded");
+    assert_eq!(queue_depth(&system, DEAD_LETTERS).await, 3);
+    bus.close().await;
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The test command. Makes this machine ready (starts RabbitMQ if nothing
+# listens on 127.0.0.1:5672, installs and starts a DynamoDB-compatible
+# server), then checks formatting, lints, the deployment artefacts, and
+# runs every test against those services. Stops what it started.
+#
+#   tests/scripts/test.sh              everything
+#   tests/scripts/test.sh FILTER...    only the tests matching FILTER
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+scripts=tests/scripts
+
+run="r$(date +%s)p$$"
+export EVENTSYS_TEST_RUN=$run
+export EVENTSYS_TEST_AMQP_URL=${EVENTSYS_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}
+export EVENTSYS_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:${EVENTSYS_MOTO_PORT:-8700}
+# The AWS SDK must never look for credentials beyond loopback.
+export AWS_EC2_METADATA_DISABLED=true
+
+cleanup() {
+  # Vhosts of tests that were killed before they could remove their own.
+  rabbitmqctl eval "[rabbit_vhost:delete(V, <<\"eventsys-tests\">>) || V <- rabbit_vhost:list_names(), binary:match(V, <<\"eventsys-test-$run\">>) =/= nomatch]." \
+    >/dev/null 2>&1 || true
+  "$scripts/services.sh" stop
+}
+trap cleanup EXIT
+"$scripts/services.sh" start
+
+step() { printf '\n== %s\n' "$*"; }
+
+if [ $# -eq 0 ]; then
+  step "format and lints"
+  cargo fmt --all -- --check
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+  step "deployment artefacts"
+  "$scripts/check-deploy.sh"
+fi
+
+step "build"
+cargo build --workspace --locked
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+  cargo test --workspace --locked --no-fail-fast -- "$@"
+fi

@@ -1,0 +1,225 @@
+//! An HTTP and WebSocket client of the public API, with the few flows that
+//! most tests need.
+
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite};
+
+pub struct Client {
+    http: reqwest::Client,
+    pub base: String,
+    token: Option<String>,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: HeaderMap,
+}
+
+impl Reply {
+    pub fn str(&self, field: &str) -> String {
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {field} in {} {}", self.status, self.body))
+            .to_owned()
+    }
+}
+
+/// A valid `POST /v1/events` body.
+pub fn event_body(capacity: u32) -> Value {
+    json!({
+        "name": "Flash sale",
+        "venue": "Hall 1",
+        "starts_at": "2030-06-01T18:00:00Z",
+        "ends_at": "2030-06-01T23:00:00Z",
+        "capacity": capacity,
+    })
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("an HTTP client"),
+            base: base.to_owned(),
+            token,
+        }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    async fn send(&self, mut request: reqwest::RequestBuilder) -> Reply {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.post_with(path, body, &[]).await
+    }
+
+    pub async fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+        self.post_raw(
+            path,
+            body.to_string().into_bytes(),
+            "application/json",
+            headers,
+        )
+        .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request).await
+    }
+
+    /// Creates an event and waits until it exists; returns its id.
+    pub async fn create_event(&self, body: &Value) -> String {
+        let reply = self
+            .post_with("/v1/events", body, &[("prefer", "wait=20")])
+            .await;
+        assert_eq!(reply.status, 200, "event not created: {:?}", reply.body);
+        assert_eq!(reply.body["status"], "succeeded", "{:?}", reply.body);
+        reply.str("event_id")
+    }
+
+    /// Orders `quantity` tickets of the event's only type; returns the 202.
+    pub async fn order(&self, event_id: &str, quantity: u32) -> Reply {
+        let reply = self
+            .post(
+                &format!("/v1/events/{event_id}/orders"),
+                &json!({ "quantity": quantity }),
+            )
+            .await;
+        assert_eq!(reply.status, 202, "order not accepted: {:?}", reply.body);
+        reply
+    }
+
+    /// Polls a command until it is terminal.
+    pub async fn wait_terminal(&self, command_id: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let reply = self.get(&format!("/v1/commands/{command_id}")).await;
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            if matches!(
+                reply.body["status"].as_str(),
+                Some("succeeded" | "rejected" | "failed")
+            ) {
+                return reply.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "command {command_id} still {} ",
+                reply.body["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Opens the WebSocket with the bearer header (or `?access_token=`).
+    pub async fn live(&self) -> Live {
+        let url = format!("{}/v1/ws", self.base.replacen("http://", "ws://", 1));
+        let mut request =
+            tungstenite::client::IntoClientRequest::into_client_request(url).expect("a ws request");
+        if let Some(token) = &self.token {
+            let value = format!("Bearer {token}").parse().expect("a header value");
+            request.headers_mut().insert("authorization", value);
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("the WebSocket opens");
+        Live { stream }
+    }
+}
+
+/// An open WebSocket.
+pub struct Live {
+    stream: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Live {
+    pub async fn send(&mut self, frame: Value) {
+        self.stream
+            .send(tungstenite::Message::Text(frame.to_string().into()))
+            .await
+            .expect("sending a frame");
+    }
+
+    /// The next JSON frame, or `None` if none comes within `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??
+                .ok()?;
+            if let tungstenite::Message::Text(text) = message {
+                return serde_json::from_str(&text).ok();
+            }
+        }
+    }
+
+    /// Every frame that arrives within `within`.
+    pub async fn collect(&mut self, within: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut frames = Vec::new();
+        while let Some(frame) = self.next(deadline - tokio::time::Instant::now()).await {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    /// Waits for the first frame `matches` accepts.
+    pub async fn wait_for(
+        &mut self,
+        within: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        while let Some(frame) = self.next(deadline - tokio::time::Instant::now()).await {
+            if matches(&frame) {
+                return Some(frame);
+            }
+        }
+        None
+    }
+}
