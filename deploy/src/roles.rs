@@ -1,13 +1,13 @@
 //! Assembling the adapters the configuration asks for and running a role
 //! on them until shutdown.
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 use anyhow::{Context, bail};
 use eventsys_api::AppState;
-use eventsys_bus::{Bus, rabbitmq::RabbitBus};
+use eventsys_bus::{Bus, embedded::EmbeddedBus, rabbitmq::RabbitBus};
 use eventsys_messages::WorkQueue;
-use eventsys_store::{Store, dynamodb::DynamoStore};
+use eventsys_store::{Store, dynamodb::DynamoStore, embedded::EmbeddedStore};
 use eventsys_workers::{Deps, WorkError, WorkerOptions, retry::retry_transient, run_worker};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -36,62 +36,130 @@ impl Backends {
 
 /// RabbitMQ and DynamoDB, as every role of a distributed deployment uses them.
 async fn distributed(settings: &Settings, name: &str) -> anyhow::Result<Backends> {
-    let Some(url) = settings.amqp_url.as_deref() else {
+    if settings.amqp_url.is_none() {
         bail!(
             "separate roles share work through RabbitMQ: set EVENTSYS_AMQP_URL (or run `eventsys serve`)"
         );
-    };
+    }
     if settings.store_kind() != StoreKind::Dynamodb {
         bail!(
             "separate roles share one store: set EVENTSYS_STORE=dynamodb or EVENTSYS_DYNAMODB_ENDPOINT"
         );
     }
-    let bus = retry_transient(CONNECT_FOR, || async {
+    backends(settings, name).await
+}
+
+/// Whatever the configuration asks for: RabbitMQ or the embedded queue,
+/// DynamoDB or the embedded store.
+async fn backends(settings: &Settings, name: &str) -> anyhow::Result<Backends> {
+    let store: Arc<dyn Store> = match settings.store_kind() {
+        StoreKind::Dynamodb => Arc::new(DynamoStore::connect(&settings.dynamo()).await),
+        StoreKind::Embedded => {
+            let path = data_dir(settings)?.join("store.redb");
+            Arc::new(
+                EmbeddedStore::open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            )
+        }
+    };
+    let bus: Arc<dyn Bus> = match settings.amqp_url.as_deref() {
+        Some(url) => Arc::new(connect_rabbitmq(url, name).await?),
+        None => {
+            let path = data_dir(settings)?.join("queue.redb");
+            Arc::new(
+                EmbeddedBus::open(&path).with_context(|| format!("opening {}", path.display()))?,
+            )
+        }
+    };
+    Ok(Backends { store, bus })
+}
+
+async fn connect_rabbitmq(url: &str, name: &str) -> anyhow::Result<RabbitBus> {
+    retry_transient(CONNECT_FOR, || async {
         RabbitBus::connect(url, name).await.map_err(|e| {
             tracing::warn!(error = %e, "waiting for RabbitMQ");
             WorkError::Transient(e.to_string())
         })
     })
     .await
-    .context("cannot reach RabbitMQ")?;
-    let store = DynamoStore::connect(&settings.dynamo()).await;
-    Ok(Backends {
-        store: Arc::new(store),
-        bus: Arc::new(bus),
-    })
+    .context("cannot reach RabbitMQ")
 }
 
-async fn backends(settings: &Settings, name: &str) -> anyhow::Result<Backends> {
-    if settings.amqp_url.is_none() && settings.store_kind() == StoreKind::Embedded {
-        bail!(
-            "the embedded mode is not available in this build: set EVENTSYS_AMQP_URL and EVENTSYS_DYNAMODB_ENDPOINT"
-        );
-    }
-    distributed(settings, name).await
+fn embedded(settings: &Settings) -> bool {
+    settings.amqp_url.is_none() && settings.store_kind() == StoreKind::Embedded
 }
 
-/// The HS256 secret; required outside embedded mode.
+fn data_dir(settings: &Settings) -> anyhow::Result<&Path> {
+    let dir = settings.data_dir.as_path();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The HS256 secret. Required outside embedded mode; embedded mode makes
+/// one on first start and keeps it in the data directory.
 pub fn secret(settings: &Settings) -> anyhow::Result<String> {
     match settings.jwt_secret.as_deref() {
         Some(secret) if secret.len() >= 16 => Ok(secret.to_owned()),
         Some(_) => bail!("EVENTSYS_JWT_SECRET must be at least 16 characters"),
+        None if embedded(settings) => kept_secret(data_dir(settings)?),
         None => {
             bail!("set EVENTSYS_JWT_SECRET (tokens, ticket codes and cursors are signed with it)")
         }
     }
 }
 
+fn kept_secret(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(secret) if secret.trim().len() >= 16 => return Ok(secret.trim().to_owned()),
+        Ok(_) => bail!(
+            "{} is too short; delete it to have a new one made",
+            path.display()
+        ),
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(err).with_context(|| format!("reading {}", path.display()));
+        }
+        Err(_) => {}
+    }
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a signing secret");
+    Ok(secret)
+}
+
+/// Creates what the configured adapters need and exits; idempotent.
 pub async fn init(settings: &Settings) -> anyhow::Result<()> {
-    let backends = distributed(settings, "eventsys-init").await?;
-    backends
-        .bus
-        .declare_topology()
-        .await
-        .context("declaring the broker topology")?;
-    let store = DynamoStore::connect(&settings.dynamo()).await;
-    store.create_tables().await.context("creating the tables")?;
-    backends.bus.close().await;
-    tracing::info!(tables = ?store.tables().all(), "broker topology and tables are in place");
+    if let Some(url) = settings.amqp_url.as_deref() {
+        let bus = connect_rabbitmq(url, "eventsys-init").await?;
+        bus.declare_topology()
+            .await
+            .context("declaring the broker topology")?;
+        bus.close().await;
+        tracing::info!("broker topology is in place");
+    }
+    match settings.store_kind() {
+        StoreKind::Dynamodb => {
+            let store = DynamoStore::connect(&settings.dynamo()).await;
+            store.create_tables().await.context("creating the tables")?;
+            tracing::info!(tables = ?store.tables().all(), "tables are in place");
+        }
+        StoreKind::Embedded => {
+            backends(settings, "eventsys-init").await?;
+            tracing::info!(data = %settings.data_dir.display(), "embedded store and queue are in place");
+        }
+    }
     Ok(())
 }
 
@@ -106,6 +174,13 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::
     let backends = backends(settings, "eventsys-serve").await?;
     let secret = secret(settings)?;
     let listener = bind(settings).await?;
+    if embedded(settings) {
+        tracing::info!(
+            data = %settings.data_dir.display(),
+            "embedded mode: store and queue live in the data directory; \
+             mint a token with `eventsys token --sub alice --role organizer --role attendee`"
+        );
+    }
     let mut workers = JoinSet::new();
     for queue in WorkQueue::ALL {
         workers.spawn(run_worker(

@@ -5,8 +5,9 @@
 //! dead-letter, or hand back), and a per-replica fan-out of events. Delivery
 //! is at least once; exactly-once effects are the store's business.
 //!
-//! Adapters: [`rabbitmq`].
+//! Adapters: [`rabbitmq`] and [`embedded`] (a durable in-process queue).
 
+pub mod embedded;
 pub mod rabbitmq;
 
 use async_trait::async_trait;

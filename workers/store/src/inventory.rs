@@ -10,16 +10,17 @@
 use std::collections::BTreeMap;
 
 use eventsys_messages::{EventSpec, TicketTypeId, spec::INVENTORY_SHARDS_MAX};
+use serde::{Deserialize, Serialize};
 
 /// One ticket type's part of a shard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypeSlice {
     pub quota: u32,
     pub remaining: u32,
 }
 
 /// One item of an event's inventory.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
     pub index: u16,
     pub capacity: u32,

@@ -7,9 +7,11 @@
 //! exactly once however often a command is delivered. Capacity is likewise a
 //! condition inside that write, never a read followed by a write.
 //!
-//! Adapters: [`dynamodb`] (conditional writes and `TransactWriteItems`).
+//! Adapters: [`dynamodb`] (conditional writes and `TransactWriteItems`) and
+//! [`embedded`] (redb, one file, serializable write transactions).
 
 pub mod dynamodb;
+pub mod embedded;
 mod error;
 pub mod inventory;
 pub mod ports;
@@ -22,3 +24,8 @@ pub use ports::{
     Recorded, Store,
 };
 pub use records::*;
+
+/// A fixed-width rendering of a timestamp, so that keys sort by time.
+pub(crate) fn sortable(at: eventsys_messages::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}

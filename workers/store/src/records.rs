@@ -33,6 +33,28 @@ pub struct CommandRecord {
     pub message: String,
 }
 
+impl CommandRecord {
+    /// Whether an effect may still be written for this command.
+    pub fn is_unfinished(&self) -> bool {
+        matches!(
+            self.status,
+            CommandStatus::Accepted | CommandStatus::Processing
+        )
+    }
+
+    /// Applies a completion (the caller checked [`Self::is_unfinished`]).
+    pub fn complete(&mut self, done: &Completion) {
+        self.status = done.status;
+        self.updated_at = done.at;
+        if done.result.is_some() {
+            self.result = done.result.clone();
+        }
+        if done.error.is_some() {
+            self.error = done.error.clone();
+        }
+    }
+}
+
 /// An `Idempotency-Key` claimed by a user for one command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotencyClaim {

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use eventsys_messages::Timestamp;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
@@ -49,11 +48,6 @@ pub(super) fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreErr
     }
 }
 
-/// A fixed-width rendering of a timestamp, so that sort keys sort by time.
-pub(super) fn sortable(at: Timestamp) -> String {
-    at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
 /// A page position (a `LastEvaluatedKey` of string attributes) as a string.
 pub(super) fn encode_position(key: &Item) -> Result<String, StoreError> {
     let plain: HashMap<&str, &str> = key
@@ -80,6 +74,8 @@ mod tests {
 
     #[test]
     fn sortable_timestamps_sort_by_time() {
+        use crate::sortable;
+        use eventsys_messages::Timestamp;
         let a: Timestamp = "2030-01-01T10:00:00Z".parse().unwrap();
         let b: Timestamp = "2030-01-01T10:00:00.5Z".parse().unwrap();
         assert!(sortable(a) < sortable(b));

@@ -8,15 +8,14 @@ use eventsys_messages::{EventId, EventStatus, TicketTypeId};
 
 use super::{
     DynamoStore, TxFailure, classify,
-    codec::{
-        Item, decode_position, encode_position, from_item, n, number, s, sortable, string, to_item,
-    },
+    codec::{Item, decode_position, encode_position, from_item, n, number, s, string, to_item},
     schema::BY_START_INDEX,
 };
 use crate::{
     Inventory, Shard, StoreError, TypeSlice,
     ports::{EventStore, Finished},
     records::{Completion, EventRecord, EventSnapshot, Page, PageRequest},
+    sortable,
 };
 
 /// Per-type counters of a shard live in attributes named by the type id.

@@ -8,7 +8,7 @@ use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, Timestamp, User
 
 use super::{
     DynamoStore, TxFailure, classify,
-    codec::{Item, decode_position, encode_position, from_item, n, s, sortable, to_item},
+    codec::{Item, decode_position, encode_position, from_item, n, s, to_item},
     events::{quota_attr, remaining_attr, shard_key},
     schema::BY_HOLDER_INDEX,
 };
@@ -16,6 +16,7 @@ use crate::{
     Shard, StoreError,
     ports::{CheckInOutcome, Finished, OrderStore, PlaceOutcome},
     records::{Completion, OrderRecord, Page, PageRequest, Placement, TicketRecord, TicketStatus},
+    sortable,
 };
 
 fn ticket_item(ticket: &TicketRecord) -> Result<Item, StoreError> {

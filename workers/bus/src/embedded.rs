@@ -1,0 +1,416 @@
+//! The embedded adapter: a durable queue inside the process, in one redb
+//! file, with the semantics the workers rely on from RabbitMQ:
+//!
+//! - a publish returns once the message is on disk (the "confirm");
+//! - each work queue hands a message to one consumer at a time and keeps it
+//!   until it is acknowledged; a message handed back, or left unsettled when
+//!   its handler went away or the process died, is delivered again, with a
+//!   count of earlier deliveries;
+//! - a dead-lettered message moves to the queue's dead-letter table;
+//! - events fan out to this process's broadcast subscribers (live only).
+//!
+//! Only publishes are written durably. Losing a settlement in a crash means
+//! delivering a message once more, which every consumer already tolerates.
+
+use std::{
+    collections::HashSet,
+    path::Path,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use async_trait::async_trait;
+use eventsys_messages::{WorkQueue, topology};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
+
+use crate::{Acker, Bus, BusError, Delivery, Exchange, Message, Subscription};
+
+/// (earlier deliveries, routing key, message id, traceparent, body)
+type Stored = (u32, &'static str, &'static str, &'static str, &'static [u8]);
+type Def = TableDefinition<'static, u64, Stored>;
+
+/// Live events buffered per broadcast subscriber before it starts missing some.
+const BROADCAST_BUFFER: usize = 4096;
+
+fn unavailable(err: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(format!("embedded queue: {err}"))
+}
+
+struct Queue {
+    work: WorkQueue,
+    table: Def,
+    dead: Def,
+    next_seq: AtomicU64,
+    /// Messages handed out and not yet settled.
+    leased: Mutex<HashSet<u64>>,
+    /// Bumped on every arrival, so that idle consumers wake up.
+    arrivals: watch::Sender<u64>,
+}
+
+impl Queue {
+    fn leased(&self) -> MutexGuard<'_, HashSet<u64>> {
+        self.leased
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wake(&self) {
+        self.arrivals.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+pub struct EmbeddedBus {
+    db: Arc<Database>,
+    queues: Vec<Arc<Queue>>,
+    events: broadcast::Sender<Arc<Message>>,
+}
+
+impl EmbeddedBus {
+    /// Opens (or creates) the queue file at `path`. Whatever was published
+    /// and not acknowledged before is delivered again.
+    pub fn open(path: &Path) -> Result<Self, BusError> {
+        let db = Database::create(path).map_err(unavailable)?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        let mut queues = Vec::new();
+        for work in WorkQueue::ALL {
+            let table = Def::new(work.name());
+            let dead = Def::new(work.dead_letter_queue());
+            let next = {
+                let t = txn.open_table(table).map_err(unavailable)?;
+                let d = txn.open_table(dead).map_err(unavailable)?;
+                let last = |t: &redb::Table<'_, u64, Stored>| -> Result<u64, BusError> {
+                    Ok(t.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value()))
+                };
+                last(&t)?.max(last(&d)?) + 1
+            };
+            queues.push(Arc::new(Queue {
+                work,
+                table,
+                dead,
+                next_seq: AtomicU64::new(next),
+                leased: Mutex::new(HashSet::new()),
+                arrivals: watch::channel(0).0,
+            }));
+        }
+        txn.commit().map_err(unavailable)?;
+        Ok(Self {
+            db: Arc::new(db),
+            queues,
+            events: broadcast::channel(BROADCAST_BUFFER).0,
+        })
+    }
+
+    fn queue(&self, work: WorkQueue) -> Arc<Queue> {
+        // Every WorkQueue has its queue, created in `open`.
+        self.queues
+            .iter()
+            .find(|q| q.work == work)
+            .cloned()
+            .unwrap_or_else(|| unreachable!("queue {} was opened", work.name()))
+    }
+
+    /// The messages in a queue's dead-letter table, oldest first.
+    pub fn dead_letters(&self, work: WorkQueue) -> Result<Vec<Message>, BusError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(self.queue(work).dead).map_err(unavailable)?;
+        table
+            .iter()
+            .map_err(unavailable)?
+            .map(|entry| {
+                let (_, value) = entry.map_err(unavailable)?;
+                Ok(message_of(value.value()))
+            })
+            .collect()
+    }
+}
+
+fn message_of(
+    (_, routing_key, message_id, traceparent, body): (u32, &str, &str, &str, &[u8]),
+) -> Message {
+    Message {
+        routing_key: routing_key.to_owned(),
+        message_id: message_id.to_owned(),
+        body: body.to_vec(),
+        traceparent: (!traceparent.is_empty()).then(|| traceparent.to_owned()),
+    }
+}
+
+/// Which durable queues a message published to `exchange` lands in.
+fn routes(exchange: Exchange, work: WorkQueue) -> &'static [&'static str] {
+    match exchange {
+        Exchange::Commands => work.command_patterns(),
+        Exchange::Events => work.event_patterns(),
+    }
+}
+
+#[async_trait]
+impl Bus for EmbeddedBus {
+    async fn declare_topology(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    async fn publish(&self, exchange: Exchange, message: &Message) -> Result<(), BusError> {
+        let targets: Vec<Arc<Queue>> = self
+            .queues
+            .iter()
+            .filter(|q| {
+                routes(exchange, q.work)
+                    .iter()
+                    .any(|p| topology::matches(p, &message.routing_key))
+            })
+            .cloned()
+            .collect();
+        if exchange == Exchange::Commands && targets.is_empty() {
+            return Err(BusError::Unroutable(message.routing_key.clone()));
+        }
+        if !targets.is_empty() {
+            let (db, message, queues) = (self.db.clone(), message.clone(), targets.clone());
+            tokio::task::spawn_blocking(move || {
+                let txn = db.begin_write().map_err(unavailable)?;
+                for queue in &queues {
+                    let mut table = txn.open_table(queue.table).map_err(unavailable)?;
+                    let seq = queue.next_seq.fetch_add(1, Ordering::Relaxed);
+                    let stored = (
+                        0u32,
+                        message.routing_key.as_str(),
+                        message.message_id.as_str(),
+                        message.traceparent.as_deref().unwrap_or(""),
+                        message.body.as_slice(),
+                    );
+                    table.insert(seq, stored).map_err(unavailable)?;
+                }
+                txn.commit().map_err(unavailable)
+            })
+            .await
+            .map_err(unavailable)??;
+            targets.iter().for_each(|q| q.wake());
+        }
+        if exchange == Exchange::Events {
+            // Nobody listening is fine: events are facts, not requests.
+            let _ = self.events.send(Arc::new(message.clone()));
+        }
+        Ok(())
+    }
+
+    async fn consume(
+        &self,
+        work: WorkQueue,
+        prefetch: u16,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let queue = self.queue(work);
+        Ok(Box::new(QueueSubscription {
+            db: self.db.clone(),
+            arrivals: queue.arrivals.subscribe(),
+            queue,
+            permits: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
+        }))
+    }
+
+    async fn broadcast(&self, patterns: &[&str]) -> Result<Box<dyn Subscription>, BusError> {
+        Ok(Box::new(BroadcastSubscription {
+            events: self.events.subscribe(),
+            patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
+        }))
+    }
+
+    async fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+struct QueueSubscription {
+    db: Arc<Database>,
+    queue: Arc<Queue>,
+    arrivals: watch::Receiver<u64>,
+    /// One per unsettled delivery: the prefetch limit.
+    permits: Arc<Semaphore>,
+}
+
+/// Leases the oldest message nobody holds, counting the delivery.
+fn lease_next(db: &Database, queue: &Queue) -> Result<Option<(u64, Message, u32)>, BusError> {
+    let mut leased = queue.leased();
+    let mut txn = db.begin_write().map_err(unavailable)?;
+    txn.set_durability(Durability::None).map_err(unavailable)?;
+    let found = {
+        let mut table = txn.open_table(queue.table).map_err(unavailable)?;
+        let mut found = None;
+        for entry in table.iter().map_err(unavailable)? {
+            let (seq, value) = entry.map_err(unavailable)?;
+            if !leased.contains(&seq.value()) {
+                let value = value.value();
+                found = Some((seq.value(), message_of(value), value.0));
+                break;
+            }
+        }
+        if let Some((seq, message, previous)) = &found {
+            let stored = (
+                previous + 1,
+                message.routing_key.as_str(),
+                message.message_id.as_str(),
+                message.traceparent.as_deref().unwrap_or(""),
+                message.body.as_slice(),
+            );
+            table.insert(*seq, stored).map_err(unavailable)?;
+        }
+        found
+    };
+    txn.commit().map_err(unavailable)?;
+    if let Some((seq, _, _)) = &found {
+        leased.insert(*seq);
+    }
+    Ok(found)
+}
+
+#[async_trait]
+impl Subscription for QueueSubscription {
+    async fn next(&mut self) -> Option<Delivery> {
+        let permit = self.permits.clone().acquire_owned().await.ok()?;
+        loop {
+            self.arrivals.borrow_and_update();
+            let (db, queue) = (self.db.clone(), self.queue.clone());
+            let leased = tokio::task::spawn_blocking(move || lease_next(&db, &queue)).await;
+            match leased {
+                Ok(Ok(Some((seq, message, previous)))) => {
+                    let acker = QueueAcker {
+                        db: self.db.clone(),
+                        queue: self.queue.clone(),
+                        seq,
+                        settled: AtomicBool::new(false),
+                        _permit: permit,
+                    };
+                    return Some(Delivery::new(message, previous, Box::new(acker)));
+                }
+                Ok(Ok(None)) => {
+                    if self.arrivals.changed().await.is_err() {
+                        return None;
+                    }
+                }
+                Ok(Err(err)) => {
+                    tracing::error!(error = %err, "embedded queue failed; ending subscription");
+                    return None;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "embedded queue task failed; ending subscription");
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn cancel(self: Box<Self>) {
+        // Nothing to tell anyone: unsettled deliveries keep their leases
+        // until their ackers settle or drop.
+        self.permits.close();
+    }
+}
+
+struct QueueAcker {
+    db: Arc<Database>,
+    queue: Arc<Queue>,
+    seq: u64,
+    settled: AtomicBool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl QueueAcker {
+    /// Removes the message from its queue, into the dead-letter table if asked.
+    async fn remove(&self, to_dead_letters: bool) -> Result<(), BusError> {
+        let (db, queue, seq) = (self.db.clone(), self.queue.clone(), self.seq);
+        tokio::task::spawn_blocking(move || {
+            let mut txn = db.begin_write().map_err(unavailable)?;
+            txn.set_durability(Durability::None).map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(queue.table).map_err(unavailable)?;
+                let removed = table.remove(seq).map_err(unavailable)?;
+                if let (true, Some(value)) = (to_dead_letters, removed) {
+                    let mut dead = txn.open_table(queue.dead).map_err(unavailable)?;
+                    dead.insert(seq, value.value()).map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)?;
+            queue.leased().remove(&seq);
+            Ok(())
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    fn release(&self) {
+        self.queue.leased().remove(&self.seq);
+        self.queue.wake();
+    }
+}
+
+#[async_trait]
+impl Acker for QueueAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        self.settled.store(true, Ordering::SeqCst);
+        self.remove(false).await
+    }
+
+    async fn reject(&self, requeue: bool) -> Result<(), BusError> {
+        self.settled.store(true, Ordering::SeqCst);
+        if requeue {
+            self.release();
+            Ok(())
+        } else {
+            self.remove(true).await
+        }
+    }
+}
+
+impl Drop for QueueAcker {
+    /// A delivery dropped unsettled (its handler went away) goes back to the
+    /// queue, as it would when a RabbitMQ channel closes.
+    fn drop(&mut self) {
+        if !self.settled.load(Ordering::SeqCst) {
+            self.release();
+        }
+    }
+}
+
+struct BroadcastSubscription {
+    events: broadcast::Receiver<Arc<Message>>,
+    patterns: Vec<String>,
+}
+
+struct Settled;
+
+#[async_trait]
+impl Acker for Settled {
+    async fn ack(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    async fn reject(&self, _requeue: bool) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Subscription for BroadcastSubscription {
+    async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            match self.events.recv().await {
+                Ok(message)
+                    if self
+                        .patterns
+                        .iter()
+                        .any(|p| topology::matches(p, &message.routing_key)) =>
+                {
+                    return Some(Delivery::new((*message).clone(), 0, Box::new(Settled)));
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "a broadcast subscriber fell behind");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    async fn cancel(self: Box<Self>) {}
+}

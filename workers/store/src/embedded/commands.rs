@@ -1,0 +1,158 @@
+//! The command log in the embedded store.
+
+use async_trait::async_trait;
+use eventsys_messages::{CommandId, CommandStatus, Timestamp};
+use redb::Durability;
+use serde::{Deserialize, Serialize};
+
+use super::{CLAIMS, COMMANDS, EmbeddedStore, get, open, open_read, put};
+use crate::{
+    StoreError,
+    ports::{CommandLog, Finished, Recorded},
+    records::{CommandRecord, Completion, IdempotencyClaim},
+};
+
+#[derive(Serialize, Deserialize)]
+struct StoredClaim {
+    command_id: CommandId,
+    fingerprint: String,
+    expires_at: Timestamp,
+}
+
+/// Ends `done`'s command inside `txn` if it is unfinished; the caller's
+/// effect must be written only when this says `Now`.
+pub(super) fn finish(
+    txn: &redb::WriteTransaction,
+    done: &Completion,
+) -> Result<Finished, StoreError> {
+    let mut commands = open(txn, COMMANDS)?;
+    let key = done.command_id.to_string();
+    match get::<CommandRecord>(&commands, &key)? {
+        Some(mut record) if record.is_unfinished() => {
+            record.complete(done);
+            put(&mut commands, &key, &record)?;
+            Ok(Finished::Now)
+        }
+        _ => Ok(Finished::Already),
+    }
+}
+
+/// Whether `done`'s command may still take effect, without changing it.
+pub(super) fn unfinished(
+    txn: &redb::WriteTransaction,
+    done: &Completion,
+) -> Result<bool, StoreError> {
+    let commands = open(txn, COMMANDS)?;
+    Ok(
+        get::<CommandRecord>(&commands, &done.command_id.to_string())?
+            .is_some_and(|r| r.is_unfinished()),
+    )
+}
+
+#[async_trait]
+impl CommandLog for EmbeddedStore {
+    async fn record_command(
+        &self,
+        record: &CommandRecord,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<Recorded, StoreError> {
+        let (record, claim) = (record.clone(), claim.cloned());
+        self.write(move |txn| {
+            let mut commands = open(txn, COMMANDS)?;
+            if let Some(claim) = &claim {
+                let mut claims = open(txn, CLAIMS)?;
+                let existing = get::<StoredClaim>(&claims, &claim.key_hash)?
+                    .filter(|c| c.expires_at > Timestamp::now());
+                if let Some(existing) = existing {
+                    let earlier =
+                        get::<CommandRecord>(&commands, &existing.command_id.to_string())?
+                            .ok_or_else(|| {
+                                StoreError::Corrupt(format!(
+                                    "claim without command {}",
+                                    existing.command_id
+                                ))
+                            })?;
+                    return Ok(Recorded::Existing {
+                        record: Box::new(earlier),
+                        same_request: existing.fingerprint == claim.fingerprint,
+                    });
+                }
+                let stored = StoredClaim {
+                    command_id: record.command_id,
+                    fingerprint: claim.fingerprint.clone(),
+                    expires_at: claim.expires_at,
+                };
+                put(&mut claims, &claim.key_hash, &stored)?;
+            }
+            let key = record.command_id.to_string();
+            if get::<CommandRecord>(&commands, &key)?.is_some() {
+                return Err(StoreError::Rejected("command id already recorded".into()));
+            }
+            put(&mut commands, &key, &record)?;
+            Ok(Recorded::New)
+        })
+        .await
+    }
+
+    async fn withdraw_command(
+        &self,
+        id: CommandId,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<bool, StoreError> {
+        let claim = claim.cloned();
+        self.write(move |txn| {
+            let mut commands = open(txn, COMMANDS)?;
+            let key = id.to_string();
+            let accepted = get::<CommandRecord>(&commands, &key)?
+                .is_some_and(|r| r.status == CommandStatus::Accepted);
+            if !accepted {
+                return Ok(false);
+            }
+            commands.remove(key.as_str()).map_err(super::unavailable)?;
+            if let Some(claim) = claim {
+                let mut claims = open(txn, CLAIMS)?;
+                if get::<StoredClaim>(&claims, &claim.key_hash)?.is_some_and(|c| c.command_id == id)
+                {
+                    claims
+                        .remove(claim.key_hash.as_str())
+                        .map_err(super::unavailable)?;
+                }
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
+        self.read(move |txn| get(&open_read(txn, COMMANDS)?, &id.to_string()))
+            .await
+    }
+
+    async fn begin_processing(
+        &self,
+        id: CommandId,
+        at: Timestamp,
+    ) -> Result<Option<(CommandRecord, bool)>, StoreError> {
+        // Losing this in a crash is harmless: the command is simply still `accepted`.
+        self.write_with(Durability::None, move |txn| {
+            let mut commands = open(txn, COMMANDS)?;
+            let key = id.to_string();
+            let Some(mut record) = get::<CommandRecord>(&commands, &key)? else {
+                return Ok(None);
+            };
+            if record.status != CommandStatus::Accepted {
+                return Ok(Some((record, false)));
+            }
+            record.status = CommandStatus::Processing;
+            record.updated_at = at;
+            put(&mut commands, &key, &record)?;
+            Ok(Some((record, true)))
+        })
+        .await
+    }
+
+    async fn finish_command(&self, done: &Completion) -> Result<Finished, StoreError> {
+        let done = done.clone();
+        self.write(move |txn| finish(txn, &done)).await
+    }
+}

@@ -1,0 +1,119 @@
+//! Events and their inventory in the embedded store.
+
+use async_trait::async_trait;
+use eventsys_messages::{EventId, EventStatus};
+
+use super::{EVENTS, EmbeddedStore, INVENTORY, LISTING, commands, get, open, open_read, page, put};
+use crate::{
+    Inventory, Shard, StoreError,
+    ports::{EventStore, Finished},
+    records::{Completion, EventRecord, EventSnapshot, Page, PageRequest},
+    sortable,
+};
+
+pub(super) fn shard_key(event_id: EventId, index: u16) -> String {
+    format!("{event_id}#{index:05}")
+}
+
+pub(super) fn inventory(
+    table: &impl redb::ReadableTable<&'static str, &'static [u8]>,
+    event: &EventRecord,
+) -> Result<Inventory, StoreError> {
+    let shards = (0..event.shards)
+        .map(|i| {
+            get::<Shard>(table, &shard_key(event.event_id, i))?.ok_or_else(|| {
+                StoreError::Corrupt(format!("event {} lacks shard {i}", event.event_id))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Inventory { shards })
+}
+
+fn listing_key(event: &EventRecord) -> String {
+    format!("{}#{}", sortable(event.spec.starts_at), event.event_id)
+}
+
+#[async_trait]
+impl EventStore for EmbeddedStore {
+    async fn create_event(
+        &self,
+        event: &EventRecord,
+        inventory: &Inventory,
+        done: &Completion,
+    ) -> Result<Finished, StoreError> {
+        let (event, inventory, done) = (event.clone(), inventory.clone(), done.clone());
+        self.write(move |txn| {
+            if !commands::unfinished(txn, &done)? {
+                return Ok(Finished::Already);
+            }
+            let mut events = open(txn, EVENTS)?;
+            let key = event.event_id.to_string();
+            if get::<EventRecord>(&events, &key)?.is_some() {
+                return Err(StoreError::Rejected(format!(
+                    "event {key} exists but its command is unfinished"
+                )));
+            }
+            put(&mut events, &key, &event)?;
+            if event.spec.status == EventStatus::Published {
+                put(
+                    &mut open(txn, LISTING)?,
+                    &listing_key(&event),
+                    &event.event_id,
+                )?;
+            }
+            let mut shards = open(txn, INVENTORY)?;
+            for shard in &inventory.shards {
+                put(&mut shards, &shard_key(event.event_id, shard.index), shard)?;
+            }
+            commands::finish(txn, &done)
+        })
+        .await
+    }
+
+    async fn event_record(&self, id: EventId) -> Result<Option<EventRecord>, StoreError> {
+        self.read(move |txn| get(&open_read(txn, EVENTS)?, &id.to_string()))
+            .await
+    }
+
+    async fn event(&self, id: EventId) -> Result<Option<EventSnapshot>, StoreError> {
+        self.read(move |txn| {
+            let Some(event) = get::<EventRecord>(&open_read(txn, EVENTS)?, &id.to_string())? else {
+                return Ok(None);
+            };
+            let inventory = inventory(&open_read(txn, INVENTORY)?, &event)?;
+            Ok(Some(EventSnapshot { event, inventory }))
+        })
+        .await
+    }
+
+    async fn published_events(
+        &self,
+        request: &PageRequest,
+    ) -> Result<Page<EventSnapshot>, StoreError> {
+        let request = request.clone();
+        self.read(move |txn| {
+            let Page { items: ids, next } = page::<EventId>(
+                &open_read(txn, LISTING)?,
+                ("", "\u{10FFFF}"),
+                request.after.as_deref(),
+                request.limit,
+                false,
+            )?;
+            let (events, shards) = (open_read(txn, EVENTS)?, open_read(txn, INVENTORY)?);
+            let items = ids
+                .into_iter()
+                .map(|(_, id)| {
+                    let event = get::<EventRecord>(&events, &id.to_string())?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("listed event {id} is missing"))
+                    })?;
+                    Ok(EventSnapshot {
+                        inventory: inventory(&shards, &event)?,
+                        event,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            Ok(Page { items, next })
+        })
+        .await
+    }
+}

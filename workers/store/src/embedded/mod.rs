@@ -1,0 +1,202 @@
+//! The embedded adapter: one redb file, for running everything in one
+//! process with nothing to install.
+//!
+//! redb runs one write transaction at a time and each is serializable, so
+//! every condition the port promises (the command still unfinished, the
+//! shard still holding the seats, the ticket still valid) is checked and
+//! acted on inside one transaction, and nothing can interleave. Records are
+//! stored as JSON; keys are strings chosen to sort the way lists are read.
+
+mod commands;
+mod events;
+mod notifications;
+mod orders;
+
+use std::{path::Path, sync::Arc};
+
+use async_trait::async_trait;
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition,
+    WriteTransaction,
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{StoreError, ports::Store, records::Page};
+
+type Def = TableDefinition<'static, &'static str, &'static [u8]>;
+
+const COMMANDS: Def = TableDefinition::new("commands");
+const CLAIMS: Def = TableDefinition::new("idempotency");
+const EVENTS: Def = TableDefinition::new("events");
+/// `{starts_at}#{event_id}` of published events, for the listing.
+const LISTING: Def = TableDefinition::new("events_by_start");
+/// `{event_id}#{index}`.
+const INVENTORY: Def = TableDefinition::new("inventory");
+const ORDERS: Def = TableDefinition::new("orders");
+const TICKETS: Def = TableDefinition::new("tickets");
+/// `{holder}\0{created_at}#{ticket_id}`.
+const TICKETS_BY_HOLDER: Def = TableDefinition::new("tickets_by_holder");
+/// `{user}\0{notification_id}`.
+const NOTIFICATIONS: Def = TableDefinition::new("notifications");
+
+const ALL: [Def; 9] = [
+    COMMANDS,
+    CLAIMS,
+    EVENTS,
+    LISTING,
+    INVENTORY,
+    ORDERS,
+    TICKETS,
+    TICKETS_BY_HOLDER,
+    NOTIFICATIONS,
+];
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+fn unavailable(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("embedded store: {err}"))
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(unavailable)?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        for table in ALL {
+            txn.open_table(table).map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs `work` in one durable write transaction, off the async threads.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write_with(Durability::Immediate, work).await
+    }
+
+    /// Like [`Self::write`]; `Durability::None` is for writes whose loss
+    /// in a crash is harmless.
+    async fn write_with<T, F>(&self, durability: Durability, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut txn = db.begin_write().map_err(unavailable)?;
+            txn.set_durability(durability).map_err(unavailable)?;
+            let out = work(&txn)?;
+            txn.commit().map_err(unavailable)?;
+            Ok(out)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// Runs `work` on a consistent snapshot.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(unavailable)?;
+            work(&txn)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn get<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get(key).map_err(unavailable)? {
+        Some(value) => serde_json::from_slice(value.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{key}: {e}"))),
+        None => Ok(None),
+    }
+}
+
+fn put<T: Serialize>(
+    table: &mut Table<'_, &'static str, &'static [u8]>,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Rejected(e.to_string()))?;
+    table.insert(key, bytes.as_slice()).map_err(unavailable)?;
+    Ok(())
+}
+
+fn open<'t>(
+    txn: &'t WriteTransaction,
+    table: Def,
+) -> Result<Table<'t, &'static str, &'static [u8]>, StoreError> {
+    txn.open_table(table).map_err(unavailable)
+}
+
+fn open_read(
+    txn: &ReadTransaction,
+    table: Def,
+) -> Result<redb::ReadOnlyTable<&'static str, &'static [u8]>, StoreError> {
+    txn.open_table(table).map_err(unavailable)
+}
+
+/// Reads a page of `table` between `start` and `end` (exclusive), after
+/// `position` if given, in ascending or descending key order. The position
+/// of a page is its last key.
+fn page<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    (start, end): (&str, &str),
+    position: Option<&str>,
+    limit: u32,
+    newest_first: bool,
+) -> Result<Page<(String, T)>, StoreError> {
+    use std::ops::Bound::{Excluded, Included};
+    let (low, high) = match (position, newest_first) {
+        (Some(p), true) => (Included(start), Excluded(p)),
+        (Some(p), false) => (Excluded(p), Excluded(end)),
+        (None, _) => (Included(start), Excluded(end)),
+    };
+    if position.is_some_and(|p| p < start || p > end) {
+        return Err(StoreError::BadCursor);
+    }
+    let range = table.range::<&str>((low, high)).map_err(unavailable)?;
+    let mut entries: Box<dyn Iterator<Item = _>> = if newest_first {
+        Box::new(range.rev())
+    } else {
+        Box::new(range)
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut items = Vec::new();
+    for entry in entries.by_ref().take(limit) {
+        let (key, value) = entry.map_err(unavailable)?;
+        let record = serde_json::from_slice(value.value())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        items.push((key.value().to_owned(), record));
+    }
+    let more = entries.next().is_some();
+    let next = if more {
+        items.last().map(|(k, _)| k.clone())
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|txn| open_read(txn, COMMANDS).map(|_| ())).await
+    }
+}

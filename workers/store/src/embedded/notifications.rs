@@ -1,0 +1,82 @@
+//! Users' notification inboxes in the embedded store.
+
+use async_trait::async_trait;
+use eventsys_messages::{NotificationId, UserId};
+
+use super::{EmbeddedStore, NOTIFICATIONS, commands, get, open, open_read, page, put};
+use crate::{
+    StoreError,
+    ports::{Finished, NotificationStore},
+    records::{Completion, NotificationRecord, Page, PageRequest},
+};
+
+/// Notification ids are UUIDv7: within a user, key order is time order.
+fn key(user: &UserId, id: NotificationId) -> String {
+    format!("{user}\0{id}")
+}
+
+#[async_trait]
+impl NotificationStore for EmbeddedStore {
+    async fn add_notification(
+        &self,
+        notification: &NotificationRecord,
+    ) -> Result<bool, StoreError> {
+        let notification = notification.clone();
+        self.write(move |txn| {
+            let mut table = open(txn, NOTIFICATIONS)?;
+            let key = key(&notification.user_id, notification.notification_id);
+            if get::<NotificationRecord>(&table, &key)?.is_some() {
+                return Ok(false);
+            }
+            put(&mut table, &key, &notification)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn notifications(
+        &self,
+        user: &UserId,
+        request: &PageRequest,
+    ) -> Result<Page<NotificationRecord>, StoreError> {
+        let (user, request) = (user.clone(), request.clone());
+        self.read(move |txn| {
+            let (start, end) = (format!("{user}\0"), format!("{user}\u{1}"));
+            let Page { items, next } = page::<NotificationRecord>(
+                &open_read(txn, NOTIFICATIONS)?,
+                (&start, &end),
+                request.after.as_deref(),
+                request.limit,
+                true,
+            )?;
+            Ok(Page {
+                items: items.into_iter().map(|(_, n)| n).collect(),
+                next,
+            })
+        })
+        .await
+    }
+
+    async fn mark_read(
+        &self,
+        user: &UserId,
+        id: NotificationId,
+        done: &Completion,
+    ) -> Result<Option<Finished>, StoreError> {
+        let (user, done) = (user.clone(), done.clone());
+        self.write(move |txn| {
+            if !commands::unfinished(txn, &done)? {
+                return Ok(Some(Finished::Already));
+            }
+            let mut table = open(txn, NOTIFICATIONS)?;
+            let key = key(&user, id);
+            let Some(mut notification) = get::<NotificationRecord>(&table, &key)? else {
+                return Ok(None);
+            };
+            notification.read = true;
+            put(&mut table, &key, &notification)?;
+            commands::finish(txn, &done).map(Some)
+        })
+        .await
+    }
+}
