@@ -2,7 +2,7 @@
 //! naming what is wrong, and changes nothing.
 
 use eventsys_api::auth::Role;
-use eventsys_tests::{Layout, System, client::event_body, oracle::Oracle};
+use eventsys_tests::{Setup, System, client::event_body, on_both};
 use serde_json::{Value, json};
 
 struct Case {
@@ -71,9 +71,13 @@ fn with(field: &str, value: Value) -> Value {
     body
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_a_problem_document_and_changes_nothing() {
-    let system = System::start(Layout::OneProcess).await;
+on_both!(
+    bad_input_gets_a_problem_document_and_changes_nothing,
+    Setup::Serve
+);
+
+async fn bad_input_gets_a_problem_document_and_changes_nothing(setup: Setup) {
+    let mut system = System::start(setup).await;
     let organizer = system.client("organizer", &[Role::Organizer]);
     let event_id = organizer.create_event(&event_body(10)).await;
     let orders = format!("/v1/events/{event_id}/orders");
@@ -366,7 +370,7 @@ async fn bad_input_gets_a_problem_document_and_changes_nothing() {
     }
 
     // Nothing but the setup's one event was ever recorded.
-    let oracle = Oracle::new(&system);
+    let oracle = system.oracle().await;
     assert_eq!(oracle.all("commands").await, 1);
     assert_eq!(oracle.all("events").await, 1);
     assert_eq!(oracle.all("orders").await, 0);

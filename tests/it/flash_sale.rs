@@ -4,30 +4,34 @@
 use std::time::{Duration, Instant};
 
 use eventsys_api::auth::Role;
-use eventsys_tests::{Layout, System, client::event_body, oracle::Oracle};
+use eventsys_tests::{Setup, System, client::event_body, on_both};
 use futures::{StreamExt, future::join_all, stream};
 use serde_json::json;
 
 const BUYERS: usize = 200;
 const SEATS: u32 = 50;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_hundred_buyers_get_exactly_fifty_seats_in_one_process() {
-    flash_sale(Layout::OneProcess, None).await;
+on_both!(two_hundred_buyers_get_exactly_fifty_seats, Setup::Serve);
+on_both!(
+    an_inventory_split_over_shards_sells_exactly_fifty_seats,
+    Setup::Roles { ticketing: 2 }
+);
+
+async fn two_hundred_buyers_get_exactly_fifty_seats(setup: Setup) {
+    flash_sale(setup, None).await;
+}
+
+async fn an_inventory_split_over_shards_sells_exactly_fifty_seats(setup: Setup) {
+    flash_sale(setup, Some(4)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_ticketing_workers_competing_sell_exactly_fifty_seats() {
-    flash_sale(Layout::Distributed { ticketing: 2 }, None).await;
+    flash_sale(Setup::Roles { ticketing: 2 }, None).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_inventory_split_over_shards_sells_exactly_fifty_seats() {
-    flash_sale(Layout::Distributed { ticketing: 2 }, Some(4)).await;
-}
-
-async fn flash_sale(layout: Layout, shards: Option<u16>) {
-    let system = System::start(layout).await;
+async fn flash_sale(setup: Setup, shards: Option<u16>) {
+    let mut system = System::start(setup).await;
     let organizer = system.client("organizer", &[Role::Organizer]);
     let mut body = event_body(SEATS);
     if let Some(shards) = shards {
@@ -60,7 +64,7 @@ async fn flash_sale(layout: Layout, shards: Option<u16>) {
     .await;
     let all_final = started.elapsed();
     eprintln!(
-        "flash sale {layout:?} shards={shards:?}: {BUYERS} orders accepted in {all_accepted:?}, all final in {all_final:?}"
+        "flash sale {setup:?} shards={shards:?}: {BUYERS} orders accepted in {all_accepted:?}, all final in {all_final:?}"
     );
 
     let succeeded = outcomes
@@ -97,7 +101,7 @@ async fn flash_sale(layout: Layout, shards: Option<u16>) {
         held.iter().all(|&n| n <= 1),
         "someone holds two tickets: {held:?}"
     );
-    let oracle = Oracle::new(&system);
+    let oracle = system.oracle().await;
     assert_eq!(
         oracle.count("tickets", "event_id", &event_id).await,
         SEATS as usize

@@ -4,13 +4,17 @@
 use std::time::Duration;
 
 use eventsys_api::auth::Role;
-use eventsys_tests::{Layout, System, client::event_body, oracle::Oracle};
+use eventsys_tests::{Setup, System, client::event_body, on_both};
 use futures::future::join_all;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repeated_key_returns_the_same_command_and_makes_one_order() {
-    let system = System::start(Layout::OneProcess).await;
+on_both!(
+    a_repeated_key_returns_the_same_command_and_makes_one_order,
+    Setup::Serve
+);
+
+async fn a_repeated_key_returns_the_same_command_and_makes_one_order(setup: Setup) {
+    let mut system = System::start(setup).await;
     let organizer = system.client("organizer", &[Role::Organizer]);
     let event_id = organizer.create_event(&event_body(100)).await;
     let ann = system.client("ann", &[Role::Attendee]);
@@ -61,7 +65,7 @@ async fn a_repeated_key_returns_the_same_command_and_makes_one_order() {
     }
     bob.wait_terminal(&bobs.str("command_id"), Duration::from_secs(20))
         .await;
-    let oracle = Oracle::new(&system);
+    let oracle = system.oracle().await;
     assert_eq!(oracle.count("orders", "buyer_id", "ann").await, 2);
     assert_eq!(oracle.count("tickets", "holder_id", "ann").await, 4);
     assert_eq!(oracle.count("orders", "buyer_id", "bob").await, 1);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use eventsys_api::auth::Role;
-use eventsys_tests::{Layout, System, client::event_body};
+use eventsys_tests::{Setup, System, client::event_body, on_both};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -12,9 +12,13 @@ fn mentions(frames: &[Value], command_id: &str) -> bool {
     frames.iter().any(|f| f["command_id"] == command_id)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_sees_its_own_updates_and_never_another_users() {
-    let system = System::start(Layout::Distributed { ticketing: 1 }).await;
+on_both!(
+    a_client_sees_its_own_updates_and_never_another_users,
+    Setup::Roles { ticketing: 1 }
+);
+
+async fn a_client_sees_its_own_updates_and_never_another_users(setup: Setup) {
+    let system = System::start(setup).await;
     let organizer = system.client("organizer", &[Role::Organizer]);
     let event_id = organizer.create_event(&event_body(10)).await;
     let (ann, bob) = (
@@ -94,9 +98,13 @@ async fn a_client_sees_its_own_updates_and_never_another_users() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_authenticates_in_the_query_and_nobody_gets_in_without_a_token() {
-    let system = System::start(Layout::OneProcess).await;
+on_both!(
+    a_browser_authenticates_in_the_query_and_nobody_gets_in_without_a_token,
+    Setup::Serve
+);
+
+async fn a_browser_authenticates_in_the_query_and_nobody_gets_in_without_a_token(setup: Setup) {
+    let system = System::start(setup).await;
     let ann = system.client("ann", &[Role::Attendee]);
     let ws = system.base_url.replacen("http://", "ws://", 1);
     let token = ann.token().expect("a token");

@@ -3,12 +3,16 @@
 use std::time::Duration;
 
 use eventsys_api::auth::Role;
-use eventsys_tests::{Layout, System, client::event_body};
+use eventsys_tests::{Setup, System, client::event_body, on_both};
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_tickets_commands_and_notifications_belong_to_their_user() {
-    let system = System::start(Layout::OneProcess).await;
+on_both!(
+    orders_tickets_commands_and_notifications_belong_to_their_user,
+    Setup::Serve
+);
+
+async fn orders_tickets_commands_and_notifications_belong_to_their_user(setup: Setup) {
+    let system = System::start(setup).await;
     let organizer = system.client("organizer", &[Role::Organizer]);
     let event_id = organizer.create_event(&event_body(10)).await;
     let (ann, bob) = (

@@ -12,7 +12,7 @@ pub mod oracle;
 pub mod system;
 
 pub use client::{Client, Live};
-pub use system::{Layout, System};
+pub use system::{Setup, System};
 
 /// Settings of the services under test.
 pub struct Services {
@@ -36,6 +36,29 @@ impl Services {
             run: var("EVENTSYS_TEST_RUN", "local"),
         }
     }
+}
+
+/// Declares a behaviour once and runs it on both adapter sets: a test
+/// `embedded` on the embedded store and queue, and a test `distributed` on
+/// RabbitMQ and the DynamoDB-compatible server laid out as `$distributed`.
+#[macro_export]
+macro_rules! on_both {
+    ($behaviour:ident, $distributed:expr) => {
+        mod $behaviour {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn embedded() {
+                super::$behaviour($crate::Setup::Embedded).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn distributed() {
+                super::$behaviour($distributed).await;
+            }
+        }
+    };
 }
 
 /// A short random name part.

@@ -9,16 +9,25 @@ use std::{
 use eventsys_api::auth::{Auth, Role};
 use eventsys_messages::UserId;
 
-use crate::{Client, Services, unique};
+use crate::{Client, Services, oracle::Oracle, unique};
 
-/// How the roles are spread over processes.
+/// Which adapters the system runs on, and how its roles are spread over
+/// processes.
 #[derive(Clone, Copy, Debug)]
-pub enum Layout {
-    /// `eventsys serve`: every role in one process.
-    OneProcess,
-    /// `eventsys api` plus one process per worker role, `ticketing` of them
-    /// for the ticketing role.
-    Distributed { ticketing: usize },
+pub enum Setup {
+    /// `eventsys serve` on its embedded store and queue.
+    Embedded,
+    /// `eventsys serve` on RabbitMQ and the DynamoDB-compatible server.
+    Serve,
+    /// `eventsys api` and one process per worker role (`ticketing` of them
+    /// for the ticketing role), on RabbitMQ and the DynamoDB-compatible server.
+    Roles { ticketing: usize },
+}
+
+impl Setup {
+    pub fn is_embedded(self) -> bool {
+        matches!(self, Setup::Embedded)
+    }
 }
 
 pub struct Process {
@@ -27,52 +36,64 @@ pub struct Process {
 }
 
 pub struct System {
+    pub setup: Setup,
     pub base_url: String,
     pub secret: String,
+    /// RabbitMQ URL of this system's own vhost (distributed setups).
     pub amqp_url: String,
     pub table_prefix: String,
     pub dynamodb: String,
+    /// Where the embedded store and queue live (embedded setup).
+    pub data_dir: PathBuf,
     pub logs: PathBuf,
-    vhost: Vhost,
+    vhost: Option<Vhost>,
     processes: Vec<Process>,
 }
 
 impl System {
-    pub async fn start(layout: Layout) -> Self {
+    pub async fn start(setup: Setup) -> Self {
         let services = Services::from_env();
         let id = unique();
-        let vhost = Vhost::create(&format!("eventsys-test-{}-{id}", services.run));
         let logs = std::env::temp_dir()
             .join("eventsys-tests")
             .join(&services.run)
             .join(&id);
         std::fs::create_dir_all(&logs).expect("creating the log directory");
+        let vhost = (!setup.is_embedded())
+            .then(|| Vhost::create(&format!("eventsys-test-{}-{id}", services.run)));
         let port = free_port();
         let mut system = Self {
+            setup,
             base_url: format!("http://127.0.0.1:{port}"),
             secret: format!("test-secret-{id}-0123456789"),
-            amqp_url: format!("{}/{}", services.amqp, vhost.name),
+            amqp_url: vhost
+                .as_ref()
+                .map(|v| format!("{}/{}", services.amqp, v.name))
+                .unwrap_or_default(),
             table_prefix: format!("t{}_{id}_", services.run.replace('-', "_")),
             dynamodb: services.dynamodb,
+            data_dir: logs.join("data"),
             logs,
             vhost,
             processes: Vec::new(),
         };
         eprintln!("system logs: {}", system.logs.display());
-        let status = system
-            .command(&["init"], &[])
-            .stdout(Stdio::null())
-            .stderr(system.log_file("init"))
-            .status()
-            .expect("running eventsys init");
-        assert!(
-            status.success(),
-            "eventsys init failed; see {}",
-            system.logs.display()
-        );
-        match layout {
-            Layout::OneProcess => system.spawn("serve", &["serve"], &[]),
-            Layout::Distributed { ticketing } => {
+        if !setup.is_embedded() {
+            let status = system
+                .command(&["init"], &[])
+                .stdout(Stdio::null())
+                .stderr(system.log_file("init"))
+                .status()
+                .expect("running eventsys init");
+            assert!(
+                status.success(),
+                "eventsys init failed; see {}",
+                system.logs.display()
+            );
+        }
+        match setup {
+            Setup::Embedded | Setup::Serve => system.spawn("serve", &["serve"], &[]),
+            Setup::Roles { ticketing } => {
                 system.spawn("api", &["api"], &[]);
                 system.spawn("registration", &["worker", "registration"], &[]);
                 system.spawn("notification", &["worker", "notification"], &[]);
@@ -83,6 +104,14 @@ impl System {
         }
         system.wait_ready().await;
         system
+    }
+
+    /// Like the command [`Self::spawn`] runs, for one-off invocations such
+    /// as `eventsys token`.
+    pub fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
+        self.command(args, extra)
+            .output()
+            .expect("running eventsys")
     }
 
     fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
@@ -96,13 +125,22 @@ impl System {
                 "EVENTSYS_HTTP_ADDR",
                 self.base_url.trim_start_matches("http://"),
             )
-            .env("EVENTSYS_AMQP_URL", &self.amqp_url)
-            .env("EVENTSYS_DYNAMODB_ENDPOINT", &self.dynamodb)
-            .env("EVENTSYS_TABLE_PREFIX", &self.table_prefix)
             .env("EVENTSYS_JWT_SECRET", &self.secret)
             .env("EVENTSYS_DRAIN_SECONDS", "5");
+        if self.setup.is_embedded() {
+            command.env("EVENTSYS_DATA_DIR", &self.data_dir);
+        } else {
+            command
+                .env("EVENTSYS_AMQP_URL", &self.amqp_url)
+                .env("EVENTSYS_DYNAMODB_ENDPOINT", &self.dynamodb)
+                .env("EVENTSYS_TABLE_PREFIX", &self.table_prefix);
+        }
         for (key, value) in extra {
-            command.env(key, value);
+            if value.is_empty() {
+                command.env_remove(key);
+            } else {
+                command.env(key, value);
+            }
         }
         command
     }
@@ -115,7 +153,8 @@ impl System {
             .expect("opening a log file")
     }
 
-    /// Starts one more process; `name` identifies it for [`Self::kill`].
+    /// Starts one more process; `name` identifies it for [`Self::kill`] (the
+    /// latest one of that name). An empty value in `extra` unsets a variable.
     pub fn spawn(&mut self, name: &str, args: &[&str], extra: &[(&str, &str)]) {
         let child = self
             .command(args, extra)
@@ -180,8 +219,52 @@ impl System {
     fn process(&mut self, name: &str) -> &mut Process {
         self.processes
             .iter_mut()
+            .rev()
             .find(|p| p.name == name)
             .unwrap_or_else(|| panic!("no process named {name}"))
+    }
+
+    pub fn pid(&mut self, name: &str) -> u32 {
+        self.process(name).child.id()
+    }
+
+    /// Sends SIGTERM and waits for the process to drain and exit.
+    pub async fn stop(&mut self, name: &str) -> std::process::ExitStatus {
+        let pid = self.pid(name).to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "could not signal {name}");
+        self.wait_exit(name, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name} did not stop within 30 s; see {}",
+                    self.logs.display()
+                )
+            })
+    }
+
+    /// Counts what the store really holds. An embedded store is read from
+    /// its file, which its process holds exclusively: every process is
+    /// stopped first.
+    pub async fn oracle(&mut self) -> Oracle {
+        if self.setup.is_embedded() {
+            let names: Vec<String> = self.processes.iter().map(|p| p.name.clone()).collect();
+            for name in names {
+                if self
+                    .process(&name)
+                    .child
+                    .try_wait()
+                    .ok()
+                    .flatten()
+                    .is_none()
+                {
+                    self.stop(&name).await;
+                }
+            }
+            Oracle::embedded(self.data_dir.join("store.redb"))
+        } else {
+            Oracle::dynamodb(&self.dynamodb, &self.table_prefix)
+        }
     }
 
     /// A client acting as `user` with `roles`.
@@ -203,7 +286,7 @@ impl Drop for System {
             let _ = process.child.kill();
             let _ = process.child.wait();
         }
-        let _ = &self.vhost;
+        self.vhost.take();
     }
 }
 
