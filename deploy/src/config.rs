@@ -234,4 +234,37 @@ mod tests {
             );
         }
     }
+
+    /// Every `EVENTSYS_*` name that a deployment artefact sets.
+    fn names_set_in(path: &std::path::Path, found: &mut std::collections::BTreeSet<String>) {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).unwrap() {
+                names_set_in(&entry.unwrap().path(), found);
+            }
+            return;
+        }
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("EVENTSYS_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            found.insert(name.trim_end_matches('_').to_owned());
+            rest = &rest[at + name.len().max(1)..];
+        }
+    }
+
+    #[test]
+    fn the_deployments_set_only_variables_the_binary_reads() {
+        let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut set = std::collections::BTreeSet::new();
+        for artefact in ["k8s", "docker-compose.yml", "deploy/Dockerfile"] {
+            names_set_in(&top.join(artefact), &mut set);
+        }
+        assert!(set.len() >= 8, "too few variables found: {set:?}");
+        let read = environment_variables();
+        let unknown: Vec<&String> = set.iter().filter(|n| !read.contains(n)).collect();
+        assert!(unknown.is_empty(), "set but never read: {unknown:?}");
+    }
 }
