@@ -4,6 +4,7 @@
 mod bad_input;
 mod check_in;
 mod delivery;
+mod durability;
 mod flash_sale;
 mod idempotency;
 mod live;

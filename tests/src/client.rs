@@ -59,20 +59,35 @@ impl Client {
         self.token.as_deref()
     }
 
-    async fn send(&self, mut request: reqwest::RequestBuilder) -> Reply {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        self.try_send(request).await.expect("the API answers")
+    }
+
+    /// `None` when the API did not answer at all (it was down or died).
+    async fn try_send(&self, mut request: reqwest::RequestBuilder) -> Option<Reply> {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.expect("the API answers");
+        let response = request.send().await.ok()?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("a body");
+        let bytes = response.bytes().await.ok()?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
+        Some(Reply {
             status,
             body,
             headers,
-        }
+        })
+    }
+
+    /// A post that may find nobody answering.
+    pub async fn try_post(&self, path: &str, body: &Value) -> Option<Reply> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        self.try_send(request).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
