@@ -1,12 +1,11 @@
 //! Invariant 1 (never oversold) under the rush it exists for: 200 buyers
 //! press "buy" at the same moment for 50 seats.
 
-use std::time::{Duration, Instant};
-
-use eventsys_api::auth::Role;
-use eventsys_tests::{Setup, System, client::event_body, on_both};
-use futures::{StreamExt, future::join_all, stream};
-use serde_json::json;
+use eventsys_tests::{
+    Setup, System, on_both,
+    rush::{Rush, rush},
+};
+use futures::{StreamExt, stream};
 
 const BUYERS: usize = 200;
 const SEATS: u32 = 50;
@@ -32,53 +31,25 @@ async fn two_ticketing_workers_competing_sell_exactly_fifty_seats() {
 
 async fn flash_sale(setup: Setup, shards: Option<u16>) {
     let mut system = System::start(setup).await;
-    let organizer = system.client("organizer", &[Role::Organizer]);
-    let mut body = event_body(SEATS);
-    if let Some(shards) = shards {
-        body["inventory_shards"] = json!(shards);
-    }
-    let event_id = organizer.create_event(&body).await;
-    let buyers: Vec<_> = (0..BUYERS)
-        .map(|i| system.client(&format!("buyer-{i}"), &[Role::Attendee]))
-        .collect();
-    let mut feeds = join_all(buyers.iter().map(|b| b.live())).await;
-
-    let started = Instant::now();
-    let accepted = join_all(buyers.iter().map(|b| b.order(&event_id, 1))).await;
-    let all_accepted = started.elapsed();
-    let outcomes = join_all(feeds.iter_mut().zip(&accepted).map(|(feed, reply)| {
-        let command_id = reply.str("command_id");
-        async move {
-            feed.wait_for(Duration::from_secs(90), |f| {
-                f["type"] == "command.updated"
-                    && f["command_id"] == command_id.as_str()
-                    && matches!(
-                        f["status"].as_str(),
-                        Some("succeeded" | "rejected" | "failed")
-                    )
-            })
-            .await
-            .expect("every accepted order reaches a final status")
-        }
-    }))
-    .await;
-    let all_final = started.elapsed();
+    let rush = rush(&system, BUYERS, SEATS, shards).await;
     eprintln!(
-        "flash sale {setup:?} shards={shards:?}: {BUYERS} orders accepted in {all_accepted:?}, all final in {all_final:?}"
+        "flash sale {setup:?} shards={shards:?}: {BUYERS} orders accepted in {:?}, all final in {:?}",
+        rush.all_accepted, rush.all_final
     );
-
-    let succeeded = outcomes
-        .iter()
-        .filter(|f| f["status"] == "succeeded")
-        .count();
-    let sold_out = outcomes
-        .iter()
-        .filter(|f| f["status"] == "rejected" && f["error"]["code"] == "sold_out")
-        .count();
+    let (succeeded, sold_out) = (
+        rush.count("succeeded", None),
+        rush.count("rejected", Some("sold_out")),
+    );
     assert_eq!(
         (succeeded, sold_out),
         (SEATS as usize, BUYERS - SEATS as usize)
     );
+    let Rush {
+        event_id,
+        organizer,
+        buyers,
+        ..
+    } = rush;
 
     let event = organizer.get(&format!("/v1/events/{event_id}")).await.body;
     assert_eq!(

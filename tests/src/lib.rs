@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod oracle;
+pub mod rush;
 pub mod system;
 
 pub use client::{Client, Live};

@@ -120,7 +120,11 @@ impl System {
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info,eventsys_workers=debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("EVENTSYS_TEST_RUST_LOG")
+                    .unwrap_or_else(|_| "info,eventsys_workers=debug".into()),
+            )
             .env(
                 "EVENTSYS_HTTP_ADDR",
                 self.base_url.trim_start_matches("http://"),

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The flash-sale benchmark, on release builds, against the same services
+# the tests use. Figures go to standard output; see BENCHMARKS.md.
+#   EVENTSYS_BENCH_ROUNDS, EVENTSYS_BENCH_BUYERS, EVENTSYS_BENCH_SEATS tune it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+scripts=tests/scripts
+export EVENTSYS_TEST_RUN="b$(date +%s)p$$"
+export EVENTSYS_TEST_AMQP_URL=${EVENTSYS_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}
+export EVENTSYS_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:${EVENTSYS_MOTO_PORT:-8700}
+export AWS_EC2_METADATA_DISABLED=true
+# Request logs would be part of what is measured.
+export EVENTSYS_TEST_RUST_LOG=${EVENTSYS_TEST_RUST_LOG:-warn}
+trap '"$scripts/services.sh" stop' EXIT
+"$scripts/services.sh" start
+cargo build --release --locked -p eventsys
+cargo bench --locked -p eventsys-tests --bench flash_sale
