@@ -281,7 +281,7 @@ pub async fn run_broadcaster(bus: Arc<dyn Bus>, hub: Arc<Hub>, shutdown: Cancell
                 }
             }
         }
-        feed.cancel().await;
+        feed.close().await;
     }
 }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod hub;
 pub mod input;
 pub mod problem;
+pub mod republish;
 pub mod routes;
 pub mod signing;
 pub mod submit;
@@ -113,13 +114,33 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves the API and its broadcaster on `listener` until `state.shutdown`;
-/// then stops taking connections after `grace` (time for load balancers to
-/// notice the replica went unready) and lets open requests finish.
-pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> std::io::Result<()> {
+/// How the API serves and stops.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// How long the API keeps serving after turning unready, so that load
+    /// balancers notice first.
+    pub grace: Duration,
+    /// Commands `accepted` for longer than this are published again.
+    pub republish_after: Duration,
+}
+
+/// Serves the API, its broadcaster and the re-publisher on `listener` until
+/// `state.shutdown`; then stops taking connections after the grace period
+/// and lets open requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    options: ServeOptions,
+) -> std::io::Result<()> {
     let broadcaster = tokio::spawn(hub::run_broadcaster(
         state.bus.clone(),
         state.hub.clone(),
+        state.shutdown.clone(),
+    ));
+    let republisher = tokio::spawn(republish::run_republisher(
+        state.store.clone(),
+        state.bus.clone(),
+        options.republish_after,
         state.shutdown.clone(),
     ));
     let shutdown = state.shutdown.clone();
@@ -127,9 +148,9 @@ pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> s
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
+            tokio::time::sleep(options.grace).await;
         })
         .await;
-    let _ = broadcaster.await;
+    let _ = tokio::join!(broadcaster, republisher);
     served
 }

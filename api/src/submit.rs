@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use eventsys_bus::{BusError, Exchange, Message};
-use eventsys_messages::{Action, CommandEnvelope, CommandStatus, Timestamp, trace};
+use eventsys_messages::{Action, CommandEnvelope, CommandStatus, Timestamp, failpoint, trace};
 use eventsys_store::{CommandRecord, IdempotencyClaim, Recorded};
 
 use crate::{
@@ -74,6 +74,7 @@ pub async fn submit(
 
     let record = match state.store.record_command(&record, claim.as_ref()).await? {
         Recorded::New => {
+            failpoint::hit(failpoint::AFTER_RECORD);
             publish(state, &envelope, &record, claim.as_ref(), traceparent).await?;
             record
         }

@@ -44,10 +44,31 @@ pub enum Command {
         #[arg(long, default_value_t = 24)]
         hours: u64,
     },
+    /// Inspect or replay what the workers dead-lettered.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Exit 0 if an HTTP GET of URL answers 2xx (a health check for images without curl).
     Probe {
         /// e.g. http://127.0.0.1:8080/readyz
         url: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DlqAction {
+    /// Print every dead letter: queue, message id, type, command status.
+    List {
+        /// Only this role's dead-letter queue.
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+    },
+    /// Publish dead letters again (reopening failed commands) and remove them.
+    Replay {
+        /// Only this role's dead-letter queue.
+        #[arg(long, value_enum)]
+        role: Option<Role>,
     },
 }
 
@@ -144,6 +165,14 @@ pub struct Settings {
         global = true
     )]
     pub shutdown_grace_seconds: u64,
+    /// Seconds a command may stay `accepted` before the API publishes it again.
+    #[arg(
+        long,
+        env = "EVENTSYS_REPUBLISH_AFTER_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub republish_after_seconds: u64,
     /// Log lines as `text` or `json`; the filter is `RUST_LOG`.
     #[arg(
         long,
@@ -185,8 +214,11 @@ impl Settings {
         Duration::from_secs(self.drain_seconds)
     }
 
-    pub fn grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_seconds)
+    pub fn serving(&self) -> eventsys_api::ServeOptions {
+        eventsys_api::ServeOptions {
+            grace: Duration::from_secs(self.shutdown_grace_seconds),
+            republish_after: Duration::from_secs(self.republish_after_seconds.max(1)),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! reaches the broker and the store is the environment (see [`config`]).
 
 mod config;
+mod dlq;
 mod probe;
 mod probes;
 mod roles;
@@ -38,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Api => roles::api(settings, on_signal()).await,
         Command::Worker { role } => roles::worker(settings, role, on_signal()).await,
         Command::Probe { url } => probe::probe(&url).await,
+        Command::Dlq { action } => dlq::dlq(settings, action).await,
     }
 }
 

@@ -20,9 +20,9 @@ use crate::{
 /// How long a starting process waits for the broker to come up.
 const CONNECT_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
-struct Backends {
-    store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
+pub(crate) struct Backends {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
 }
 
 impl Backends {
@@ -51,7 +51,7 @@ async fn distributed(settings: &Settings, name: &str) -> anyhow::Result<Backends
 
 /// Whatever the configuration asks for: RabbitMQ or the embedded queue,
 /// DynamoDB or the embedded store.
-async fn backends(settings: &Settings, name: &str) -> anyhow::Result<Backends> {
+pub(crate) async fn backends(settings: &Settings, name: &str) -> anyhow::Result<Backends> {
     let store: Arc<dyn Store> = match settings.store_kind() {
         StoreKind::Dynamodb => Arc::new(DynamoStore::connect(&settings.dynamo()).await),
         StoreKind::Embedded => {
@@ -196,7 +196,7 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::
         secret.as_bytes(),
         shutdown,
     );
-    eventsys_api::serve(listener, state, settings.grace()).await?;
+    eventsys_api::serve(listener, state, settings.serving()).await?;
     workers.join_all().await;
     backends.bus.close().await;
     tracing::info!("stopped");
@@ -213,7 +213,7 @@ pub async fn api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         secret.as_bytes(),
         shutdown,
     );
-    eventsys_api::serve(listener, state, settings.grace()).await?;
+    eventsys_api::serve(listener, state, settings.serving()).await?;
     backends.bus.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -224,11 +224,7 @@ pub async fn worker(
     role: Role,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let queue = match role {
-        Role::Registration => WorkQueue::Registration,
-        Role::Ticketing => WorkQueue::Ticketing,
-        Role::Notification => WorkQueue::Notification,
-    };
+    let queue = queue_of(role);
     let backends = distributed(settings, &format!("eventsys-worker-{}", queue.role())).await?;
     if let Some(addr) = settings.health_addr {
         let probes = probes::serve(
@@ -247,6 +243,14 @@ pub async fn worker(
     backends.bus.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+pub(crate) fn queue_of(role: Role) -> WorkQueue {
+    match role {
+        Role::Registration => WorkQueue::Registration,
+        Role::Ticketing => WorkQueue::Ticketing,
+        Role::Notification => WorkQueue::Notification,
+    }
 }
 
 async fn bind(settings: &Settings) -> anyhow::Result<TcpListener> {

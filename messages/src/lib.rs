@@ -9,6 +9,7 @@
 
 pub mod command;
 pub mod event;
+pub mod failpoint;
 pub mod ids;
 pub mod spec;
 pub mod status;

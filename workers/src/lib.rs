@@ -12,7 +12,6 @@
 //! that already finished changes nothing and announces the outcome again.
 
 mod error;
-pub mod failpoint;
 mod lifecycle;
 pub mod notification;
 pub mod registration;

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use eventsys_bus::{Exchange, Message};
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandId, CommandStatus, Event, EventEnvelope, Timestamp,
-    UserId, event::CommandUpdated, trace,
+    UserId, event::CommandUpdated, failpoint, trace,
 };
 use eventsys_store::{CommandRecord, Completion, Finished};
 
@@ -88,7 +88,7 @@ pub(crate) async fn carry_out(
     }
     match role.execute(deps, command).await {
         Ok(Executed::Now(outcome)) => {
-            crate::failpoint::hit(crate::failpoint::AFTER_COMMIT);
+            failpoint::hit(failpoint::AFTER_COMMIT);
             tracing::info!(command = %id, kind = command.action.kind(), status = outcome.completion.status.as_str(), "carried out");
             let mut events = outcome.events;
             events.push(updated(&command.issuer, &outcome.completion));

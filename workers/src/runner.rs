@@ -47,7 +47,9 @@ impl Default for WorkerOptions {
     }
 }
 
-/// Consumes `queue` until `shutdown`; reconnects when the broker goes away.
+/// Consumes `queue` until `shutdown`; consumes again whenever the broker
+/// goes away. On shutdown: stop taking deliveries, let those in flight
+/// finish (up to the drain timeout), settle them, then let go.
 pub async fn run_worker(
     queue: WorkQueue,
     deps: Deps,
@@ -90,17 +92,20 @@ pub async fn run_worker(
                 },
             }
         }
-        subscription.cancel().await;
-    }
-    in_flight.close();
-    if tokio::time::timeout(options.drain_timeout, in_flight.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            queue = queue.name(),
-            "in-flight deliveries did not finish; the broker will redeliver them"
-        );
+        if shutdown.is_cancelled() {
+            subscription.stop().await;
+            in_flight.close();
+            if tokio::time::timeout(options.drain_timeout, in_flight.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    queue = queue.name(),
+                    "in-flight deliveries did not finish; the broker will redeliver them"
+                );
+            }
+        }
+        subscription.close().await;
     }
     tracing::info!(queue = queue.name(), "stopped consuming");
 }

@@ -23,7 +23,7 @@ use std::{
 
 use async_trait::async_trait;
 use eventsys_messages::{WorkQueue, topology};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
 use crate::{Acker, Bus, BusError, Delivery, Exchange, Message, Subscription};
@@ -42,7 +42,8 @@ fn unavailable(err: impl std::fmt::Display) -> BusError {
 struct Queue {
     work: WorkQueue,
     table: Def,
-    dead: Def,
+    /// Where dead letters go; `None` for a dead-letter queue itself.
+    dead: Option<Arc<Queue>>,
     next_seq: AtomicU64,
     /// Messages handed out and not yet settled.
     leased: Mutex<HashSet<u64>>,
@@ -76,24 +77,24 @@ impl EmbeddedBus {
         let txn = db.begin_write().map_err(unavailable)?;
         let mut queues = Vec::new();
         for work in WorkQueue::ALL {
-            let table = Def::new(work.name());
-            let dead = Def::new(work.dead_letter_queue());
+            let (table, dead) = (Def::new(work.name()), Def::new(work.dead_letter_queue()));
+            // Dead letters keep their sequence number: both tables count on.
             let next = {
-                let t = txn.open_table(table).map_err(unavailable)?;
-                let d = txn.open_table(dead).map_err(unavailable)?;
-                let last = |t: &redb::Table<'_, u64, Stored>| -> Result<u64, BusError> {
+                let last = |def: Def| -> Result<u64, BusError> {
+                    let t = txn.open_table(def).map_err(unavailable)?;
                     Ok(t.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value()))
                 };
-                last(&t)?.max(last(&d)?) + 1
+                last(table)?.max(last(dead)?) + 1
             };
-            queues.push(Arc::new(Queue {
+            let queue = |table, dead| Queue {
                 work,
                 table,
                 dead,
                 next_seq: AtomicU64::new(next),
                 leased: Mutex::new(HashSet::new()),
                 arrivals: watch::channel(0).0,
-            }));
+            };
+            queues.push(Arc::new(queue(table, Some(Arc::new(queue(dead, None))))));
         }
         txn.commit().map_err(unavailable)?;
         Ok(Self {
@@ -110,20 +111,6 @@ impl EmbeddedBus {
             .find(|q| q.work == work)
             .cloned()
             .unwrap_or_else(|| unreachable!("queue {} was opened", work.name()))
-    }
-
-    /// The messages in a queue's dead-letter table, oldest first.
-    pub fn dead_letters(&self, work: WorkQueue) -> Result<Vec<Message>, BusError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        let table = txn.open_table(self.queue(work).dead).map_err(unavailable)?;
-        table
-            .iter()
-            .map_err(unavailable)?
-            .map(|entry| {
-                let (_, value) = entry.map_err(unavailable)?;
-                Ok(message_of(value.value()))
-            })
-            .collect()
     }
 }
 
@@ -205,6 +192,21 @@ impl Bus for EmbeddedBus {
             db: self.db.clone(),
             arrivals: queue.arrivals.subscribe(),
             queue,
+            permits: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
+        }))
+    }
+
+    async fn consume_dead_letters(
+        &self,
+        work: WorkQueue,
+        prefetch: u16,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let queue = self.queue(work);
+        let dead = queue.dead.clone().unwrap_or(queue);
+        Ok(Box::new(QueueSubscription {
+            db: self.db.clone(),
+            arrivals: dead.arrivals.subscribe(),
+            queue: dead,
             permits: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
         }))
     }
@@ -300,11 +302,13 @@ impl Subscription for QueueSubscription {
         }
     }
 
-    async fn cancel(self: Box<Self>) {
-        // Nothing to tell anyone: unsettled deliveries keep their leases
-        // until their ackers settle or drop.
+    async fn stop(&mut self) {
         self.permits.close();
     }
+
+    /// Unsettled deliveries keep their leases until their ackers settle or
+    /// drop: nothing to do here.
+    async fn close(self: Box<Self>) {}
 }
 
 struct QueueAcker {
@@ -325,8 +329,8 @@ impl QueueAcker {
             {
                 let mut table = txn.open_table(queue.table).map_err(unavailable)?;
                 let removed = table.remove(seq).map_err(unavailable)?;
-                if let (true, Some(value)) = (to_dead_letters, removed) {
-                    let mut dead = txn.open_table(queue.dead).map_err(unavailable)?;
+                if let (true, Some(value), Some(dead)) = (to_dead_letters, removed, &queue.dead) {
+                    let mut dead = txn.open_table(dead.table).map_err(unavailable)?;
                     dead.insert(seq, value.value()).map_err(unavailable)?;
                 }
             }
@@ -412,5 +416,7 @@ impl Subscription for BroadcastSubscription {
         }
     }
 
-    async fn cancel(self: Box<Self>) {}
+    async fn stop(&mut self) {}
+
+    async fn close(self: Box<Self>) {}
 }

@@ -132,9 +132,13 @@ pub trait Subscription: Send {
     /// connection dropped, or it was cancelled).
     async fn next(&mut self) -> Option<Delivery>;
 
-    /// Stops deliveries first, then lets go of the channel, so that nothing
-    /// acknowledged is handed out again.
-    async fn cancel(self: Box<Self>);
+    /// Stops new deliveries; those already handed out can still be settled.
+    async fn stop(&mut self);
+
+    /// Lets go of the subscription; whatever is still unsettled returns to
+    /// its queue. Call [`Self::stop`] first and settle what you can, so that
+    /// nothing is handed out twice for no reason.
+    async fn close(self: Box<Self>);
 }
 
 #[async_trait]
@@ -149,6 +153,13 @@ pub trait Bus: Send + Sync {
     /// Competing consumer on a work queue; at most `prefetch` unsettled
     /// deliveries at a time.
     async fn consume(
+        &self,
+        queue: WorkQueue,
+        prefetch: u16,
+    ) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// A consumer of a work queue's dead letters, for inspection and replay.
+    async fn consume_dead_letters(
         &self,
         queue: WorkQueue,
         prefetch: u16,

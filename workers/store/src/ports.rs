@@ -84,6 +84,19 @@ pub trait CommandLog: Send + Sync {
 
     /// Ends a command that has no effect to write (a rejection, a failure).
     async fn finish_command(&self, done: &Completion) -> Result<Finished, StoreError>;
+
+    /// Commands still `accepted` that were submitted before `before`, oldest
+    /// first: recorded, but perhaps never published.
+    async fn stale_commands(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError>;
+
+    /// Takes a `failed` command back to `accepted`, so that it can be
+    /// carried out again (a failure never wrote an effect); returns whether
+    /// it was failed.
+    async fn reopen_command(&self, id: CommandId) -> Result<bool, StoreError>;
 }
 
 #[async_trait]

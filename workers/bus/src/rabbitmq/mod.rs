@@ -28,6 +28,10 @@ use crate::{Acker, Bus, BusError, Delivery, Exchange, Message, Subscription};
 /// Publishes awaiting their confirm at once, per process. Enough to keep
 /// the channel busy; small enough that a stalled broker pushes back quickly.
 const CONFIRM_WINDOW: usize = 512;
+/// How long (re)connecting, declaring the topology included, may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a publish may wait for the broker's confirm.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct RabbitBus {
     url: String,
@@ -81,16 +85,58 @@ impl RabbitBus {
         Ok(bus)
     }
 
+    /// Drops `link` if it is still the current one, so that the next call
+    /// connects afresh.
+    async fn forget(&self, link: &Arc<Link>) {
+        let mut current = self.link.lock().await;
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, link)) {
+            *current = None;
+        }
+    }
+
+    /// A competing consumer of the queue named `queue`, with manual acks.
+    async fn consume_queue(
+        &self,
+        queue: &str,
+        prefetch: u16,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let link = self.link().await?;
+        let channel = link
+            .connection
+            .create_channel()
+            .await
+            .map_err(unavailable)?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                ShortString::from(""),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Box::new(RabbitSubscription {
+            channel,
+            consumer,
+            acks: true,
+        }))
+    }
+
     async fn link(&self) -> Result<Arc<Link>, BusError> {
         let mut current = self.link.lock().await;
         if let Some(link) = current.as_ref().filter(|l| l.is_usable()) {
             return Ok(link.clone());
         }
-        let link = Arc::new(
-            Link::open(&self.url, &self.name)
-                .await
-                .map_err(unavailable)?,
-        );
+        // A broker that accepts connections but never answers must not hang
+        // every caller behind this lock.
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, Link::open(&self.url, &self.name))
+            .await
+            .map_err(|_| BusError::Unavailable("connecting to RabbitMQ timed out".into()))?;
+        let link = Arc::new(opened.map_err(unavailable)?);
         tracing::info!(connection = %self.name, "connected to RabbitMQ");
         *current = Some(link.clone());
         Ok(link)
@@ -127,24 +173,38 @@ impl Bus for RabbitBus {
             .await
             .map_err(|_| BusError::Unavailable("publisher closed".into()))?;
         let link = self.link().await?;
-        let confirm = link
-            .publisher
-            .basic_publish(
-                exchange.name().into(),
-                message.routing_key.as_str().into(),
-                // A command no queue would take comes back instead of being
-                // confirmed and silently dropped. Events are facts: whether
-                // anybody listens is not the publisher's concern.
-                BasicPublishOptions {
-                    mandatory: exchange == Exchange::Commands,
-                    ..Default::default()
-                },
-                &message.body,
-                properties(message),
-            )
-            .await
-            .map_err(unavailable)?;
-        match confirm.await.map_err(unavailable)? {
+        let confirmed = async {
+            let confirm = link
+                .publisher
+                .basic_publish(
+                    exchange.name().into(),
+                    message.routing_key.as_str().into(),
+                    // A command no queue would take comes back instead of being
+                    // confirmed and silently dropped. Events are facts: whether
+                    // anybody listens is not the publisher's concern.
+                    BasicPublishOptions {
+                        mandatory: exchange == Exchange::Commands,
+                        ..Default::default()
+                    },
+                    &message.body,
+                    properties(message),
+                )
+                .await?;
+            confirm.await
+        };
+        let confirmation = match tokio::time::timeout(CONFIRM_TIMEOUT, confirmed).await {
+            Ok(Ok(confirmation)) => confirmation,
+            Ok(Err(err)) => {
+                self.forget(&link).await;
+                return Err(unavailable(err));
+            }
+            Err(_) => {
+                // A broker that stopped answering: start afresh next time.
+                self.forget(&link).await;
+                return Err(BusError::Unavailable("no publisher confirm in time".into()));
+            }
+        };
+        match confirmation {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
             Confirmation::Ack(Some(_)) => Err(BusError::Unroutable(message.routing_key.clone())),
             Confirmation::Nack(_) => Err(BusError::Refused),
@@ -156,30 +216,16 @@ impl Bus for RabbitBus {
         queue: WorkQueue,
         prefetch: u16,
     ) -> Result<Box<dyn Subscription>, BusError> {
-        let link = self.link().await?;
-        let channel = link
-            .connection
-            .create_channel()
+        self.consume_queue(queue.name(), prefetch).await
+    }
+
+    async fn consume_dead_letters(
+        &self,
+        queue: WorkQueue,
+        prefetch: u16,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        self.consume_queue(queue.dead_letter_queue(), prefetch)
             .await
-            .map_err(unavailable)?;
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .map_err(unavailable)?;
-        let consumer = channel
-            .basic_consume(
-                queue.name().into(),
-                ShortString::from(""),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(Box::new(RabbitSubscription {
-            channel,
-            consumer,
-            acks: true,
-        }))
     }
 
     async fn broadcast(&self, patterns: &[&str]) -> Result<Box<dyn Subscription>, BusError> {
@@ -264,13 +310,16 @@ impl Subscription for RabbitSubscription {
         }
     }
 
-    async fn cancel(self: Box<Self>) {
-        // Cancel before closing: closing a quorum-queue channel right after
-        // acking can otherwise hand a few acked messages out again.
+    async fn stop(&mut self) {
         let _ = self
             .channel
             .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
             .await;
+    }
+
+    async fn close(self: Box<Self>) {
+        // Cancelled first (by `stop`): closing a quorum-queue channel right
+        // after acking can otherwise hand a few acked messages out again.
         let _ = self.channel.close(200, "done".into()).await;
     }
 }

@@ -13,12 +13,23 @@ use eventsys_messages::{CommandId, CommandStatus, Timestamp};
 use super::{
     DynamoStore, TxFailure, classify,
     codec::{Item, from_item, n, s, to_item, to_value},
+    schema::{PENDING_INDEX, PENDING_SHARDS},
 };
 use crate::{
     StoreError,
     ports::{CommandLog, Finished, Recorded},
     records::{CommandRecord, Completion, IdempotencyClaim},
+    sortable,
 };
+
+/// Where an `accepted` command sits in the pending index.
+fn pending_keys(id: CommandId, at: Timestamp) -> (String, String) {
+    let shard = id.0.as_bytes()[15] % PENDING_SHARDS;
+    (
+        format!("accepted#{shard}"),
+        format!("{}#{id}", sortable(at)),
+    )
+}
 
 /// The status condition every effect is written under.
 const UNFINISHED: &str = "#s IN (:accepted, :processing)";
@@ -78,6 +89,7 @@ struct CompletionParts {
 impl CompletionParts {
     fn new(done: &Completion) -> Result<Self, StoreError> {
         let mut expression = "SET #s = :status, #u = :at".to_owned();
+        let remove = " REMOVE pending, pending_sort";
         let mut names: std::collections::HashMap<String, String> =
             [("#s", "status"), ("#u", "updated_at")]
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -100,6 +112,7 @@ impl CompletionParts {
             names.insert("#e".into(), "error".into());
             values.insert(":error".into(), to_value(error)?);
         }
+        expression.push_str(remove);
         Ok(Self {
             expression,
             names,
@@ -115,9 +128,13 @@ impl CommandLog for DynamoStore {
         record: &CommandRecord,
         claim: Option<&IdempotencyClaim>,
     ) -> Result<Recorded, StoreError> {
+        let mut item = to_item(record)?;
+        let (pending, pending_sort) = pending_keys(record.command_id, record.submitted_at);
+        item.insert("pending".into(), s(pending));
+        item.insert("pending_sort".into(), s(pending_sort));
         let put_command = Put::builder()
             .table_name(&self.tables.commands)
-            .set_item(Some(to_item(record)?))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(command_id)")
             .build()?;
         let Some(claim) = claim else {
@@ -236,7 +253,9 @@ impl CommandLog for DynamoStore {
             .update_item()
             .table_name(&self.tables.commands)
             .key("command_id", s(id.to_string()))
-            .update_expression("SET #s = :processing, updated_at = :at")
+            .update_expression(
+                "SET #s = :processing, updated_at = :at REMOVE pending, pending_sort",
+            )
             .condition_expression("#s = :accepted")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":processing", s(CommandStatus::Processing.as_str()))
@@ -263,6 +282,69 @@ impl CommandLog for DynamoStore {
                     None => Ok(self.command(id).await?.map(|r| (r, false))),
                 }
             }
+        }
+    }
+
+    async fn stale_commands(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        let mut stale: Vec<CommandRecord> = Vec::new();
+        for shard in 0..PENDING_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.commands)
+                .index_name(PENDING_INDEX)
+                .key_condition_expression("pending = :p AND pending_sort < :before")
+                .expression_attribute_values(":p", s(format!("accepted#{shard}")))
+                .expression_attribute_values(":before", s(sortable(before)))
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out.items.unwrap_or_default() {
+                stale.push(from_item(item)?);
+            }
+        }
+        stale.sort_by_key(|r| r.submitted_at);
+        stale.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(stale)
+    }
+
+    async fn reopen_command(&self, id: CommandId) -> Result<bool, StoreError> {
+        let now = Timestamp::now();
+        let (pending, pending_sort) = pending_keys(id, now);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.commands)
+            .key("command_id", s(id.to_string()))
+            .update_expression(
+                "SET #s = :accepted, updated_at = :at, pending = :p, pending_sort = :ps REMOVE #e",
+            )
+            .condition_expression("#s = :failed")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#e", "error")
+            .expression_attribute_values(":accepted", s(CommandStatus::Accepted.as_str()))
+            .expression_attribute_values(":failed", s(CommandStatus::Failed.as_str()))
+            .expression_attribute_values(":at", s(now.to_string()))
+            .expression_attribute_values(":p", s(pending))
+            .expression_attribute_values(":ps", s(pending_sort))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(classify(err)),
         }
     }
 

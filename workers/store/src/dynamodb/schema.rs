@@ -3,7 +3,7 @@
 //!
 //! | table | key | indexes | serves |
 //! |---|---|---|---|
-//! | `commands` | `command_id` | | command status, exactly-once guard |
+//! | `commands` | `command_id` | `pending` (`pending`, `pending_sort`), sparse: `accepted` only, in 8 shards | command status, exactly-once guard, re-publishing |
 //! | `idempotency` | `key_hash` | TTL `expires_at_epoch` | `Idempotency-Key` replays |
 //! | `events` | `event_id` | `by_start` (`listing`, `listing_sort`), sparse: published only | event reads, listing |
 //! | `inventory` | `shard_id` = `{event_id}#{index}` | | capacity conditions |
@@ -26,6 +26,10 @@ use crate::StoreError;
 
 pub const BY_START_INDEX: &str = "by_start";
 pub const BY_HOLDER_INDEX: &str = "by_holder";
+pub const PENDING_INDEX: &str = "pending";
+/// The pending index is written on every command; spread over this many
+/// partition keys it never becomes a hot partition.
+pub const PENDING_SHARDS: u8 = 8;
 pub const IDEMPOTENCY_TTL_ATTRIBUTE: &str = "expires_at_epoch";
 
 /// The names of the tables, prefix included.
@@ -85,7 +89,7 @@ impl DynamoStore {
                 name: &t.commands,
                 hash: "command_id",
                 range: None,
-                index: None,
+                index: Some((PENDING_INDEX, "pending", "pending_sort")),
             },
             TableDef {
                 name: &t.idempotency,

@@ -5,12 +5,27 @@ use eventsys_messages::{CommandId, CommandStatus, Timestamp};
 use redb::Durability;
 use serde::{Deserialize, Serialize};
 
-use super::{CLAIMS, COMMANDS, EmbeddedStore, get, open, open_read, put};
+use super::{
+    CLAIMS, COMMANDS, EmbeddedStore, PENDING, get, open, open_read, page, put, unavailable,
+};
 use crate::{
     StoreError,
     ports::{CommandLog, Finished, Recorded},
-    records::{CommandRecord, Completion, IdempotencyClaim},
+    records::{CommandRecord, Completion, IdempotencyClaim, Page},
+    sortable,
 };
+
+fn pending_key(record: &CommandRecord) -> String {
+    format!("{}#{}", sortable(record.submitted_at), record.command_id)
+}
+
+/// Takes a command out of the pending index (it is no longer `accepted`).
+fn unpend(txn: &redb::WriteTransaction, record: &CommandRecord) -> Result<(), StoreError> {
+    open(txn, PENDING)?
+        .remove(pending_key(record).as_str())
+        .map_err(unavailable)?;
+    Ok(())
+}
 
 #[derive(Serialize, Deserialize)]
 struct StoredClaim {
@@ -29,6 +44,7 @@ pub(super) fn finish(
     let key = done.command_id.to_string();
     match get::<CommandRecord>(&commands, &key)? {
         Some(mut record) if record.is_unfinished() => {
+            unpend(txn, &record)?;
             record.complete(done);
             put(&mut commands, &key, &record)?;
             Ok(Finished::Now)
@@ -89,6 +105,11 @@ impl CommandLog for EmbeddedStore {
                 return Err(StoreError::Rejected("command id already recorded".into()));
             }
             put(&mut commands, &key, &record)?;
+            put(
+                &mut open(txn, PENDING)?,
+                &pending_key(&record),
+                &record.command_id,
+            )?;
             Ok(Recorded::New)
         })
         .await
@@ -103,19 +124,20 @@ impl CommandLog for EmbeddedStore {
         self.write(move |txn| {
             let mut commands = open(txn, COMMANDS)?;
             let key = id.to_string();
-            let accepted = get::<CommandRecord>(&commands, &key)?
-                .is_some_and(|r| r.status == CommandStatus::Accepted);
-            if !accepted {
+            let Some(record) = get::<CommandRecord>(&commands, &key)?
+                .filter(|r| r.status == CommandStatus::Accepted)
+            else {
                 return Ok(false);
-            }
-            commands.remove(key.as_str()).map_err(super::unavailable)?;
+            };
+            unpend(txn, &record)?;
+            commands.remove(key.as_str()).map_err(unavailable)?;
             if let Some(claim) = claim {
                 let mut claims = open(txn, CLAIMS)?;
                 if get::<StoredClaim>(&claims, &claim.key_hash)?.is_some_and(|c| c.command_id == id)
                 {
                     claims
                         .remove(claim.key_hash.as_str())
-                        .map_err(super::unavailable)?;
+                        .map_err(unavailable)?;
                 }
             }
             Ok(true)
@@ -143,10 +165,49 @@ impl CommandLog for EmbeddedStore {
             if record.status != CommandStatus::Accepted {
                 return Ok(Some((record, false)));
             }
+            unpend(txn, &record)?;
             record.status = CommandStatus::Processing;
             record.updated_at = at;
             put(&mut commands, &key, &record)?;
             Ok(Some((record, true)))
+        })
+        .await
+    }
+
+    async fn stale_commands(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        self.read(move |txn| {
+            let end = sortable(before);
+            let Page { items, .. } =
+                page::<CommandId>(&open_read(txn, PENDING)?, ("", &end), None, limit, false)?;
+            let commands = open_read(txn, COMMANDS)?;
+            let mut stale = Vec::with_capacity(items.len());
+            for (_, id) in items {
+                stale.extend(get::<CommandRecord>(&commands, &id.to_string())?);
+            }
+            Ok(stale)
+        })
+        .await
+    }
+
+    async fn reopen_command(&self, id: CommandId) -> Result<bool, StoreError> {
+        self.write(move |txn| {
+            let mut commands = open(txn, COMMANDS)?;
+            let key = id.to_string();
+            let Some(mut record) = get::<CommandRecord>(&commands, &key)?
+                .filter(|r| r.status == CommandStatus::Failed)
+            else {
+                return Ok(false);
+            };
+            record.status = CommandStatus::Accepted;
+            record.error = None;
+            record.updated_at = Timestamp::now();
+            put(&mut commands, &key, &record)?;
+            put(&mut open(txn, PENDING)?, &pending_key(&record), &id)?;
+            Ok(true)
         })
         .await
     }

@@ -26,6 +26,8 @@ use crate::{StoreError, ports::Store, records::Page};
 type Def = TableDefinition<'static, &'static str, &'static [u8]>;
 
 const COMMANDS: Def = TableDefinition::new("commands");
+/// `{submitted_at}#{command_id}` of `accepted` commands, for re-publishing.
+const PENDING: Def = TableDefinition::new("pending_commands");
 const CLAIMS: Def = TableDefinition::new("idempotency");
 const EVENTS: Def = TableDefinition::new("events");
 /// `{starts_at}#{event_id}` of published events, for the listing.
@@ -39,8 +41,9 @@ const TICKETS_BY_HOLDER: Def = TableDefinition::new("tickets_by_holder");
 /// `{user}\0{notification_id}`.
 const NOTIFICATIONS: Def = TableDefinition::new("notifications");
 
-const ALL: [Def; 9] = [
+const ALL: [Def; 10] = [
     COMMANDS,
+    PENDING,
     CLAIMS,
     EVENTS,
     LISTING,
