@@ -8,5 +8,6 @@ mod durability;
 mod flash_sale;
 mod idempotency;
 mod live;
+mod operations;
 mod ownership;
 mod poison;

@@ -25,6 +25,9 @@ cleanup() {
 }
 trap cleanup EXIT
 "$scripts/services.sh" start
+state_dir=${EVENTSYS_SERVICES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/eventsys/services}
+EVENTSYS_TEST_MOTO_PID=$(cat "$state_dir/moto.pid")
+export EVENTSYS_TEST_MOTO_PID
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -40,8 +43,23 @@ step "build"
 cargo build --workspace --locked
 
 step "tests"
+# The fault tests restart RabbitMQ and freeze the store: they run last, alone.
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast "$@"
+  cargo nextest run --workspace --locked --no-fail-fast -E 'not binary(faults)' "$@"
+  if [ $# -eq 0 ]; then
+    step "fault tests"
+    cargo nextest run --locked --no-fail-fast -p eventsys-tests --test faults --test-threads 1
+  fi
 else
-  cargo test --workspace --locked --no-fail-fast -- "$@"
+  cargo test --workspace --locked --no-fail-fast --lib --bins --test it -- "$@"
+  if [ $# -eq 0 ]; then
+    step "fault tests"
+    cargo test --locked --no-fail-fast -p eventsys-tests --test faults -- --test-threads 1
+  fi
+fi
+
+report="${TMPDIR:-/tmp}/eventsys-tests/$run/reliability.md"
+if [ -f "$report" ]; then
+  step "faults: attempted | accepted | refused | unanswered | terminal | succeeded / sold out / failed | duplicated | oversold | half-way | recovered in"
+  cat "$report"
 fi

@@ -8,6 +8,7 @@
 //! the defaults below match what it starts.
 
 pub mod client;
+pub mod load;
 pub mod oracle;
 pub mod rush;
 pub mod system;

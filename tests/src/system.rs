@@ -48,10 +48,17 @@ pub struct System {
     pub logs: PathBuf,
     vhost: Option<Vhost>,
     processes: Vec<Process>,
+    /// Settings every process of this system gets.
+    env: Vec<(String, String)>,
 }
 
 impl System {
     pub async fn start(setup: Setup) -> Self {
+        Self::start_with(setup, &[]).await
+    }
+
+    /// Like [`Self::start`], with extra settings for every process.
+    pub async fn start_with(setup: Setup, env: &[(&str, &str)]) -> Self {
         let services = Services::from_env();
         let id = unique();
         let logs = std::env::temp_dir()
@@ -76,6 +83,10 @@ impl System {
             logs,
             vhost,
             processes: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         eprintln!("system logs: {}", system.logs.display());
         if !setup.is_embedded() {
@@ -139,7 +150,8 @@ impl System {
                 .env("EVENTSYS_DYNAMODB_ENDPOINT", &self.dynamodb)
                 .env("EVENTSYS_TABLE_PREFIX", &self.table_prefix);
         }
-        for (key, value) in extra {
+        let common = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        for (key, value) in common.chain(extra.iter().copied()) {
             if value.is_empty() {
                 command.env_remove(key);
             } else {
@@ -232,11 +244,29 @@ impl System {
         self.process(name).child.id()
     }
 
+    /// Sends `signal` (`TERM`, `KILL`, `STOP`, ...) to a process.
+    pub fn signal(&mut self, name: &str, signal: &str) {
+        let pid = self.pid(name).to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "could not signal {name}");
+    }
+
+    /// The names of every process started, in order.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for p in &self.processes {
+            if !names.contains(&p.name) {
+                names.push(p.name.clone());
+            }
+        }
+        names
+    }
+
     /// Sends SIGTERM and waits for the process to drain and exit.
     pub async fn stop(&mut self, name: &str) -> std::process::ExitStatus {
-        let pid = self.pid(name).to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "could not signal {name}");
+        self.signal(name, "TERM");
         self.wait_exit(name, Duration::from_secs(30))
             .await
             .unwrap_or_else(|| {
@@ -347,15 +377,20 @@ impl Drop for Vhost {
 }
 
 fn rabbitmqctl(erlang: &str) {
+    rabbitmqctl_run(&["eval", erlang]);
+}
+
+/// Runs `rabbitmqctl` (or `EVENTSYS_TEST_RABBITMQCTL`) with `args`.
+pub fn rabbitmqctl_run(args: &[&str]) {
     let ctl =
         std::env::var("EVENTSYS_TEST_RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".to_owned());
     let output = Command::new(&ctl)
-        .args(["eval", erlang])
+        .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {ctl}: {e}"));
     assert!(
         output.status.success(),
-        "{ctl} eval failed: {}",
+        "{ctl} {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
 }
