@@ -12,7 +12,9 @@ use axum::{
 use eventsys_messages::FieldError;
 use serde::de::DeserializeOwned;
 
-use crate::problem::Problem;
+use eventsys_store::PageRequest;
+
+use crate::{problem::Problem, signing::Cursors};
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -129,6 +131,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
         Ok(Self {
             limit,
             cursor: query.get("cursor").filter(|c| !c.is_empty()).cloned(),
+        })
+    }
+}
+
+impl Paging {
+    /// The store's request for this page of `list`; a cursor opens only for
+    /// the list that sealed it.
+    pub fn request(&self, cursors: &Cursors, list: &str) -> Result<PageRequest, Problem> {
+        Ok(PageRequest {
+            limit: self.limit,
+            after: self
+                .cursor
+                .as_deref()
+                .map(|c| cursors.open(list, c))
+                .transpose()?,
         })
     }
 }

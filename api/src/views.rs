@@ -1,7 +1,11 @@
 //! What the API shows of stored records: the public resource shapes.
 
 use eventsys_messages::EventId;
-use eventsys_store::{CommandRecord, EventSnapshot, NotificationRecord, OrderRecord, TicketRecord};
+use eventsys_store::{
+    CommandRecord, EventSnapshot, NotificationRecord, OrderRecord, Page, TicketRecord,
+};
+
+use crate::signing::Cursors;
 use serde_json::{Value, json};
 
 pub fn command(record: &CommandRecord) -> Value {
@@ -116,6 +120,9 @@ pub fn notification(n: &NotificationRecord) -> Value {
     view
 }
 
-pub fn page(items: Vec<Value>, next_cursor: Option<String>) -> Value {
+/// A page of `list`, each item shown by `view`, its cursor sealed.
+pub fn page<T>(page: Page<T>, cursors: &Cursors, list: &str, view: impl Fn(&T) -> Value) -> Value {
+    let items: Vec<Value> = page.items.iter().map(view).collect();
+    let next_cursor = page.next.map(|position| cursors.seal(list, &position));
     json!({ "items": items, "next_cursor": next_cursor })
 }

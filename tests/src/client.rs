@@ -223,6 +223,23 @@ impl Live {
         frames
     }
 
+    /// Every frame until those gathered satisfy `done` (or `within` passes).
+    pub async fn gather(
+        &mut self,
+        within: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut frames = Vec::new();
+        while !done(&frames) {
+            match self.next(deadline - tokio::time::Instant::now()).await {
+                Some(frame) => frames.push(frame),
+                None => break,
+            }
+        }
+        frames
+    }
+
     /// Waits for the first frame `matches` accepts.
     pub async fn wait_for(
         &mut self,

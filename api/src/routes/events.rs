@@ -10,7 +10,6 @@ use eventsys_messages::{
     Action, CreateEvent, EventId, EventSpec, EventStatus, TicketTypeId, TicketTypeSpec, Timestamp,
     spec::DEFAULT_MAX_PER_ORDER,
 };
-use eventsys_store::PageRequest;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -120,21 +119,14 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<AppState>, paging: Paging) -> Result<Json<Value>, Problem> {
-    const LIST: &str = "events";
-    let after = paging
-        .cursor
-        .map(|c| state.cursors.open(LIST, &c))
-        .transpose()?;
-    let page = state
-        .store
-        .published_events(&PageRequest {
-            limit: paging.limit,
-            after,
-        })
-        .await?;
-    let items = page.items.iter().map(views::event).collect();
-    let next = page.next.map(|p| state.cursors.seal(LIST, &p));
-    Ok(Json(views::page(items, next)))
+    let request = paging.request(&state.cursors, "events")?;
+    let page = state.store.published_events(&request).await?;
+    Ok(Json(views::page(
+        page,
+        &state.cursors,
+        "events",
+        views::event,
+    )))
 }
 
 pub async fn get(

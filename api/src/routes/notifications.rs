@@ -7,7 +7,6 @@ use axum::{
     response::Response,
 };
 use eventsys_messages::{Action, MarkNotificationRead, NotificationId};
-use eventsys_store::PageRequest;
 use serde_json::Value;
 
 use crate::{
@@ -25,23 +24,14 @@ pub async fn mine(
     paging: Paging,
 ) -> Result<Json<Value>, Problem> {
     let list = format!("notifications:{}", caller.user);
-    let after = paging
-        .cursor
-        .map(|c| state.cursors.open(&list, &c))
-        .transpose()?;
-    let page = state
-        .store
-        .notifications(
-            &caller.user,
-            &PageRequest {
-                limit: paging.limit,
-                after,
-            },
-        )
-        .await?;
-    let items = page.items.iter().map(views::notification).collect();
-    let next = page.next.map(|p| state.cursors.seal(&list, &p));
-    Ok(Json(views::page(items, next)))
+    let request = paging.request(&state.cursors, &list)?;
+    let page = state.store.notifications(&caller.user, &request).await?;
+    Ok(Json(views::page(
+        page,
+        &state.cursors,
+        &list,
+        views::notification,
+    )))
 }
 
 pub async fn mark_read(

@@ -9,7 +9,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use eventsys_messages::{Action, CheckIn, CommandStatus, EventId, TicketId};
-use eventsys_store::PageRequest;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -32,27 +31,12 @@ pub async fn mine(
     paging: Paging,
 ) -> Result<Json<Value>, Problem> {
     let list = format!("tickets:{}", caller.user);
-    let after = paging
-        .cursor
-        .map(|c| state.cursors.open(&list, &c))
-        .transpose()?;
-    let page = state
-        .store
-        .tickets_of(
-            &caller.user,
-            &PageRequest {
-                limit: paging.limit,
-                after,
-            },
-        )
-        .await?;
-    let items = page
-        .items
-        .iter()
-        .map(|t| views::ticket(t, Some(state.codes.code(t.event_id, t.ticket_id))))
-        .collect();
-    let next = page.next.map(|p| state.cursors.seal(&list, &p));
-    Ok(Json(views::page(items, next)))
+    let request = paging.request(&state.cursors, &list)?;
+    let page = state.store.tickets_of(&caller.user, &request).await?;
+    let with_code = |t: &eventsys_store::TicketRecord| {
+        views::ticket(t, Some(state.codes.code(t.event_id, t.ticket_id)))
+    };
+    Ok(Json(views::page(page, &state.cursors, &list, with_code)))
 }
 
 pub async fn get(

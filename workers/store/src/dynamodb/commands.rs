@@ -53,19 +53,16 @@ impl DynamoStore {
         &self,
         claim: &IdempotencyClaim,
     ) -> Result<Option<(CommandRecord, bool)>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.tables.idempotency)
-            .key("key_hash", s(&claim.key_hash))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        let Some(item) = got.item else {
+        let stored: Option<StoredClaim> = self
+            .get_record(
+                &self.tables.idempotency,
+                "key_hash",
+                claim.key_hash.as_str(),
+            )
+            .await?;
+        let Some(stored) = stored else {
             return Ok(None);
         };
-        let stored: StoredClaim = from_item(item)?;
         let record = self.command(stored.command_id).await?;
         Ok(record.map(|r| (r, stored.fingerprint == claim.fingerprint)))
     }
@@ -231,16 +228,8 @@ impl CommandLog for DynamoStore {
     }
 
     async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.tables.commands)
-            .key("command_id", s(id.to_string()))
-            .consistent_read(true)
-            .send()
+        self.get_record(&self.tables.commands, "command_id", id.to_string())
             .await
-            .map_err(classify)?;
-        got.item.map(from_item).transpose()
     }
 
     async fn begin_processing(
@@ -349,10 +338,6 @@ impl CommandLog for DynamoStore {
     }
 
     async fn finish_command(&self, done: &Completion) -> Result<Finished, StoreError> {
-        match self.transact(vec![self.completion(done)?]).await {
-            Ok(()) => Ok(Finished::Now),
-            Err(TxFailure::Conditions(_)) => Ok(Finished::Already),
-            Err(TxFailure::Store(e)) => Err(e),
-        }
+        self.effect(vec![self.completion(done)?], String::new).await
     }
 }

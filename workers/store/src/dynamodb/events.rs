@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::{Get, Put, TransactGetItem, TransactWriteItem};
 use eventsys_messages::{EventId, EventStatus, TicketTypeId};
 
 use super::{
-    DynamoStore, TxFailure, classify,
-    codec::{Item, decode_position, encode_position, from_item, n, number, s, string, to_item},
+    DynamoStore, classify,
+    codec::{Item, n, number, s, string, to_item},
     schema::BY_START_INDEX,
 };
 use crate::{
@@ -162,28 +162,18 @@ impl EventStore for DynamoStore {
             );
         }
         items.push(self.completion(done)?);
-        match self.transact(items).await {
-            Ok(()) => Ok(Finished::Now),
-            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => Ok(Finished::Already),
-            Err(TxFailure::Conditions(_)) => Err(StoreError::Rejected(format!(
+        self.effect(items, || {
+            format!(
                 "event {} exists but its command is unfinished",
                 event.event_id
-            ))),
-            Err(TxFailure::Store(e)) => Err(e),
-        }
+            )
+        })
+        .await
     }
 
     async fn event_record(&self, id: EventId) -> Result<Option<EventRecord>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.tables.events)
-            .key("event_id", s(id.to_string()))
-            .consistent_read(true)
-            .send()
+        self.get_record(&self.tables.events, "event_id", id.to_string())
             .await
-            .map_err(classify)?;
-        got.item.map(from_item).transpose()
     }
 
     async fn event(&self, id: EventId) -> Result<Option<EventSnapshot>, StoreError> {
@@ -198,25 +188,17 @@ impl EventStore for DynamoStore {
         &self,
         page: &PageRequest,
     ) -> Result<Page<EventSnapshot>, StoreError> {
-        let start = page.after.as_deref().map(decode_position).transpose()?;
-        let out = self
+        let query = self
             .client
             .query()
             .table_name(&self.tables.events)
             .index_name(BY_START_INDEX)
             .key_condition_expression("listing = :published")
-            .expression_attribute_values(":published", s("published"))
-            .limit(i32::try_from(page.limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(classify)?;
-        let events: Vec<EventRecord> = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
+            .expression_attribute_values(":published", s("published"));
+        let Page {
+            items: events,
+            next,
+        } = self.query_page::<EventRecord>(query, page).await?;
         let keys = events
             .iter()
             .flat_map(|e| (0..e.shards).map(|i| shard_key(e.event_id, i)))
@@ -240,11 +222,6 @@ impl EventStore for DynamoStore {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
-        let next = out
-            .last_evaluated_key
-            .as_ref()
-            .map(encode_position)
-            .transpose()?;
         Ok(Page { items, next })
     }
 }

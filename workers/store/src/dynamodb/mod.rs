@@ -193,6 +193,74 @@ impl Store for DynamoStore {
 }
 
 impl DynamoStore {
+    /// One record by its key, read consistently.
+    async fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        key: &str,
+        value: impl Into<String>,
+    ) -> Result<Option<T>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(key, codec::s(value))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        got.item.map(codec::from_item).transpose()
+    }
+
+    /// Runs one page of `query`, starting where `page` says.
+    async fn query_page<T: serde::de::DeserializeOwned>(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        page: &crate::PageRequest,
+    ) -> Result<crate::Page<T>, StoreError> {
+        let start = page
+            .after
+            .as_deref()
+            .map(codec::decode_position)
+            .transpose()?;
+        let out = query
+            .limit(i32::try_from(page.limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(codec::from_item)
+            .collect::<Result<_, _>>()?;
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .map(codec::encode_position)
+            .transpose()?;
+        Ok(crate::Page { items, next })
+    }
+
+    /// Runs a transaction whose last item is a command's completion: a
+    /// failed completion condition means the command had finished before;
+    /// any other failed condition is `conflict`.
+    async fn effect(
+        &self,
+        items: Vec<TransactWriteItem>,
+        conflict: impl FnOnce() -> String,
+    ) -> Result<crate::Finished, StoreError> {
+        match self.transact(items).await {
+            Ok(()) => Ok(crate::Finished::Now),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
+                Ok(crate::Finished::Already)
+            }
+            Err(TxFailure::Conditions(_)) => Err(StoreError::Rejected(conflict())),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+
     /// Reads items by key, in any order, however many there are.
     async fn batch_get(
         &self,

@@ -9,7 +9,7 @@ use eventsys_messages::{NotificationId, UserId};
 
 use super::{
     DynamoStore, TxFailure, classify,
-    codec::{decode_position, encode_position, from_item, s, to_item},
+    codec::{s, to_item},
 };
 use crate::{
     StoreError,
@@ -50,32 +50,15 @@ impl NotificationStore for DynamoStore {
         user: &UserId,
         page: &PageRequest,
     ) -> Result<Page<NotificationRecord>, StoreError> {
-        let start = page.after.as_deref().map(decode_position).transpose()?;
-        let out = self
+        let query = self
             .client
             .query()
             .table_name(&self.tables.notifications)
             .key_condition_expression("user_id = :u")
             .expression_attribute_values(":u", s(user.as_str()))
             // Notification ids are UUIDv7: descending id is newest first.
-            .scan_index_forward(false)
-            .limit(i32::try_from(page.limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(classify)?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
-        let next = out
-            .last_evaluated_key
-            .as_ref()
-            .map(encode_position)
-            .transpose()?;
-        Ok(Page { items, next })
+            .scan_index_forward(false);
+        self.query_page(query, page).await
     }
 
     async fn mark_read(

@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, Timestamp, UserId};
 
 use super::{
-    DynamoStore, TxFailure, classify,
-    codec::{Item, decode_position, encode_position, from_item, n, s, to_item},
+    DynamoStore, TxFailure,
+    codec::{Item, from_item, n, s, to_item},
     events::{quota_attr, remaining_attr, shard_key},
     schema::BY_HOLDER_INDEX,
 };
@@ -230,41 +230,18 @@ impl OrderStore for DynamoStore {
             self.put(&self.tables.orders, to_item(order)?, "order_id")?,
             self.completion(done)?,
         ];
-        match self.transact(items).await {
-            Ok(()) => Ok(Finished::Now),
-            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => Ok(Finished::Already),
-            Err(TxFailure::Conditions(_)) => Err(StoreError::Rejected(format!(
-                "order {} exists already",
-                order.order_id
-            ))),
-            Err(TxFailure::Store(e)) => Err(e),
-        }
+        self.effect(items, || format!("order {} exists already", order.order_id))
+            .await
     }
 
     async fn order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.tables.orders)
-            .key("order_id", s(id.to_string()))
-            .consistent_read(true)
-            .send()
+        self.get_record(&self.tables.orders, "order_id", id.to_string())
             .await
-            .map_err(classify)?;
-        got.item.map(from_item).transpose()
     }
 
     async fn ticket(&self, id: TicketId) -> Result<Option<TicketRecord>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.tables.tickets)
-            .key("ticket_id", s(id.to_string()))
-            .consistent_read(true)
-            .send()
+        self.get_record(&self.tables.tickets, "ticket_id", id.to_string())
             .await
-            .map_err(classify)?;
-        got.item.map(from_item).transpose()
     }
 
     async fn tickets(&self, ids: &[TicketId]) -> Result<Vec<TicketRecord>, StoreError> {
@@ -287,32 +264,15 @@ impl OrderStore for DynamoStore {
         holder: &UserId,
         page: &PageRequest,
     ) -> Result<Page<TicketRecord>, StoreError> {
-        let start = page.after.as_deref().map(decode_position).transpose()?;
-        let out = self
+        let query = self
             .client
             .query()
             .table_name(&self.tables.tickets)
             .index_name(BY_HOLDER_INDEX)
             .key_condition_expression("holder_id = :h")
             .expression_attribute_values(":h", s(holder.as_str()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(page.limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(classify)?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
-        let next = out
-            .last_evaluated_key
-            .as_ref()
-            .map(encode_position)
-            .transpose()?;
-        Ok(Page { items, next })
+            .scan_index_forward(false);
+        self.query_page(query, page).await
     }
 
     async fn check_in(
