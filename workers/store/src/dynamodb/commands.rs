@@ -135,15 +135,19 @@ impl CommandLog for DynamoStore {
             .condition_expression("attribute_not_exists(command_id)")
             .build()?;
         let Some(claim) = claim else {
-            self.transact(vec![TransactWriteItem::builder().put(put_command).build()])
+            return match self
+                .transact(vec![TransactWriteItem::builder().put(put_command).build()])
                 .await
-                .map_err(|f| match f {
-                    TxFailure::Store(e) => e,
-                    TxFailure::Conditions(_) => {
-                        StoreError::Rejected("command id already recorded".into())
-                    }
-                })?;
-            return Ok(Recorded::New);
+            {
+                Ok(()) => Ok(Recorded::New),
+                Err(TxFailure::Store(e)) => Err(e),
+                // The SDK retries a write that timed out; if the first try
+                // landed, the retry finds our own record.
+                Err(TxFailure::Conditions(_)) => match self.command(record.command_id).await? {
+                    Some(existing) if existing.message == record.message => Ok(Recorded::New),
+                    _ => Err(StoreError::Rejected("command id already recorded".into())),
+                },
+            };
         };
         let stored = StoredClaim {
             key_hash: claim.key_hash.clone(),
@@ -170,14 +174,19 @@ impl CommandLog for DynamoStore {
             match self.transact(items).await {
                 Ok(()) => return Ok(Recorded::New),
                 Err(TxFailure::Store(e)) => return Err(e),
-                Err(TxFailure::Conditions(_)) => {
-                    if let Some((record, same_request)) = self.existing_claim(claim).await? {
+                Err(TxFailure::Conditions(_)) => match self.existing_claim(claim).await? {
+                    // A retried write that found its own first try.
+                    Some((existing, _)) if existing.command_id == record.command_id => {
+                        return Ok(Recorded::New);
+                    }
+                    Some((existing, same_request)) => {
                         return Ok(Recorded::Existing {
-                            record: Box::new(record),
+                            record: Box::new(existing),
                             same_request,
                         });
                     }
-                }
+                    None => {}
+                },
             }
         }
         Err(StoreError::Unavailable(
@@ -222,7 +231,9 @@ impl CommandLog for DynamoStore {
         }
         match self.transact(items).await {
             Ok(()) => Ok(true),
-            Err(TxFailure::Conditions(_)) => Ok(false),
+            // Gone is withdrawn (a retried delete finds its own first try);
+            // there is only a command left if someone started on it.
+            Err(TxFailure::Conditions(_)) => Ok(self.command(id).await?.is_none()),
             Err(TxFailure::Store(e)) => Err(e),
         }
     }
