@@ -60,6 +60,6 @@ fi
 
 report="${TMPDIR:-/tmp}/eventsys-tests/$run/reliability.md"
 if [ -f "$report" ]; then
-  step "faults: attempted | accepted | refused | unanswered | terminal | succeeded / sold out / failed | duplicated | oversold | half-way | recovered in"
+  step "faults: attempted | accepted | refused | unanswered | terminal | succeeded / sold out / failed | duplicated | oversold | half-way | settled in"
   cat "$report"
 fi

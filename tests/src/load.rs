@@ -78,8 +78,9 @@ pub struct Report {
     pub oversold: usize,
     /// Commands left `accepted` or `processing` once everything settled.
     pub half_way: usize,
-    /// From the end of the fault until every accepted order was final.
-    pub recovered_in: Duration,
+    /// From the end of the fault until every accepted order was final
+    /// (including the tail of the load).
+    pub settled_in: Duration,
 }
 
 impl Report {
@@ -98,7 +99,7 @@ impl Report {
             self.duplicated,
             self.oversold,
             self.half_way,
-            self.recovered_in.as_secs_f64()
+            self.settled_in.as_secs_f64()
         )
     }
 
@@ -138,7 +139,7 @@ pub async fn check(
         .buffered(8)
         .collect()
         .await;
-    let recovered_in = fault_over.elapsed();
+    let settled_in = fault_over.elapsed();
     let count = |status: &str| outcomes.iter().filter(|o| o["status"] == status).count();
     let sold_out = outcomes
         .iter()
@@ -182,6 +183,6 @@ pub async fn check(
         duplicated: tickets.saturating_sub(confirmed),
         oversold: tickets.saturating_sub(capacity as usize),
         half_way,
-        recovered_in,
+        settled_in,
     }
 }
