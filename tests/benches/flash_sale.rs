@@ -34,8 +34,8 @@ struct Figures {
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
     let rounds = setting("EVENTSYS_BENCH_ROUNDS", 3);
-    let buyers = setting("EVENTSYS_BENCH_BUYERS", 400);
-    let seats = u32::try_from(setting("EVENTSYS_BENCH_SEATS", 100)).unwrap_or(100);
+    let buyers = setting("EVENTSYS_BENCH_BUYERS", 200);
+    let seats = u32::try_from(setting("EVENTSYS_BENCH_SEATS", 50)).unwrap_or(50);
     println!(
         "flash sale: {buyers} buyers, one ticket each, {seats} seats; median of {rounds} rounds"
     );
