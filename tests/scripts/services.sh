@@ -61,8 +61,12 @@ start_moto() {
   fi
   cat > "$state_dir/moto_single_threaded.py" <<'PY'
 import sys
+import werkzeug.serving
 from werkzeug.serving import run_simple
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+# One request at a time, and moto closes every connection: a rush of clients
+# needs a deep accept queue, or their connects time out while they wait.
+werkzeug.serving.BaseWSGIServer.request_queue_size = 2048
 run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app),
            threaded=False, request_handler=MotoRequestHandler)
 PY
