@@ -110,20 +110,7 @@ impl RabbitBus {
             .basic_qos(prefetch, BasicQosOptions::default())
             .await
             .map_err(unavailable)?;
-        let consumer = channel
-            .basic_consume(
-                queue.into(),
-                ShortString::from(""),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(Box::new(RabbitSubscription {
-            channel,
-            consumer,
-            acks: true,
-        }))
+        subscribe(channel, queue.into(), true).await
     }
 
     async fn link(&self) -> Result<Arc<Link>, BusError> {
@@ -261,23 +248,7 @@ impl Bus for RabbitBus {
                 .map_err(unavailable)?;
         }
         // Live updates are worth nothing once stale: no acks, no redelivery.
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                ShortString::from(""),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(Box::new(RabbitSubscription {
-            channel,
-            consumer,
-            acks: false,
-        }))
+        subscribe(channel, queue.name().clone(), false).await
     }
 
     async fn is_ready(&self) -> bool {
@@ -289,6 +260,28 @@ impl Bus for RabbitBus {
             let _ = link.connection.close(200, "shutting down".into()).await;
         }
     }
+}
+
+/// Starts a consumer on `channel`; without `acks` the broker counts each
+/// delivery settled as it sends it.
+async fn subscribe(
+    channel: Channel,
+    queue: ShortString,
+    acks: bool,
+) -> Result<Box<dyn Subscription>, BusError> {
+    let options = BasicConsumeOptions {
+        no_ack: !acks,
+        ..Default::default()
+    };
+    let consumer = channel
+        .basic_consume(queue, ShortString::from(""), options, FieldTable::default())
+        .await
+        .map_err(unavailable)?;
+    Ok(Box::new(RabbitSubscription {
+        channel,
+        consumer,
+        acks,
+    }))
 }
 
 struct RabbitSubscription {
