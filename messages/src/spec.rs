@@ -153,6 +153,12 @@ impl EventSpec {
                     "must be an ISO 4217 code such as EUR",
                 ));
             }
+            // A quota is judged against a valid capacity only: the default
+            // ticket type takes the capacity as its quota, and a bad
+            // capacity must not show up again as a quota nobody sent.
+            if !(1..=CAPACITY_MAX).contains(&self.capacity) {
+                continue;
+            }
             if !(1..=CAPACITY_MAX).contains(&tt.quota) {
                 errors.push(FieldError::new(
                     at("quota"),
@@ -253,10 +259,19 @@ mod tests {
                 "capacity",
                 "max_per_order",
                 "inventory_shards",
-                "ticket_types[0].currency",
-                "ticket_types[0].quota"
+                "ticket_types[0].currency"
             ]
         );
+    }
+
+    #[test]
+    fn a_bad_capacity_is_reported_once_not_again_as_a_quota() {
+        let mut s = spec();
+        s.capacity = 0;
+        s.ticket_types[0].quota = 0;
+        assert_eq!(fields(&s), ["capacity"]);
+        s.capacity = 10;
+        assert_eq!(fields(&s), ["ticket_types[0].quota"]);
     }
 
     #[test]
