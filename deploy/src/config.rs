@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use eventsys_store::dynamodb::DynamoConfig;
+use eventsys_store_dynamodb::DynamoConfig;
 
 #[derive(Parser, Debug)]
 #[command(

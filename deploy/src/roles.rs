@@ -5,9 +5,13 @@ use std::{path::Path, sync::Arc};
 
 use anyhow::{Context, bail};
 use eventsys_api::AppState;
-use eventsys_bus::{Bus, embedded::EmbeddedBus, rabbitmq::RabbitBus};
+use eventsys_bus::Bus;
+use eventsys_bus_embedded::EmbeddedBus;
+use eventsys_bus_rabbitmq::RabbitBus;
 use eventsys_messages::WorkQueue;
-use eventsys_store::{Store, dynamodb::DynamoStore, embedded::EmbeddedStore};
+use eventsys_store::Store;
+use eventsys_store_dynamodb::DynamoStore;
+use eventsys_store_embedded::EmbeddedStore;
 use eventsys_workers::{Deps, WorkError, WorkerOptions, retry::retry_transient, run_worker};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;

@@ -4,15 +4,15 @@
 use std::{sync::Arc, time::Duration};
 
 use eventsys_api::auth::Role;
-use eventsys_bus::{Bus, Exchange, Message, embedded::EmbeddedBus, rabbitmq::RabbitBus};
+use eventsys_bus::{Bus, Exchange, Message};
+use eventsys_bus_embedded::EmbeddedBus;
+use eventsys_bus_rabbitmq::RabbitBus;
 use eventsys_messages::{
     Action, CommandEnvelope, CommandError, CommandStatus, OrderId, PlaceOrder, UserId, WorkQueue,
 };
-use eventsys_store::{
-    CommandRecord, Completion, Store,
-    dynamodb::{DynamoConfig, DynamoStore},
-    embedded::EmbeddedStore,
-};
+use eventsys_store::{CommandRecord, Completion, Store};
+use eventsys_store_dynamodb::{DynamoConfig, DynamoStore};
+use eventsys_store_embedded::EmbeddedStore;
 use eventsys_tests::{Setup, System, client::event_body, on_both};
 
 on_both!(

@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use eventsys_api::auth::Role;
-use eventsys_bus::{Bus, Exchange, Message, rabbitmq::RabbitBus};
+use eventsys_bus::{Bus, Exchange, Message};
+use eventsys_bus_rabbitmq::RabbitBus;
 use eventsys_messages::{
     Action, CommandEnvelope, CommandStatus, OrderId, PlaceOrder, TicketTypeId, UserId,
 };
-use eventsys_store::{CommandLog, CommandRecord, dynamodb::DynamoConfig, dynamodb::DynamoStore};
+use eventsys_store::{CommandLog, CommandRecord};
+use eventsys_store_dynamodb::{DynamoConfig, DynamoStore};
 use eventsys_tests::{Setup, System, client::event_body, eventually, queue_depth};
 
 const DEAD_LETTERS: &str = "eventsys.ticketing.dead-letter";

@@ -5,10 +5,10 @@
 //! dead-letter, or hand back), and a per-replica fan-out of events. Delivery
 //! is at least once; exactly-once effects are the store's business.
 //!
-//! Adapters: [`rabbitmq`] and [`embedded`] (a durable in-process queue).
-
-pub mod embedded;
-pub mod rabbitmq;
+//! This crate is the port alone; each adapter is a crate of its own beside
+//! it (`eventsys-bus-rabbitmq`, `eventsys-bus-embedded`, a durable
+//! in-process queue), so that nothing that uses the port compiles a broker
+//! client.
 
 use async_trait::async_trait;
 use eventsys_messages::{

@@ -7,11 +7,11 @@
 //! exactly once however often a command is delivered. Capacity is likewise a
 //! condition inside that write, never a read followed by a write.
 //!
-//! Adapters: [`dynamodb`] (conditional writes and `TransactWriteItems`) and
-//! [`embedded`] (redb, one file, serializable write transactions).
+//! This crate is the port alone: traits, records and errors, no storage
+//! technology. Each adapter is a crate of its own beside it
+//! (`eventsys-store-dynamodb`, `eventsys-store-embedded`), so that nothing
+//! that uses the port compiles a database client.
 
-pub mod dynamodb;
-pub mod embedded;
 mod error;
 pub mod inventory;
 pub mod ports;
@@ -25,7 +25,8 @@ pub use ports::{
 };
 pub use records::*;
 
-/// A fixed-width rendering of a timestamp, so that keys sort by time.
-pub(crate) fn sortable(at: eventsys_messages::Timestamp) -> String {
+/// A fixed-width rendering of a timestamp, so that keys sort by time; every
+/// adapter builds its time-ordered keys from it.
+pub fn sortable(at: eventsys_messages::Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }

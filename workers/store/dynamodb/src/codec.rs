@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
-use crate::StoreError;
+use eventsys_store::StoreError;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
@@ -74,8 +74,8 @@ mod tests {
 
     #[test]
     fn sortable_timestamps_sort_by_time() {
-        use crate::sortable;
         use eventsys_messages::Timestamp;
+        use eventsys_store::sortable;
         let a: Timestamp = "2030-01-01T10:00:00Z".parse().unwrap();
         let b: Timestamp = "2030-01-01T10:00:00.5Z".parse().unwrap();
         assert!(sortable(a) < sortable(b));

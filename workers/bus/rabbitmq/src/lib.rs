@@ -23,7 +23,7 @@ use lapin::{
 };
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::{Acker, Bus, BusError, Delivery, Exchange, Message, Subscription};
+use eventsys_bus::{Acker, Bus, BusError, Delivery, Exchange, Message, Subscription};
 
 /// Publishes awaiting their confirm at once, per process. Enough to keep
 /// the channel busy; small enough that a stalled broker pushes back quickly.

@@ -5,10 +5,10 @@ use eventsys_messages::{CommandId, CommandStatus, Timestamp};
 use redb::Durability;
 use serde::{Deserialize, Serialize};
 
-use super::{
+use crate::{
     CLAIMS, COMMANDS, EmbeddedStore, PENDING, get, open, open_read, page, put, unavailable,
 };
-use crate::{
+use eventsys_store::{
     StoreError,
     ports::{CommandLog, Finished, Recorded},
     records::{CommandRecord, Completion, IdempotencyClaim, Page},

@@ -7,11 +7,11 @@ use aws_sdk_dynamodb::{
 };
 use eventsys_messages::{NotificationId, UserId};
 
-use super::{
-    DynamoStore, TxFailure, classify,
+use crate::{
+    Built, DynamoStore, TxFailure, classify,
     codec::{s, to_item},
 };
-use crate::{
+use eventsys_store::{
     StoreError,
     ports::{Finished, NotificationStore},
     records::{Completion, NotificationRecord, Page, PageRequest},
@@ -78,7 +78,8 @@ impl NotificationStore for DynamoStore {
                 ":yes",
                 aws_sdk_dynamodb::types::AttributeValue::Bool(true),
             )
-            .build()?;
+            .build()
+            .built()?;
         let items = vec![
             TransactWriteItem::builder().update(mark).build(),
             self.completion(done)?,

@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::{
     types::TransactWriteItem,
 };
 
-use crate::{StoreError, ports::Store};
+use eventsys_store::{StoreError, ports::Store};
 pub use schema::Tables;
 
 /// How to reach DynamoDB.
@@ -173,9 +173,15 @@ where
     }
 }
 
-impl From<aws_sdk_dynamodb::error::BuildError> for StoreError {
-    fn from(err: aws_sdk_dynamodb::error::BuildError) -> Self {
-        StoreError::Rejected(format!("malformed request: {err}"))
+/// Request builders fail only when a required field is missing: a bug in
+/// this adapter, never trouble in the store.
+trait Built<T> {
+    fn built(self) -> Result<T, StoreError>;
+}
+
+impl<T> Built<T> for Result<T, aws_sdk_dynamodb::error::BuildError> {
+    fn built(self) -> Result<T, StoreError> {
+        self.map_err(|err| StoreError::Rejected(format!("malformed request: {err}")))
     }
 }
 
@@ -216,8 +222,8 @@ impl DynamoStore {
     async fn query_page<T: serde::de::DeserializeOwned>(
         &self,
         query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-        page: &crate::PageRequest,
-    ) -> Result<crate::Page<T>, StoreError> {
+        page: &eventsys_store::PageRequest,
+    ) -> Result<eventsys_store::Page<T>, StoreError> {
         let start = page
             .after
             .as_deref()
@@ -240,7 +246,7 @@ impl DynamoStore {
             .as_ref()
             .map(codec::encode_position)
             .transpose()?;
-        Ok(crate::Page { items, next })
+        Ok(eventsys_store::Page { items, next })
     }
 
     /// Runs a transaction whose last item is a command's completion: a
@@ -250,11 +256,11 @@ impl DynamoStore {
         &self,
         items: Vec<TransactWriteItem>,
         conflict: impl FnOnce() -> String,
-    ) -> Result<crate::Finished, StoreError> {
+    ) -> Result<eventsys_store::Finished, StoreError> {
         match self.transact(items).await {
-            Ok(()) => Ok(crate::Finished::Now),
+            Ok(()) => Ok(eventsys_store::Finished::Now),
             Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
-                Ok(crate::Finished::Already)
+                Ok(eventsys_store::Finished::Already)
             }
             Err(TxFailure::Conditions(_)) => Err(StoreError::Rejected(conflict())),
             Err(TxFailure::Store(e)) => Err(e),
@@ -275,7 +281,8 @@ impl DynamoStore {
                 KeysAndAttributes::builder()
                     .set_keys(Some(chunk.to_vec()))
                     .consistent_read(true)
-                    .build()?,
+                    .build()
+                    .built()?,
             );
             let mut round = 0u32;
             while let Some(request) = pending.take() {

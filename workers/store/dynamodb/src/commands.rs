@@ -10,12 +10,12 @@ use aws_sdk_dynamodb::{
 };
 use eventsys_messages::{CommandId, CommandStatus, Timestamp};
 
-use super::{
-    DynamoStore, TxFailure, classify,
+use crate::{
+    Built, DynamoStore, TxFailure, classify,
     codec::{Item, from_item, n, s, to_item, to_value},
     schema::{PENDING_INDEX, PENDING_SHARDS},
 };
-use crate::{
+use eventsys_store::{
     StoreError,
     ports::{CommandLog, Finished, Recorded},
     records::{CommandRecord, Completion, IdempotencyClaim},
@@ -45,7 +45,8 @@ impl DynamoStore {
             .condition_expression(UNFINISHED)
             .set_expression_attribute_names(Some(parts.names))
             .set_expression_attribute_values(Some(parts.values))
-            .build()?;
+            .build()
+            .built()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -133,7 +134,8 @@ impl CommandLog for DynamoStore {
             .table_name(&self.tables.commands)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(command_id)")
-            .build()?;
+            .build()
+            .built()?;
         let Some(claim) = claim else {
             return match self
                 .transact(vec![TransactWriteItem::builder().put(put_command).build()])
@@ -161,7 +163,8 @@ impl CommandLog for DynamoStore {
             // An expired claim that the TTL reaper has not removed yet is free.
             .condition_expression("attribute_not_exists(key_hash) OR expires_at_epoch < :now")
             .expression_attribute_values(":now", n(Timestamp::now().as_second()))
-            .build()?;
+            .build()
+            .built()?;
         // A concurrent claim may land between our failed put and our read;
         // a couple of rounds settle it.
         for _ in 0..3 {
@@ -211,7 +214,8 @@ impl CommandLog for DynamoStore {
                             ":accepted",
                             s(CommandStatus::Accepted.as_str()),
                         )
-                        .build()?,
+                        .build()
+                        .built()?,
                 )
                 .build(),
         ];
@@ -224,7 +228,8 @@ impl CommandLog for DynamoStore {
                             .key("key_hash", s(&claim.key_hash))
                             .condition_expression("command_id = :id")
                             .expression_attribute_values(":id", s(id.to_string()))
-                            .build()?,
+                            .build()
+                            .built()?,
                     )
                     .build(),
             );

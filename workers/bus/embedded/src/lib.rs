@@ -26,7 +26,7 @@ use eventsys_messages::{WorkQueue, topology};
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
-use crate::{Acker, Bus, BusError, Delivery, Exchange, Message, Subscription};
+use eventsys_bus::{Acker, Bus, BusError, Delivery, Exchange, Message, Subscription};
 
 /// (earlier deliveries, routing key, message id, traceparent, body)
 type Stored = (u32, &'static str, &'static str, &'static str, &'static [u8]);

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use eventsys_messages::{EventId, EventStatus};
 
-use super::{EVENTS, EmbeddedStore, INVENTORY, LISTING, commands, get, open, open_read, page, put};
-use crate::{
+use crate::{EVENTS, EmbeddedStore, INVENTORY, LISTING, commands, get, open, open_read, page, put};
+use eventsys_store::{
     Inventory, Shard, StoreError,
     ports::{EventStore, Finished},
     records::{Completion, EventRecord, EventSnapshot, Page, PageRequest},

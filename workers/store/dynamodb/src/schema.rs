@@ -21,8 +21,8 @@ use aws_sdk_dynamodb::{
     },
 };
 
-use super::{DynamoStore, classify};
-use crate::StoreError;
+use crate::{Built, DynamoStore, classify};
+use eventsys_store::StoreError;
 
 pub const BY_START_INDEX: &str = "by_start";
 pub const BY_HOLDER_INDEX: &str = "by_holder";
@@ -155,28 +155,29 @@ impl DynamoStore {
             .create_table()
             .table_name(def.name)
             .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(def.hash, KeyType::Hash)?)
-            .attribute_definitions(attr(def.hash)?);
+            .key_schema(key(def.hash, KeyType::Hash).built()?)
+            .attribute_definitions(attr(def.hash).built()?);
         if let Some(range) = def.range {
             request = request
-                .key_schema(key(range, KeyType::Range)?)
-                .attribute_definitions(attr(range)?);
+                .key_schema(key(range, KeyType::Range).built()?)
+                .attribute_definitions(attr(range).built()?);
         }
         if let Some((index, hash, range)) = def.index {
             request = request
-                .attribute_definitions(attr(hash)?)
-                .attribute_definitions(attr(range)?)
+                .attribute_definitions(attr(hash).built()?)
+                .attribute_definitions(attr(range).built()?)
                 .global_secondary_indexes(
                     GlobalSecondaryIndex::builder()
                         .index_name(index)
-                        .key_schema(key(hash, KeyType::Hash)?)
-                        .key_schema(key(range, KeyType::Range)?)
+                        .key_schema(key(hash, KeyType::Hash).built()?)
+                        .key_schema(key(range, KeyType::Range).built()?)
                         .projection(
                             Projection::builder()
                                 .projection_type(ProjectionType::All)
                                 .build(),
                         )
-                        .build()?,
+                        .build()
+                        .built()?,
                 );
         }
         match request.send().await {
@@ -218,7 +219,8 @@ impl DynamoStore {
         let spec = TimeToLiveSpecification::builder()
             .attribute_name(IDEMPOTENCY_TTL_ATTRIBUTE)
             .enabled(true)
-            .build()?;
+            .build()
+            .built()?;
         match self
             .client
             .update_time_to_live()

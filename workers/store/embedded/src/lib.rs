@@ -21,7 +21,7 @@ use redb::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{StoreError, ports::Store, records::Page};
+use eventsys_store::{StoreError, ports::Store, records::Page};
 
 type Def = TableDefinition<'static, &'static str, &'static [u8]>;
 

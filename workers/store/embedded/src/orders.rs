@@ -3,11 +3,11 @@
 use async_trait::async_trait;
 use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, Timestamp, UserId};
 
-use super::{
+use crate::{
     EVENTS, EmbeddedStore, INVENTORY, ORDERS, TICKETS, TICKETS_BY_HOLDER, commands,
     events::shard_key, get, open, open_read, page, put,
 };
-use crate::{
+use eventsys_store::{
     Shard, StoreError,
     ports::{CheckInOutcome, Finished, OrderStore, PlaceOutcome},
     records::{
@@ -117,10 +117,13 @@ impl OrderStore for EmbeddedStore {
                 donor.remaining = 0;
                 for (tt, slice) in &mut donor.types {
                     let moved = slice.remaining;
-                    let into = target.types.entry(*tt).or_insert(crate::TypeSlice {
-                        quota: 0,
-                        remaining: 0,
-                    });
+                    let into = target
+                        .types
+                        .entry(*tt)
+                        .or_insert(eventsys_store::TypeSlice {
+                            quota: 0,
+                            remaining: 0,
+                        });
                     into.quota += moved;
                     into.remaining += moved;
                     slice.quota -= moved;

@@ -6,12 +6,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Get, Put, TransactGetItem, TransactWriteItem};
 use eventsys_messages::{EventId, EventStatus, TicketTypeId};
 
-use super::{
-    DynamoStore, classify,
+use crate::{
+    Built, DynamoStore, classify,
     codec::{Item, n, number, s, string, to_item},
     schema::BY_START_INDEX,
 };
-use crate::{
+use eventsys_store::{
     Inventory, Shard, StoreError, TypeSlice,
     ports::{EventStore, Finished},
     records::{Completion, EventRecord, EventSnapshot, Page, PageRequest},
@@ -112,7 +112,8 @@ impl DynamoStore {
                     .build()
                     .map(|get| TransactGetItem::builder().get(get).build())
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .built()?;
         let out = self
             .client
             .transact_get_items()
@@ -144,7 +145,8 @@ impl EventStore for DynamoStore {
                         .table_name(&self.tables.events)
                         .set_item(Some(event_item(event)?))
                         .condition_expression("attribute_not_exists(event_id)")
-                        .build()?,
+                        .build()
+                        .built()?,
                 )
                 .build(),
         ];
@@ -156,7 +158,8 @@ impl EventStore for DynamoStore {
                             .table_name(&self.tables.inventory)
                             .set_item(Some(shard_item(event.event_id, shard)))
                             .condition_expression("attribute_not_exists(shard_id)")
-                            .build()?,
+                            .build()
+                            .built()?,
                     )
                     .build(),
             );

@@ -6,13 +6,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, Timestamp, UserId};
 
-use super::{
-    DynamoStore, TxFailure,
+use crate::{
+    Built, DynamoStore, TxFailure,
     codec::{Item, from_item, n, s, to_item},
     events::{quota_attr, remaining_attr, shard_key},
     schema::BY_HOLDER_INDEX,
 };
-use crate::{
+use eventsys_store::{
     Shard, StoreError,
     ports::{CheckInOutcome, Finished, OrderStore, PlaceOutcome},
     records::{Completion, OrderRecord, Page, PageRequest, Placement, TicketRecord, TicketStatus},
@@ -66,7 +66,8 @@ impl DynamoStore {
                     .table_name(table)
                     .set_item(Some(item))
                     .condition_expression(format!("attribute_not_exists({key_attr})"))
-                    .build()?,
+                    .build()
+                    .built()?,
             )
             .build())
     }
@@ -93,7 +94,8 @@ impl DynamoStore {
             .condition_expression(format!("{rem} >= {q} AND {rem_tt} >= {q}"))
             .set_expression_attribute_names(Some(e.names))
             .set_expression_attribute_values(Some(e.values))
-            .build()?;
+            .build()
+            .built()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 }
@@ -112,7 +114,8 @@ impl OrderStore for DynamoStore {
             .condition_expression("#s = :published")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":published", s(EventStatus::Published.as_str()))
-            .build()?;
+            .build()
+            .built()?;
         let mut items = vec![
             TransactWriteItem::builder()
                 .condition_check(on_sale)
@@ -179,7 +182,8 @@ impl OrderStore for DynamoStore {
                             .condition_expression(cond.join(" AND "))
                             .set_expression_attribute_names(Some(e.names))
                             .set_expression_attribute_values(Some(e.values))
-                            .build()?,
+                            .build()
+                            .built()?,
                     )
                     .build(),
             );
@@ -210,7 +214,8 @@ impl OrderStore for DynamoStore {
                         .condition_expression("attribute_exists(shard_id)")
                         .set_expression_attribute_names(Some(e.names))
                         .set_expression_attribute_values(Some(e.values))
-                        .build()?,
+                        .build()
+                        .built()?,
                 )
                 .build(),
         );
@@ -292,7 +297,8 @@ impl OrderStore for DynamoStore {
             .expression_attribute_values(":valid", s(status_name(TicketStatus::Valid)))
             .expression_attribute_values(":event", s(event_id.to_string()))
             .expression_attribute_values(":at", s(at.to_string()))
-            .build()?;
+            .build()
+            .built()?;
         let items = vec![
             TransactWriteItem::builder().update(admit).build(),
             self.completion(done)?,

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use eventsys_messages::{NotificationId, UserId};
 
-use super::{EmbeddedStore, NOTIFICATIONS, commands, get, open, open_read, page, put};
-use crate::{
+use crate::{EmbeddedStore, NOTIFICATIONS, commands, get, open, open_read, page, put};
+use eventsys_store::{
     StoreError,
     ports::{Finished, NotificationStore},
     records::{Completion, NotificationRecord, Page, PageRequest},
