@@ -57,7 +57,7 @@ pub fn event(snapshot: &EventSnapshot) -> Value {
         "status": spec.status,
         "capacity": spec.capacity,
         "sold": inventory.sold(),
-        "remaining": inventory.remaining(),
+        "remaining": inventory.remaining,
         "max_per_order": spec.max_per_order,
         "ticket_types": ticket_types,
         "created_at": event.created_at,

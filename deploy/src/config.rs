@@ -126,6 +126,16 @@ pub struct Settings {
         global = true
     )]
     pub table_prefix: String,
+    /// DynamoDB: an event's counters get one item (partition) per this many
+    /// seats, up to 16, so that a rush spreads its writes.
+    #[arg(
+        long,
+        env = "EVENTSYS_DYNAMODB_SEATS_PER_SHARD",
+        default_value_t = 1_000,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub dynamodb_seats_per_shard: u32,
     /// HS256 secret for tokens, ticket codes and cursors.
     #[arg(
         long,
@@ -207,6 +217,7 @@ impl Settings {
             endpoint: self.dynamodb_endpoint.clone(),
             table_prefix: self.table_prefix.clone(),
             local_credentials: self.dynamodb_endpoint.is_some() && !has_credentials,
+            seats_per_shard: self.dynamodb_seats_per_shard,
         }
     }
 

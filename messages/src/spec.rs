@@ -16,8 +16,6 @@ pub const DEFAULT_MAX_PER_ORDER: u32 = 10;
 /// An order's tickets are written in one store transaction with a few other
 /// items; 50 keeps that well inside DynamoDB's 100-item limit.
 pub const MAX_PER_ORDER_LIMIT: u32 = 50;
-/// Inventory of one event is split over at most this many items.
-pub const INVENTORY_SHARDS_MAX: u16 = 16;
 pub const PRICE_MINOR_MAX: u64 = 100_000_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,10 +50,6 @@ pub struct EventSpec {
     pub max_per_order: u32,
     pub status: EventStatus,
     pub ticket_types: Vec<TicketTypeSpec>,
-    /// How many items the inventory is split over; `None` lets the worker
-    /// choose from the capacity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inventory_shards: Option<u16>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,14 +108,6 @@ impl EventSpec {
         }
         if self.status == EventStatus::Cancelled {
             errors.push(FieldError::new("status", "must be draft or published"));
-        }
-        if let Some(shards) = self.inventory_shards
-            && !(1..=INVENTORY_SHARDS_MAX).contains(&shards)
-        {
-            errors.push(FieldError::new(
-                "inventory_shards",
-                format!("must be between 1 and {INVENTORY_SHARDS_MAX}"),
-            ));
         }
         if self.ticket_types.is_empty() || self.ticket_types.len() > TICKET_TYPES_MAX {
             errors.push(FieldError::new(
@@ -222,7 +208,6 @@ mod tests {
                 currency: "EUR".into(),
                 quota: 100,
             }],
-            inventory_shards: None,
         }
     }
 
@@ -249,7 +234,6 @@ mod tests {
         s.capacity = 0;
         s.max_per_order = MAX_PER_ORDER_LIMIT + 1;
         s.ticket_types[0].currency = "eur".into();
-        s.inventory_shards = Some(0);
         assert_eq!(
             fields(&s),
             [
@@ -258,7 +242,6 @@ mod tests {
                 "ends_at",
                 "capacity",
                 "max_per_order",
-                "inventory_shards",
                 "ticket_types[0].currency"
             ]
         );

@@ -52,7 +52,7 @@ async fn main() {
         let (mut accepted, mut finals) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             let system = System::start(setup).await;
-            let sale = rush(&system, buyers, seats, None).await;
+            let sale = rush(&system, buyers, seats).await;
             assert_eq!(
                 sale.count("succeeded", None),
                 seats as usize,

@@ -8,7 +8,7 @@ use eventsys_api::auth::Role;
 use eventsys_bus::{Bus, Exchange, Message};
 use eventsys_bus_rabbitmq::RabbitBus;
 use eventsys_store::CommandLog;
-use eventsys_store_dynamodb::{DynamoConfig, DynamoStore};
+use eventsys_store_dynamodb::DynamoStore;
 use eventsys_tests::{Setup, System, client::event_body, eventually, on_both};
 use serde_json::{Value, json};
 
@@ -40,12 +40,7 @@ async fn a_command_published_twice_more_makes_one_order() {
         .expect("the buyer is notified");
 
     // Anyone on the broker republishes the command, byte for byte, twice.
-    let store = DynamoStore::connect(&DynamoConfig {
-        endpoint: Some(system.dynamodb.clone()),
-        table_prefix: system.table_prefix.clone(),
-        local_credentials: true,
-    })
-    .await;
+    let store = DynamoStore::connect(&system.store_config()).await;
     let record = store
         .command(command_id.parse().expect("a command id"))
         .await

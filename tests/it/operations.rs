@@ -11,7 +11,7 @@ use eventsys_messages::{
     Action, CommandEnvelope, CommandError, CommandStatus, OrderId, PlaceOrder, UserId, WorkQueue,
 };
 use eventsys_store::{CommandRecord, Completion, Store};
-use eventsys_store_dynamodb::{DynamoConfig, DynamoStore};
+use eventsys_store_dynamodb::DynamoStore;
 use eventsys_store_embedded::EmbeddedStore;
 use eventsys_tests::{Setup, System, client::event_body, on_both};
 
@@ -31,11 +31,7 @@ async fn adapters(system: &System) -> (Arc<dyn Bus>, Arc<dyn Store>) {
         let bus = RabbitBus::connect(&system.amqp_url, "tests")
             .await
             .expect("RabbitMQ");
-        let config = DynamoConfig {
-            endpoint: Some(system.dynamodb.clone()),
-            table_prefix: system.table_prefix.clone(),
-            local_credentials: true,
-        };
+        let config = system.store_config();
         (Arc::new(bus), Arc::new(DynamoStore::connect(&config).await))
     }
 }

@@ -11,7 +11,7 @@ use eventsys_messages::{
     Action, CommandEnvelope, CommandStatus, OrderId, PlaceOrder, TicketTypeId, UserId,
 };
 use eventsys_store::{CommandLog, CommandRecord};
-use eventsys_store_dynamodb::{DynamoConfig, DynamoStore};
+use eventsys_store_dynamodb::DynamoStore;
 use eventsys_tests::{Setup, System, client::event_body, eventually, queue_depth};
 
 const DEAD_LETTERS: &str = "eventsys.ticketing.dead-letter";
@@ -52,12 +52,7 @@ async fn bad_messages_are_dead_lettered_and_the_worker_carries_on() {
         .expect("published");
 
     // A recorded command in a schema this build does not know.
-    let store = DynamoStore::connect(&DynamoConfig {
-        endpoint: Some(system.dynamodb.clone()),
-        table_prefix: system.table_prefix.clone(),
-        local_credentials: true,
-    })
-    .await;
+    let store = DynamoStore::connect(&system.store_config()).await;
     let future = CommandEnvelope::new(UserId::parse("ann").expect("an id"), forged.action.clone());
     let mut body: serde_json::Value = serde_json::from_slice(&future.to_json()).expect("json");
     body["version"] = 99.into();

@@ -51,7 +51,7 @@ if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --no-fail-fast -p eventsys-tests --test faults --test-threads 1
   fi
 else
-  cargo test --workspace --locked --no-fail-fast --lib --bins --test it -- "$@"
+  cargo test --workspace --locked --no-fail-fast --lib --bins --test it --test store -- "$@"
   if [ $# -eq 0 ]; then
     step "fault tests"
     cargo test --locked --no-fail-fast -p eventsys-tests --test faults -- --test-threads 1

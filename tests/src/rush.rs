@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use eventsys_api::auth::Role;
 use futures::future::join_all;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{Client, System, client::event_body};
 
@@ -32,13 +32,9 @@ impl Rush {
 }
 
 /// `buyers` buyers, one ticket each, for an event of `seats` seats.
-pub async fn rush(system: &System, buyers: usize, seats: u32, shards: Option<u16>) -> Rush {
+pub async fn rush(system: &System, buyers: usize, seats: u32) -> Rush {
     let organizer = system.client("organizer", &[Role::Organizer]);
-    let mut body = event_body(seats);
-    if let Some(shards) = shards {
-        body["inventory_shards"] = json!(shards);
-    }
-    let event_id = organizer.create_event(&body).await;
+    let event_id = organizer.create_event(&event_body(seats)).await;
     let buyers: Vec<Client> = (0..buyers)
         .map(|i| system.client(&format!("buyer-{i}"), &[Role::Attendee]))
         .collect();

@@ -277,6 +277,16 @@ impl System {
             })
     }
 
+    /// How a test reaches this system's DynamoDB tables itself.
+    pub fn store_config(&self) -> eventsys_store_dynamodb::DynamoConfig {
+        eventsys_store_dynamodb::DynamoConfig {
+            endpoint: Some(self.dynamodb.clone()),
+            table_prefix: self.table_prefix.clone(),
+            local_credentials: true,
+            ..Default::default()
+        }
+    }
+
     /// Counts what the store really holds. An embedded store is read from
     /// its file, which its process holds exclusively: every process is
     /// stopped first.

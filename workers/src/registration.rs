@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use eventsys_messages::{
     Action, CommandEnvelope, CommandError, CreateEvent, Event, FieldError, Timestamp,
 };
-use eventsys_store::{CommandRecord, Completion, EventRecord, Finished, Inventory};
+use eventsys_store::{CommandRecord, Completion, EventRecord, Finished};
 use serde_json::json;
 
 use crate::{
@@ -48,30 +48,22 @@ async fn create_event(
         let reason = CommandError::new("validation_failed", describe(&errors));
         return end_without_effect(deps, Completion::rejected(id, reason)).await;
     }
-    let shards = create
-        .spec
-        .inventory_shards
-        .unwrap_or_else(|| Inventory::default_shards(create.spec.capacity));
     let now = Timestamp::now();
     let event = EventRecord {
         event_id: create.event_id,
         organizer_id: command.issuer.clone(),
         spec: create.spec.clone(),
-        shards,
         created_at: now,
         updated_at: now,
     };
     let done = Completion::succeeded(id, json!({ "event_id": create.event_id }));
-    let inventory = Inventory::split(&create.spec, shards);
-    Ok(
-        match deps.store.create_event(&event, &inventory, &done).await? {
-            Finished::Now => Executed::Now(Outcome {
-                completion: done,
-                events: Vec::new(),
-            }),
-            Finished::Already => Executed::Already,
-        },
-    )
+    Ok(match deps.store.create_event(&event, &done).await? {
+        Finished::Now => Executed::Now(Outcome {
+            completion: done,
+            events: Vec::new(),
+        }),
+        Finished::Already => Executed::Already,
+    })
 }
 
 fn describe(errors: &[FieldError]) -> String {

@@ -1,22 +1,19 @@
 //! The ticketing role: orders, tickets and check-in.
 //!
-//! An order is served whole or not at all, from one inventory shard, under
-//! a condition on that shard in the same transaction that writes the order,
-//! its tickets and the command's completion. When no single shard can serve
-//! an order although the event as a whole could, the leftovers of all shards
-//! are moved into one (a conditional transfer too) and the order tried
-//! again: near the end of a sale an event collapses to one hot shard, but
-//! never sells a seat it does not have nor refuses one it does.
+//! An order is served whole or not at all: the store takes its seats under
+//! a condition in the same atomic write as the order, its tickets and the
+//! command's completion, so it never sells a seat it does not have nor
+//! refuses one it does.
 
 use async_trait::async_trait;
 use eventsys_messages::{
     Action, CheckIn, CommandEnvelope, CommandError, CommandStatus, Event, EventStatus, PlaceOrder,
-    TicketId, TicketTypeId, Timestamp,
+    TicketId, Timestamp,
     event::{EventUpdated, OrderRejected, TicketCheckedIn, TicketsSold},
 };
 use eventsys_store::{
-    CheckInOutcome, CommandRecord, Completion, Finished, Inventory, OrderRecord, OrderStatus,
-    PlaceOutcome, Placement, TicketRecord, TicketStatus,
+    CheckInOutcome, CommandRecord, Completion, Finished, OrderRecord, OrderStatus, PlaceOutcome,
+    Placement, TicketRecord, TicketStatus,
 };
 use serde_json::json;
 
@@ -71,50 +68,12 @@ impl Execute for Ticketing {
     }
 }
 
-/// Where to take an order's seats from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Choice {
-    Shard(u16),
-    /// No shard can serve it alone, but together they can.
-    Consolidate {
-        into: u16,
-    },
-    SoldOut,
-}
-
-/// Picks the first shard, from `start` on, that can serve the order alone.
-/// Starting at a random shard spreads concurrent orders over the shards.
-pub(crate) fn choose(
-    inventory: &Inventory,
-    ticket_type: TicketTypeId,
-    quantity: u32,
-    start: usize,
-) -> Choice {
-    let shards = &inventory.shards;
-    let n = shards.len();
-    if let Some(shard) = (0..n)
-        .map(|k| &shards[(start + k) % n])
-        .find(|s| s.can_serve(ticket_type, quantity))
-    {
-        return Choice::Shard(shard.index);
-    }
-    match shards
-        .iter()
-        .max_by_key(|s| (s.remaining, std::cmp::Reverse(s.index)))
-    {
-        Some(fullest) if inventory.type_remaining(ticket_type) >= quantity => Choice::Consolidate {
-            into: fullest.index,
-        },
-        _ => Choice::SoldOut,
-    }
-}
-
 async fn place_order(
     deps: &Deps,
     command: &CommandEnvelope,
     p: &PlaceOrder,
 ) -> Result<Executed, WorkError> {
-    let Some(snapshot) = deps.store.event(p.event_id).await? else {
+    let Some(event) = deps.store.event_record(p.event_id).await? else {
         return reject(
             deps,
             command,
@@ -125,7 +84,6 @@ async fn place_order(
         )
         .await;
     };
-    let event = snapshot.event;
     let name = event.spec.name.clone();
     if event.spec.status != EventStatus::Published {
         return reject(
@@ -187,74 +145,44 @@ async fn place_order(
         json!({ "order_id": p.order_id, "ticket_ids": ticket_ids }),
     );
 
-    let start = fastrand::usize(..);
-    let mut inventory = snapshot.inventory;
-    // Each failed try means another order took the seats we saw; bounded,
-    // because every such failure is some other order's success.
-    for _ in 0..(2 * inventory.shards.len() + 4) {
-        match choose(&inventory, p.ticket_type_id, p.quantity, start) {
-            Choice::Shard(shard) => {
-                let placement = Placement {
-                    order: order.clone(),
-                    tickets: tickets.clone(),
-                    shard,
-                };
-                match deps.store.place_order(&placement, &done).await? {
-                    PlaceOutcome::Placed => {
-                        let remaining = deps
-                            .store
-                            .event(p.event_id)
-                            .await?
-                            .map_or(0, |s| s.inventory.remaining());
-                        let events = vec![
-                            order_fact(&order, name),
-                            Event::EventUpdated(EventUpdated {
-                                event_id: p.event_id,
-                                remaining,
-                                status: EventStatus::Published,
-                            }),
-                        ];
-                        return Ok(Executed::Now(Outcome {
-                            completion: done,
-                            events,
-                        }));
-                    }
-                    PlaceOutcome::Already => return Ok(Executed::Already),
-                    PlaceOutcome::NotOnSale => {
-                        return reject(
-                            deps,
-                            command,
-                            p,
-                            name,
-                            "not_on_sale",
-                            "the event is not on sale",
-                        )
-                        .await;
-                    }
-                    PlaceOutcome::ShardShort => {}
-                }
-            }
-            Choice::Consolidate { into } => {
-                deps.store
-                    .consolidate_shards(p.event_id, &inventory.shards, into)
-                    .await?;
-            }
-            Choice::SoldOut => {
-                let message = format!("fewer than {} tickets of this type are left", p.quantity);
-                return reject(deps, command, p, name, "sold_out", &message).await;
-            }
+    let placement = Placement { order, tickets };
+    match deps.store.place_order(&placement, &done).await? {
+        PlaceOutcome::Placed => {
+            let remaining = deps
+                .store
+                .event(p.event_id)
+                .await?
+                .map_or(0, |s| s.inventory.remaining);
+            let events = vec![
+                order_fact(&placement.order, name),
+                Event::EventUpdated(EventUpdated {
+                    event_id: p.event_id,
+                    remaining,
+                    status: EventStatus::Published,
+                }),
+            ];
+            Ok(Executed::Now(Outcome {
+                completion: done,
+                events,
+            }))
         }
-        inventory = deps
-            .store
-            .event(p.event_id)
-            .await?
-            .map(|s| s.inventory)
-            .unwrap_or_default();
+        PlaceOutcome::Already => Ok(Executed::Already),
+        PlaceOutcome::NotOnSale => {
+            reject(
+                deps,
+                command,
+                p,
+                name,
+                "not_on_sale",
+                "the event is not on sale",
+            )
+            .await
+        }
+        PlaceOutcome::SoldOut => {
+            let message = format!("fewer than {} tickets of this type are left", p.quantity);
+            reject(deps, command, p, name, "sold_out", &message).await
+        }
     }
-    Err(WorkError::Transient(format!(
-        "inventory of event {} kept changing",
-        p.event_id
-    )))
 }
 
 async fn reject(
@@ -376,89 +304,5 @@ async fn admit(deps: &Deps, command: &CommandEnvelope, c: &CheckIn) -> Result<Ex
             };
             end_without_effect(deps, done).await
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use eventsys_store::{Shard, TypeSlice};
-
-    use super::*;
-
-    fn shard(index: u16, remaining: u32, types: &[(TicketTypeId, u32)]) -> Shard {
-        Shard {
-            index,
-            capacity: 10,
-            remaining,
-            types: types
-                .iter()
-                .map(|&(tt, r)| {
-                    (
-                        tt,
-                        TypeSlice {
-                            quota: 10,
-                            remaining: r,
-                        },
-                    )
-                })
-                .collect::<BTreeMap<_, _>>(),
-        }
-    }
-
-    #[test]
-    fn an_order_goes_to_the_first_shard_from_the_start_that_can_serve_it() {
-        let tt = TicketTypeId::generate();
-        let inv = Inventory {
-            shards: vec![
-                shard(0, 5, &[(tt, 5)]),
-                shard(1, 1, &[(tt, 1)]),
-                shard(2, 5, &[(tt, 5)]),
-            ],
-        };
-        assert_eq!(choose(&inv, tt, 2, 0), Choice::Shard(0));
-        assert_eq!(choose(&inv, tt, 2, 1), Choice::Shard(2));
-        assert_eq!(choose(&inv, tt, 1, 1), Choice::Shard(1));
-        assert_eq!(choose(&inv, tt, 2, 5), Choice::Shard(2));
-    }
-
-    #[test]
-    fn seats_spread_over_shards_are_consolidated_rather_than_refused() {
-        let tt = TicketTypeId::generate();
-        let inv = Inventory {
-            shards: vec![shard(0, 1, &[(tt, 1)]), shard(1, 2, &[(tt, 2)])],
-        };
-        assert_eq!(choose(&inv, tt, 3, 0), Choice::Consolidate { into: 1 });
-        assert_eq!(choose(&inv, tt, 4, 0), Choice::SoldOut);
-    }
-
-    #[test]
-    fn a_type_quota_stranded_in_a_full_shard_is_consolidated() {
-        let (a, b) = (TicketTypeId::generate(), TicketTypeId::generate());
-        // Shard 0 has A's quota but no seats; shard 1 has a seat but no A quota.
-        let inv = Inventory {
-            shards: vec![
-                shard(0, 0, &[(a, 1), (b, 0)]),
-                shard(1, 1, &[(a, 0), (b, 1)]),
-            ],
-        };
-        assert_eq!(choose(&inv, a, 1, 0), Choice::Consolidate { into: 1 });
-        assert_eq!(choose(&inv, b, 1, 0), Choice::Shard(1));
-    }
-
-    #[test]
-    fn nothing_left_is_sold_out() {
-        let tt = TicketTypeId::generate();
-        let inv = Inventory {
-            shards: vec![shard(0, 0, &[(tt, 0)])],
-        };
-        assert_eq!(choose(&inv, tt, 1, 0), Choice::SoldOut);
-        assert_eq!(choose(&Inventory::default(), tt, 1, 0), Choice::SoldOut);
-        let unknown = TicketTypeId::generate();
-        let inv = Inventory {
-            shards: vec![shard(0, 5, &[(tt, 5)])],
-        };
-        assert_eq!(choose(&inv, unknown, 1, 0), Choice::SoldOut);
     }
 }

@@ -39,8 +39,6 @@ pub struct NewEvent {
     max_per_order: Option<u32>,
     #[serde(default)]
     status: Option<NewStatus>,
-    #[serde(default)]
-    inventory_shards: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -94,7 +92,6 @@ impl NewEvent {
                 _ => EventStatus::Published,
             },
             ticket_types,
-            inventory_shards: self.inventory_shards,
         }
     }
 }

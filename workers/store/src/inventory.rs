@@ -1,35 +1,67 @@
-//! How an event's seats are laid out in the store.
+//! What is left of an event: its capacity and each ticket type's quota, and
+//! how much of each remains.
 //!
-//! A hot event's inventory must not be one item that every order fights
-//! over: DynamoDB serves about a thousand writes a second per partition. So
-//! the capacity, and each ticket type's quota, is split over `shards` items
-//! with their own partition keys. An order takes all its seats from one
-//! shard, under a condition on that shard alone; shards that run dry hand
-//! their leftovers to another shard (see the ticketing worker).
+//! This is the port's view, the same for every adapter. How an adapter lays
+//! the counters out (one record, or several items spread over partitions)
+//! is its own decision and stays behind the port.
 
 use std::collections::BTreeMap;
 
-use eventsys_messages::{EventSpec, TicketTypeId, spec::INVENTORY_SHARDS_MAX};
+use eventsys_messages::{EventSpec, TicketTypeId};
 use serde::{Deserialize, Serialize};
 
-/// One ticket type's part of a shard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One ticket type's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypeSlice {
     pub quota: u32,
     pub remaining: u32,
 }
 
-/// One item of an event's inventory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    pub index: u16,
+/// An event's counters: two levels, the capacity and each type's quota;
+/// a seat sold takes one from both.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
     pub capacity: u32,
     pub remaining: u32,
     pub types: BTreeMap<TicketTypeId, TypeSlice>,
 }
 
-impl Shard {
-    /// Whether this shard alone can serve `quantity` seats of `ticket_type`.
+impl Inventory {
+    /// A new event's counters: nothing sold.
+    pub fn initial(spec: &EventSpec) -> Self {
+        Self {
+            capacity: spec.capacity,
+            remaining: spec.capacity,
+            types: spec
+                .ticket_types
+                .iter()
+                .map(|tt| {
+                    let slice = TypeSlice {
+                        quota: tt.quota,
+                        remaining: tt.quota,
+                    };
+                    (tt.ticket_type_id, slice)
+                })
+                .collect(),
+        }
+    }
+
+    /// The counters of several parts, added up.
+    pub fn sum<'a>(parts: impl IntoIterator<Item = &'a Inventory>) -> Self {
+        let mut total = Self::default();
+        for part in parts {
+            total.capacity += part.capacity;
+            total.remaining += part.remaining;
+            for (tt, slice) in &part.types {
+                let sum = total.types.entry(*tt).or_default();
+                sum.quota += slice.quota;
+                sum.remaining += slice.remaining;
+            }
+        }
+        total
+    }
+
+    /// Whether these counters alone can serve `quantity` seats of `ticket_type`.
     pub fn can_serve(&self, ticket_type: TicketTypeId, quantity: u32) -> bool {
         self.remaining >= quantity
             && self
@@ -37,92 +69,39 @@ impl Shard {
                 .get(&ticket_type)
                 .is_some_and(|slice| slice.remaining >= quantity)
     }
-}
 
-/// All shards of one event.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Inventory {
-    pub shards: Vec<Shard>,
-}
-
-impl Inventory {
-    /// Seats per shard the default layout aims for: far below what one
-    /// partition can absorb during a rush, far above what a small event needs.
-    const SEATS_PER_SHARD: u32 = 1_000;
-
-    /// How many shards an event gets when its organizer does not say.
-    pub fn default_shards(capacity: u32) -> u16 {
-        let wanted = capacity.div_ceil(Self::SEATS_PER_SHARD).max(1);
-        u16::try_from(wanted)
-            .unwrap_or(u16::MAX)
-            .min(INVENTORY_SHARDS_MAX)
-    }
-
-    /// The initial inventory: capacity and quotas spread evenly over `shards`.
-    pub fn split(spec: &EventSpec, shards: u16) -> Self {
-        let shards = shards.max(1);
-        let share = |total: u32, i: u16| {
-            let parts = u32::from(shards);
-            total / parts + u32::from(u32::from(i) < total % parts)
-        };
-        Self {
-            shards: (0..shards)
-                .map(|i| Shard {
-                    index: i,
-                    capacity: share(spec.capacity, i),
-                    remaining: share(spec.capacity, i),
-                    types: spec
-                        .ticket_types
-                        .iter()
-                        .map(|tt| {
-                            let quota = share(tt.quota, i);
-                            (
-                                tt.ticket_type_id,
-                                TypeSlice {
-                                    quota,
-                                    remaining: quota,
-                                },
-                            )
-                        })
-                        .collect(),
-                })
-                .collect(),
+    /// Takes `quantity` seats of `ticket_type`, if they are there.
+    pub fn take(&mut self, ticket_type: TicketTypeId, quantity: u32) -> bool {
+        if !self.can_serve(ticket_type, quantity) {
+            return false;
         }
-    }
-
-    pub fn capacity(&self) -> u32 {
-        self.shards.iter().map(|s| s.capacity).sum()
-    }
-
-    pub fn remaining(&self) -> u32 {
-        self.shards.iter().map(|s| s.remaining).sum()
+        self.remaining -= quantity;
+        if let Some(slice) = self.types.get_mut(&ticket_type) {
+            slice.remaining -= quantity;
+        }
+        true
     }
 
     pub fn sold(&self) -> u32 {
-        self.capacity() - self.remaining()
+        self.capacity - self.remaining
     }
 
     pub fn type_quota(&self, ticket_type: TicketTypeId) -> u32 {
-        self.slices(ticket_type).map(|s| s.quota).sum()
+        self.types.get(&ticket_type).map_or(0, |s| s.quota)
     }
 
     /// What can still be sold of one type: bounded by its own quota and by
     /// the seats left overall.
     pub fn type_remaining(&self, ticket_type: TicketTypeId) -> u32 {
-        let own: u32 = self.slices(ticket_type).map(|s| s.remaining).sum();
-        own.min(self.remaining())
+        self.types
+            .get(&ticket_type)
+            .map_or(0, |s| s.remaining.min(self.remaining))
     }
 
     pub fn type_sold(&self, ticket_type: TicketTypeId) -> u32 {
-        self.slices(ticket_type)
-            .map(|s| s.quota - s.remaining)
-            .sum()
-    }
-
-    fn slices(&self, ticket_type: TicketTypeId) -> impl Iterator<Item = &TypeSlice> {
-        self.shards
-            .iter()
-            .filter_map(move |s| s.types.get(&ticket_type))
+        self.types
+            .get(&ticket_type)
+            .map_or(0, |s| s.quota - s.remaining)
     }
 }
 
@@ -152,45 +131,36 @@ mod tests {
                     quota,
                 })
                 .collect(),
-            inventory_shards: None,
         }
-    }
-
-    #[test]
-    fn a_split_keeps_every_seat_and_every_quota() {
-        let s = spec(1_001, &[1_001, 7]);
-        let inv = Inventory::split(&s, 4);
-        assert_eq!(inv.shards.len(), 4);
-        assert_eq!(inv.capacity(), 1_001);
-        assert_eq!(inv.remaining(), 1_001);
-        assert_eq!(inv.type_quota(s.ticket_types[0].ticket_type_id), 1_001);
-        assert_eq!(inv.type_quota(s.ticket_types[1].ticket_type_id), 7);
-        let caps: Vec<u32> = inv.shards.iter().map(|s| s.capacity).collect();
-        assert_eq!(caps, [251, 250, 250, 250]);
     }
 
     #[test]
     fn a_type_cannot_sell_more_than_the_seats_left() {
         let s = spec(10, &[10, 10]);
-        let mut inv = Inventory::split(&s, 1);
         let (a, b) = (
             s.ticket_types[0].ticket_type_id,
             s.ticket_types[1].ticket_type_id,
         );
-        inv.shards[0].remaining = 3;
-        inv.shards[0].types.get_mut(&a).unwrap().remaining = 3;
+        let mut inv = Inventory::initial(&s);
+        assert!(inv.take(a, 7));
         assert_eq!(inv.type_remaining(a), 3);
         assert_eq!(inv.type_remaining(b), 3);
         assert_eq!(inv.type_sold(a), 7);
-        assert!(inv.shards[0].can_serve(b, 3));
-        assert!(!inv.shards[0].can_serve(b, 4));
+        assert_eq!(inv.sold(), 7);
+        assert!(inv.can_serve(b, 3));
+        assert!(!inv.take(b, 4));
+        assert_eq!(inv.remaining, 3, "a refused take changes nothing");
     }
 
     #[test]
-    fn small_events_get_one_shard_and_huge_ones_a_bounded_number() {
-        assert_eq!(Inventory::default_shards(50), 1);
-        assert_eq!(Inventory::default_shards(1_000), 1);
-        assert_eq!(Inventory::default_shards(1_001), 2);
-        assert_eq!(Inventory::default_shards(1_000_000), INVENTORY_SHARDS_MAX);
+    fn parts_add_up_to_the_whole() {
+        let s = spec(10, &[6]);
+        let tt = s.ticket_types[0].ticket_type_id;
+        let (mut a, b) = (Inventory::initial(&s), Inventory::initial(&s));
+        assert!(a.take(tt, 2));
+        let total = Inventory::sum([&a, &b]);
+        assert_eq!((total.capacity, total.remaining), (20, 18));
+        assert_eq!((total.type_quota(tt), total.type_sold(tt)), (12, 2));
+        assert_eq!(total.type_remaining(TicketTypeId::generate()), 0);
     }
 }

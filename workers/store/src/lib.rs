@@ -18,7 +18,7 @@ pub mod ports;
 pub mod records;
 
 pub use error::StoreError;
-pub use inventory::{Inventory, Shard, TypeSlice};
+pub use inventory::{Inventory, TypeSlice};
 pub use ports::{
     CheckInOutcome, CommandLog, EventStore, Finished, NotificationStore, OrderStore, PlaceOutcome,
     Recorded, Store,

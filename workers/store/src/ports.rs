@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use eventsys_messages::{CommandId, EventId, NotificationId, OrderId, TicketId, Timestamp, UserId};
 
 use crate::{
-    Inventory, StoreError,
+    StoreError,
     records::{
         CommandRecord, Completion, EventRecord, EventSnapshot, IdempotencyClaim,
         NotificationRecord, OrderRecord, Page, PageRequest, Placement, TicketRecord,
@@ -42,8 +42,8 @@ pub enum PlaceOutcome {
     Already,
     /// The event is not (or no longer) on sale.
     NotOnSale,
-    /// The chosen shard cannot serve the order.
-    ShardShort,
+    /// Fewer seats of the type, or of the event, are left than the order asks.
+    SoldOut,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,8 +63,10 @@ pub trait CommandLog: Send + Sync {
         claim: Option<&IdempotencyClaim>,
     ) -> Result<Recorded, StoreError>;
 
-    /// Takes back a command that could not be published, if nobody has
-    /// started on it; returns whether it was removed.
+    /// Takes back a command that could not be published, with its claim,
+    /// if nobody has started on it. Returns whether nothing of it is left
+    /// (also when it was never there, or a retry finds its own first try
+    /// done); `false` means someone started on it and it stands.
     async fn withdraw_command(
         &self,
         id: CommandId,
@@ -85,8 +87,8 @@ pub trait CommandLog: Send + Sync {
     /// Ends a command that has no effect to write (a rejection, a failure).
     async fn finish_command(&self, done: &Completion) -> Result<Finished, StoreError>;
 
-    /// Commands still `accepted` that were submitted before `before`, oldest
-    /// first: recorded, but perhaps never published.
+    /// Commands that became `accepted` (submitted, or reopened) before
+    /// `before`, oldest first: recorded, but perhaps never published.
     async fn stale_commands(
         &self,
         before: Timestamp,
@@ -101,10 +103,10 @@ pub trait CommandLog: Send + Sync {
 
 #[async_trait]
 pub trait EventStore: Send + Sync {
+    /// Writes a new event with its counters, nothing sold.
     async fn create_event(
         &self,
         event: &EventRecord,
-        inventory: &Inventory,
         done: &Completion,
     ) -> Result<Finished, StoreError>;
 
@@ -121,22 +123,15 @@ pub trait EventStore: Send + Sync {
 
 #[async_trait]
 pub trait OrderStore: Send + Sync {
-    /// Writes a confirmed order and its tickets, taking the seats from one
-    /// shard, on condition that the event is published and the shard has them.
+    /// Writes a confirmed order and its tickets and takes their seats, all
+    /// at once, on condition that the event is published and has the seats:
+    /// the whole order or nothing, never a seat it does not have, never a
+    /// refusal while it has them.
     async fn place_order(
         &self,
         placement: &Placement,
         done: &Completion,
     ) -> Result<PlaceOutcome, StoreError>;
-
-    /// Moves everything left in `donors` (as observed) into shard `into`.
-    /// Returns false, changing nothing, if any donor changed meanwhile.
-    async fn consolidate_shards(
-        &self,
-        event_id: EventId,
-        donors: &[crate::Shard],
-        into: u16,
-    ) -> Result<bool, StoreError>;
 
     /// Writes an order that was turned down, so that it can be read back.
     async fn reject_order(

@@ -112,8 +112,6 @@ pub struct EventRecord {
     pub organizer_id: UserId,
     #[serde(flatten)]
     pub spec: EventSpec,
-    /// Number of inventory shards; fixed at creation.
-    pub shards: u16,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -168,13 +166,12 @@ pub struct TicketRecord {
     pub checked_in_at: Option<Timestamp>,
 }
 
-/// A confirmed order and its tickets, to be written at once against one shard.
+/// A confirmed order and its tickets, to be written at once with the seats
+/// they take.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Placement {
     pub order: OrderRecord,
     pub tickets: Vec<TicketRecord>,
-    /// The inventory shard the seats come from.
-    pub shard: u16,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -313,7 +313,7 @@ impl CommandLog for DynamoStore {
                 stale.push(from_item(item)?);
             }
         }
-        stale.sort_by_key(|r| r.submitted_at);
+        stale.sort_by_key(|r| (r.updated_at, r.command_id));
         stale.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(stale)
     }

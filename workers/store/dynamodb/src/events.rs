@@ -1,86 +1,30 @@
 //! Events and their sharded inventory on DynamoDB.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Get, Put, TransactGetItem, TransactWriteItem};
-use eventsys_messages::{EventId, EventStatus, TicketTypeId};
+use eventsys_messages::{EventId, EventStatus};
 
 use crate::{
     Built, DynamoStore, classify,
-    codec::{Item, n, number, s, string, to_item},
+    codec::{Item, from_item, n, number, s, string, to_item},
     schema::BY_START_INDEX,
+    shards::{Shard, shard_count, shard_item, shard_key, shards_from_items, split, total},
 };
 use eventsys_store::{
-    Inventory, Shard, StoreError, TypeSlice,
+    StoreError,
     ports::{EventStore, Finished},
     records::{Completion, EventRecord, EventSnapshot, Page, PageRequest},
     sortable,
 };
 
-/// Per-type counters of a shard live in attributes named by the type id.
-pub(super) fn quota_attr(tt: TicketTypeId) -> String {
-    format!("q_{tt}")
-}
+/// The number of shards of the event an item holds; kept beside the record.
+const SHARDS_ATTR: &str = "shards";
 
-pub(super) fn remaining_attr(tt: TicketTypeId) -> String {
-    format!("r_{tt}")
-}
-
-pub(super) fn shard_key(event_id: EventId, index: u16) -> Item {
-    [("shard_id".to_owned(), s(format!("{event_id}#{index}")))].into()
-}
-
-fn shard_item(event_id: EventId, shard: &Shard) -> Item {
-    let mut item = shard_key(event_id, shard.index);
-    item.insert("event_id".into(), s(event_id.to_string()));
-    item.insert("index".into(), n(shard.index));
-    item.insert("capacity".into(), n(shard.capacity));
-    item.insert("remaining".into(), n(shard.remaining));
-    for (tt, slice) in &shard.types {
-        item.insert(quota_attr(*tt), n(slice.quota));
-        item.insert(remaining_attr(*tt), n(slice.remaining));
-    }
-    item
-}
-
-fn shard_from_item(item: &Item) -> Result<Shard, StoreError> {
-    let index = number(item, "index")?;
-    let mut types: BTreeMap<TicketTypeId, TypeSlice> = BTreeMap::new();
-    for name in item.keys() {
-        if let Some(raw) = name.strip_prefix("q_") {
-            let tt: TicketTypeId = raw
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("bad ticket type attribute {name}")))?;
-            types.insert(
-                tt,
-                TypeSlice {
-                    quota: number(item, name)?,
-                    remaining: number(item, &remaining_attr(tt))?,
-                },
-            );
-        }
-    }
-    Ok(Shard {
-        index: u16::try_from(index)
-            .map_err(|_| StoreError::Corrupt(format!("shard index {index}")))?,
-        capacity: number(item, "capacity")?,
-        remaining: number(item, "remaining")?,
-        types,
-    })
-}
-
-fn inventory_from_items(items: &[Item]) -> Result<Inventory, StoreError> {
-    let mut shards = items
-        .iter()
-        .map(shard_from_item)
-        .collect::<Result<Vec<_>, _>>()?;
-    shards.sort_by_key(|s| s.index);
-    Ok(Inventory { shards })
-}
-
-fn event_item(event: &EventRecord) -> Result<Item, StoreError> {
+fn event_item(event: &EventRecord, shards: u16) -> Result<Item, StoreError> {
     let mut item = to_item(event)?;
+    item.insert(SHARDS_ATTR.into(), n(shards));
     // Only published events carry the listing attributes, so the listing
     // index holds exactly the events anyone may see.
     if event.spec.status == EventStatus::Published {
@@ -98,12 +42,27 @@ fn event_item(event: &EventRecord) -> Result<Item, StoreError> {
 }
 
 impl DynamoStore {
+    /// An event's record and its number of shards.
+    pub(crate) async fn event_with_shards(
+        &self,
+        id: EventId,
+    ) -> Result<Option<(EventRecord, u16)>, StoreError> {
+        let Some(item) = self
+            .get_item(&self.tables.events, "event_id", id.to_string())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let shards = shards_of(&item)?;
+        Ok(Some((from_item(item)?, shards)))
+    }
+
     /// All shards of one event, read atomically.
-    pub(super) async fn inventory(
+    pub(crate) async fn shards(
         &self,
         event_id: EventId,
         shards: u16,
-    ) -> Result<Inventory, StoreError> {
+    ) -> Result<Vec<Shard>, StoreError> {
         let gets = (0..shards)
             .map(|i| {
                 Get::builder()
@@ -126,7 +85,7 @@ impl DynamoStore {
             .iter()
             .filter_map(|r| r.item().cloned())
             .collect();
-        inventory_from_items(&items)
+        shards_from_items(&items)
     }
 }
 
@@ -135,22 +94,22 @@ impl EventStore for DynamoStore {
     async fn create_event(
         &self,
         event: &EventRecord,
-        inventory: &Inventory,
         done: &Completion,
     ) -> Result<Finished, StoreError> {
+        let count = shard_count(event.spec.capacity, self.seats_per_shard);
         let mut items = vec![
             TransactWriteItem::builder()
                 .put(
                     Put::builder()
                         .table_name(&self.tables.events)
-                        .set_item(Some(event_item(event)?))
+                        .set_item(Some(event_item(event, count)?))
                         .condition_expression("attribute_not_exists(event_id)")
                         .build()
                         .built()?,
                 )
                 .build(),
         ];
-        for shard in &inventory.shards {
+        for shard in &split(&event.spec, count) {
             items.push(
                 TransactWriteItem::builder()
                     .put(
@@ -180,10 +139,10 @@ impl EventStore for DynamoStore {
     }
 
     async fn event(&self, id: EventId) -> Result<Option<EventSnapshot>, StoreError> {
-        let Some(event) = self.event_record(id).await? else {
+        let Some((event, count)) = self.event_with_shards(id).await? else {
             return Ok(None);
         };
-        let inventory = self.inventory(id, event.shards).await?;
+        let inventory = total(&self.shards(id, count).await?);
         Ok(Some(EventSnapshot { event, inventory }))
     }
 
@@ -198,13 +157,14 @@ impl EventStore for DynamoStore {
             .index_name(BY_START_INDEX)
             .key_condition_expression("listing = :published")
             .expression_attribute_values(":published", s("published"));
-        let Page {
-            items: events,
-            next,
-        } = self.query_page::<EventRecord>(query, page).await?;
+        let Page { items, next } = self.query_items(query, page).await?;
+        let events = items
+            .into_iter()
+            .map(|item| Ok((shards_of(&item)?, from_item::<EventRecord>(item)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let keys = events
             .iter()
-            .flat_map(|e| (0..e.shards).map(|i| shard_key(e.event_id, i)))
+            .flat_map(|(count, e)| (0..*count).map(|i| shard_key(e.event_id, i)))
             .collect();
         let mut by_event: HashMap<String, Vec<Item>> = HashMap::new();
         for item in self.batch_get(&self.tables.inventory, keys).await? {
@@ -215,16 +175,21 @@ impl EventStore for DynamoStore {
         }
         let items = events
             .into_iter()
-            .map(|event| {
+            .map(|(_, event)| {
                 let shards = by_event
                     .remove(&event.event_id.to_string())
                     .unwrap_or_default();
                 Ok(EventSnapshot {
-                    inventory: inventory_from_items(&shards)?,
+                    inventory: total(&shards_from_items(&shards)?),
                     event,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next })
     }
+}
+
+fn shards_of(item: &Item) -> Result<u16, StoreError> {
+    let count = number(item, SHARDS_ATTR)?;
+    u16::try_from(count).map_err(|_| StoreError::Corrupt(format!("{count} shards")))
 }

@@ -12,6 +12,7 @@ mod events;
 mod notifications;
 mod orders;
 pub mod schema;
+pub mod shards;
 
 use std::{sync::Arc, time::Duration};
 
@@ -28,8 +29,8 @@ use aws_sdk_dynamodb::{
 use eventsys_store::{StoreError, ports::Store};
 pub use schema::Tables;
 
-/// How to reach DynamoDB.
-#[derive(Clone, Debug, Default)]
+/// How to reach DynamoDB, and how to lay events out in it.
+#[derive(Clone, Debug)]
 pub struct DynamoConfig {
     /// An endpoint override for DynamoDB-compatible local servers.
     pub endpoint: Option<String>,
@@ -38,12 +39,26 @@ pub struct DynamoConfig {
     /// Use fixed dummy credentials and a default region, for local servers
     /// that accept anything, instead of the AWS credential chain.
     pub local_credentials: bool,
+    /// An event gets one counter item per this many seats (see [`shards`]).
+    pub seats_per_shard: u32,
+}
+
+impl Default for DynamoConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            table_prefix: String::new(),
+            local_credentials: false,
+            seats_per_shard: shards::DEFAULT_SEATS_PER_SHARD,
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
     tables: Arc<Tables>,
+    seats_per_shard: u32,
 }
 
 impl DynamoStore {
@@ -68,6 +83,7 @@ impl DynamoStore {
         Self {
             client: Client::new(&shared),
             tables: Arc::new(Tables::new(&config.table_prefix)),
+            seats_per_shard: config.seats_per_shard,
         }
     }
 
@@ -206,6 +222,19 @@ impl DynamoStore {
         key: &str,
         value: impl Into<String>,
     ) -> Result<Option<T>, StoreError> {
+        self.get_item(table, key, value)
+            .await?
+            .map(codec::from_item)
+            .transpose()
+    }
+
+    /// One item by its key, read consistently.
+    async fn get_item(
+        &self,
+        table: &str,
+        key: &str,
+        value: impl Into<String>,
+    ) -> Result<Option<codec::Item>, StoreError> {
         let got = self
             .client
             .get_item()
@@ -215,7 +244,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(classify)?;
-        got.item.map(codec::from_item).transpose()
+        Ok(got.item)
     }
 
     /// Runs one page of `query`, starting where `page` says.
@@ -224,6 +253,20 @@ impl DynamoStore {
         query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
         page: &eventsys_store::PageRequest,
     ) -> Result<eventsys_store::Page<T>, StoreError> {
+        let eventsys_store::Page { items, next } = self.query_items(query, page).await?;
+        let items = items
+            .into_iter()
+            .map(codec::from_item)
+            .collect::<Result<_, _>>()?;
+        Ok(eventsys_store::Page { items, next })
+    }
+
+    /// Like [`Self::query_page`], the items as they are stored.
+    async fn query_items(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        page: &eventsys_store::PageRequest,
+    ) -> Result<eventsys_store::Page<codec::Item>, StoreError> {
         let start = page
             .after
             .as_deref()
@@ -235,18 +278,15 @@ impl DynamoStore {
             .send()
             .await
             .map_err(classify)?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(codec::from_item)
-            .collect::<Result<_, _>>()?;
         let next = out
             .last_evaluated_key
             .as_ref()
             .map(codec::encode_position)
             .transpose()?;
-        Ok(eventsys_store::Page { items, next })
+        Ok(eventsys_store::Page {
+            items: out.items.unwrap_or_default(),
+            next,
+        })
     }
 
     /// Runs a transaction whose last item is a command's completion: a

@@ -9,11 +9,11 @@ use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, Timestamp, User
 use crate::{
     Built, DynamoStore, TxFailure,
     codec::{Item, from_item, n, s, to_item},
-    events::{quota_attr, remaining_attr, shard_key},
     schema::BY_HOLDER_INDEX,
+    shards::{Choice, Shard, choose, quota_attr, remaining_attr, shard_key},
 };
 use eventsys_store::{
-    Shard, StoreError,
+    StoreError,
     ports::{CheckInOutcome, Finished, OrderStore, PlaceOutcome},
     records::{Completion, OrderRecord, Page, PageRequest, Placement, TicketRecord, TicketStatus},
     sortable,
@@ -75,8 +75,8 @@ impl DynamoStore {
     /// Takes `quantity` seats of one type from one shard, if it has them.
     fn take_seats(
         &self,
-        event_id: EventId,
         placement: &Placement,
+        shard: u16,
     ) -> Result<TransactWriteItem, StoreError> {
         let order = &placement.order;
         let mut e = Expr::default();
@@ -87,7 +87,7 @@ impl DynamoStore {
         let q = e.value(order.quantity);
         let update = Update::builder()
             .table_name(&self.tables.inventory)
-            .set_key(Some(shard_key(event_id, placement.shard)))
+            .set_key(Some(shard_key(order.event_id, shard)))
             .update_expression(format!(
                 "SET {rem} = {rem} - {q}, {rem_tt} = {rem_tt} - {q}"
             ))
@@ -100,13 +100,14 @@ impl DynamoStore {
     }
 }
 
-#[async_trait]
-impl OrderStore for DynamoStore {
-    async fn place_order(
+impl DynamoStore {
+    /// Writes the order against one shard: `None` if that shard is short.
+    async fn place_in_shard(
         &self,
         placement: &Placement,
+        shard: u16,
         done: &Completion,
-    ) -> Result<PlaceOutcome, StoreError> {
+    ) -> Result<Option<PlaceOutcome>, StoreError> {
         let order = &placement.order;
         let on_sale = ConditionCheck::builder()
             .table_name(&self.tables.events)
@@ -120,7 +121,7 @@ impl OrderStore for DynamoStore {
             TransactWriteItem::builder()
                 .condition_check(on_sale)
                 .build(),
-            self.take_seats(order.event_id, placement)?,
+            self.take_seats(placement, shard)?,
             self.put(&self.tables.orders, to_item(order)?, "order_id")?,
         ];
         for ticket in &placement.tickets {
@@ -128,17 +129,15 @@ impl OrderStore for DynamoStore {
         }
         items.push(self.completion(done)?);
         match self.transact(items).await {
-            Ok(()) => Ok(PlaceOutcome::Placed),
+            Ok(()) => Ok(Some(PlaceOutcome::Placed)),
             Err(TxFailure::Store(e)) => Err(e),
             Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
-                Ok(PlaceOutcome::Already)
+                Ok(Some(PlaceOutcome::Already))
             }
             Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 0) => {
-                Ok(PlaceOutcome::NotOnSale)
+                Ok(Some(PlaceOutcome::NotOnSale))
             }
-            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 1) => {
-                Ok(PlaceOutcome::ShardShort)
-            }
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 1) => Ok(None),
             Err(TxFailure::Conditions(_)) => Err(StoreError::Rejected(format!(
                 "order {} or one of its tickets exists already",
                 order.order_id
@@ -146,24 +145,27 @@ impl OrderStore for DynamoStore {
         }
     }
 
-    async fn consolidate_shards(
+    /// Moves everything left in `donors` (as observed) into shard `into`;
+    /// changes nothing if any donor changed meanwhile.
+    async fn consolidate(
         &self,
         event_id: EventId,
         donors: &[Shard],
         into: u16,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         let mut items = Vec::new();
         let (mut moved_seats, mut moved_types) = (0u32, HashMap::new());
         for donor in donors.iter().filter(|d| d.index != into) {
-            if donor.remaining == 0 && donor.types.values().all(|t| t.remaining == 0) {
+            let left = &donor.counters;
+            if left.remaining == 0 && left.types.values().all(|t| t.remaining == 0) {
                 continue;
             }
             let mut e = Expr::default();
             let (cap, rem) = (e.name("capacity"), e.name("remaining"));
-            let (seen, zero) = (e.value(donor.remaining), e.value(0));
+            let (seen, zero) = (e.value(left.remaining), e.value(0));
             let mut set = vec![format!("{cap} = {cap} - {seen}"), format!("{rem} = {zero}")];
             let mut cond = vec![format!("{rem} = {seen}")];
-            for (tt, slice) in &donor.types {
+            for (tt, slice) in &left.types {
                 let (q, r) = (e.name(&quota_attr(*tt)), e.name(&remaining_attr(*tt)));
                 let seen_tt = e.value(slice.remaining);
                 set.push(format!("{q} = {q} - {seen_tt}"));
@@ -171,7 +173,7 @@ impl OrderStore for DynamoStore {
                 cond.push(format!("{r} = {seen_tt}"));
                 *moved_types.entry(*tt).or_insert(0u32) += slice.remaining;
             }
-            moved_seats += donor.remaining;
+            moved_seats += left.remaining;
             items.push(
                 TransactWriteItem::builder()
                     .update(
@@ -189,7 +191,7 @@ impl OrderStore for DynamoStore {
             );
         }
         if items.is_empty() {
-            return Ok(true);
+            return Ok(());
         }
         let mut e = Expr::default();
         let (cap, rem) = (e.name("capacity"), e.name("remaining"));
@@ -220,10 +222,51 @@ impl OrderStore for DynamoStore {
                 .build(),
         );
         match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(TxFailure::Conditions(_)) => Ok(false),
+            // A donor changed: someone sold from it; the caller looks again.
+            Ok(()) | Err(TxFailure::Conditions(_)) => Ok(()),
             Err(TxFailure::Store(e)) => Err(e),
         }
+    }
+}
+
+#[async_trait]
+impl OrderStore for DynamoStore {
+    /// Tries a shard picked from the order id first, without reading the
+    /// counters; only when that shard is short does it read them all and
+    /// choose (see [`eventsys_store::shards`] for why this is exact).
+    async fn place_order(
+        &self,
+        placement: &Placement,
+        done: &Completion,
+    ) -> Result<PlaceOutcome, StoreError> {
+        let order = &placement.order;
+        let Some((_, count)) = self.event_with_shards(order.event_id).await? else {
+            return Ok(PlaceOutcome::NotOnSale);
+        };
+        let start = usize::from(order.order_id.0.as_bytes()[15]);
+        let mut choice = Choice::Shard(u16::try_from(start % usize::from(count)).unwrap_or(0));
+        let mut seen = Vec::new();
+        // Each failed try means another order took the seats we saw; bounded,
+        // because every such failure is some other order's success.
+        for _ in 0..(2 * count + 4) {
+            match choice {
+                Choice::Shard(index) => {
+                    if let Some(outcome) = self.place_in_shard(placement, index, done).await? {
+                        return Ok(outcome);
+                    }
+                }
+                Choice::Consolidate { into } => {
+                    self.consolidate(order.event_id, &seen, into).await?;
+                }
+                Choice::SoldOut => return Ok(PlaceOutcome::SoldOut),
+            }
+            seen = self.shards(order.event_id, count).await?;
+            choice = choose(&seen, order.ticket_type_id, order.quantity, start);
+        }
+        Err(StoreError::Unavailable(format!(
+            "the counters of event {} kept changing",
+            order.event_id
+        )))
     }
 
     async fn reject_order(

@@ -87,7 +87,9 @@ pub fn split(spec: &EventSpec, shards: u16) -> Vec<Shard> {
 pub enum Choice {
     Shard(u16),
     /// No shard can serve it alone, but together they can.
-    Consolidate { into: u16 },
+    Consolidate {
+        into: u16,
+    },
     SoldOut,
 }
 

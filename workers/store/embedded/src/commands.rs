@@ -15,8 +15,10 @@ use eventsys_store::{
     sortable,
 };
 
+/// An `accepted` command's `updated_at` is when it became `accepted`: its
+/// submission, or its reopening.
 fn pending_key(record: &CommandRecord) -> String {
-    format!("{}#{}", sortable(record.submitted_at), record.command_id)
+    format!("{}#{}", sortable(record.updated_at), record.command_id)
 }
 
 /// Takes a command out of the pending index (it is no longer `accepted`).
@@ -124,10 +126,10 @@ impl CommandLog for EmbeddedStore {
         self.write(move |txn| {
             let mut commands = open(txn, COMMANDS)?;
             let key = id.to_string();
-            let Some(record) = get::<CommandRecord>(&commands, &key)?
-                .filter(|r| r.status == CommandStatus::Accepted)
-            else {
-                return Ok(false);
+            let record = match get::<CommandRecord>(&commands, &key)? {
+                Some(record) if record.status == CommandStatus::Accepted => record,
+                Some(_) => return Ok(false),
+                None => return Ok(true),
             };
             unpend(txn, &record)?;
             commands.remove(key.as_str()).map_err(unavailable)?;

@@ -5,28 +5,18 @@ use eventsys_messages::{EventId, EventStatus};
 
 use crate::{EVENTS, EmbeddedStore, INVENTORY, LISTING, commands, get, open, open_read, page, put};
 use eventsys_store::{
-    Inventory, Shard, StoreError,
+    Inventory, StoreError,
     ports::{EventStore, Finished},
     records::{Completion, EventRecord, EventSnapshot, Page, PageRequest},
     sortable,
 };
 
-pub(super) fn shard_key(event_id: EventId, index: u16) -> String {
-    format!("{event_id}#{index:05}")
-}
-
-pub(super) fn inventory(
+fn inventory(
     table: &impl redb::ReadableTable<&'static str, &'static [u8]>,
     event: &EventRecord,
 ) -> Result<Inventory, StoreError> {
-    let shards = (0..event.shards)
-        .map(|i| {
-            get::<Shard>(table, &shard_key(event.event_id, i))?.ok_or_else(|| {
-                StoreError::Corrupt(format!("event {} lacks shard {i}", event.event_id))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Inventory { shards })
+    get::<Inventory>(table, &event.event_id.to_string())?
+        .ok_or_else(|| StoreError::Corrupt(format!("event {} has no inventory", event.event_id)))
 }
 
 fn listing_key(event: &EventRecord) -> String {
@@ -38,10 +28,9 @@ impl EventStore for EmbeddedStore {
     async fn create_event(
         &self,
         event: &EventRecord,
-        inventory: &Inventory,
         done: &Completion,
     ) -> Result<Finished, StoreError> {
-        let (event, inventory, done) = (event.clone(), inventory.clone(), done.clone());
+        let (event, done) = (event.clone(), done.clone());
         self.write(move |txn| {
             if !commands::unfinished(txn, &done)? {
                 return Ok(Finished::Already);
@@ -61,10 +50,11 @@ impl EventStore for EmbeddedStore {
                     &event.event_id,
                 )?;
             }
-            let mut shards = open(txn, INVENTORY)?;
-            for shard in &inventory.shards {
-                put(&mut shards, &shard_key(event.event_id, shard.index), shard)?;
-            }
+            put(
+                &mut open(txn, INVENTORY)?,
+                &key,
+                &Inventory::initial(&event.spec),
+            )?;
             commands::finish(txn, &done)
         })
         .await

@@ -32,7 +32,8 @@ const CLAIMS: Def = TableDefinition::new("idempotency");
 const EVENTS: Def = TableDefinition::new("events");
 /// `{starts_at}#{event_id}` of published events, for the listing.
 const LISTING: Def = TableDefinition::new("events_by_start");
-/// `{event_id}#{index}`.
+/// `{event_id}`: one event's counters (one record: redb has no hot
+/// partitions to spread writes over).
 const INVENTORY: Def = TableDefinition::new("inventory");
 const ORDERS: Def = TableDefinition::new("orders");
 const TICKETS: Def = TableDefinition::new("tickets");

@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, Timestamp, UserId};
 
 use crate::{
-    EVENTS, EmbeddedStore, INVENTORY, ORDERS, TICKETS, TICKETS_BY_HOLDER, commands,
-    events::shard_key, get, open, open_read, page, put,
+    EVENTS, EmbeddedStore, INVENTORY, ORDERS, TICKETS, TICKETS_BY_HOLDER, commands, get, open,
+    open_read, page, put,
 };
 use eventsys_store::{
-    Shard, StoreError,
+    Inventory, StoreError,
     ports::{CheckInOutcome, Finished, OrderStore, PlaceOutcome},
     records::{
         Completion, EventRecord, OrderRecord, Page, PageRequest, Placement, TicketRecord,
@@ -58,19 +58,15 @@ impl OrderStore for EmbeddedStore {
             if !on_sale {
                 return Ok(PlaceOutcome::NotOnSale);
             }
-            let mut shards = open(txn, INVENTORY)?;
-            let key = shard_key(order.event_id, placement.shard);
-            let Some(mut shard) = get::<Shard>(&shards, &key)? else {
-                return Ok(PlaceOutcome::ShardShort);
+            let mut counters = open(txn, INVENTORY)?;
+            let key = order.event_id.to_string();
+            let Some(mut inventory) = get::<Inventory>(&counters, &key)? else {
+                return Ok(PlaceOutcome::NotOnSale);
             };
-            if !shard.can_serve(order.ticket_type_id, order.quantity) {
-                return Ok(PlaceOutcome::ShardShort);
+            if !inventory.take(order.ticket_type_id, order.quantity) {
+                return Ok(PlaceOutcome::SoldOut);
             }
-            shard.remaining -= order.quantity;
-            if let Some(slice) = shard.types.get_mut(&order.ticket_type_id) {
-                slice.remaining -= order.quantity;
-            }
-            put(&mut shards, &key, &shard)?;
+            put(&mut counters, &key, &inventory)?;
             write_order(txn, order)?;
             let (mut tickets, mut by_holder) = (open(txn, TICKETS)?, open(txn, TICKETS_BY_HOLDER)?);
             for ticket in &placement.tickets {
@@ -79,60 +75,6 @@ impl OrderStore for EmbeddedStore {
             }
             commands::finish(txn, &done)?;
             Ok(PlaceOutcome::Placed)
-        })
-        .await
-    }
-
-    async fn consolidate_shards(
-        &self,
-        event_id: EventId,
-        donors: &[Shard],
-        into: u16,
-    ) -> Result<bool, StoreError> {
-        let donors = donors.to_vec();
-        self.write(move |txn| {
-            let mut shards = open(txn, INVENTORY)?;
-            let target_key = shard_key(event_id, into);
-            let Some(mut target) = get::<Shard>(&shards, &target_key)? else {
-                return Err(StoreError::Rejected(format!(
-                    "event {event_id} has no shard {into}"
-                )));
-            };
-            for seen in donors.iter().filter(|d| d.index != into) {
-                let key = shard_key(event_id, seen.index);
-                let Some(mut donor) = get::<Shard>(&shards, &key)? else {
-                    return Ok(false);
-                };
-                // What was observed must still be what is there.
-                let unchanged = donor.remaining == seen.remaining
-                    && seen.types.iter().all(|(tt, s)| {
-                        donor.types.get(tt).map(|d| d.remaining) == Some(s.remaining)
-                    });
-                if !unchanged {
-                    return Ok(false);
-                }
-                target.capacity += donor.remaining;
-                target.remaining += donor.remaining;
-                donor.capacity -= donor.remaining;
-                donor.remaining = 0;
-                for (tt, slice) in &mut donor.types {
-                    let moved = slice.remaining;
-                    let into = target
-                        .types
-                        .entry(*tt)
-                        .or_insert(eventsys_store::TypeSlice {
-                            quota: 0,
-                            remaining: 0,
-                        });
-                    into.quota += moved;
-                    into.remaining += moved;
-                    slice.quota -= moved;
-                    slice.remaining = 0;
-                }
-                put(&mut shards, &key, &donor)?;
-            }
-            put(&mut shards, &target_key, &target)?;
-            Ok(true)
         })
         .await
     }

@@ -1,0 +1,77 @@
+//! Events and their counters: creation once, reads, and the listing.
+
+use eventsys_messages::{EventId, EventStatus};
+use eventsys_store::{Finished, PageRequest, Store};
+
+use crate::{contract, created, event, recorded};
+
+contract!(
+    an_event_is_created_once_with_nothing_sold,
+    the_listing_holds_published_events_by_start_in_pages,
+);
+
+async fn an_event_is_created_once_with_nothing_sold(store: &dyn Store) {
+    let event = event(10, &[10, 4]);
+    let done = recorded(store, "olga").await;
+    assert_eq!(
+        store.create_event(&event, &done).await.unwrap(),
+        Finished::Now
+    );
+    assert_eq!(
+        store.create_event(&event, &done).await.unwrap(),
+        Finished::Already
+    );
+    assert_eq!(
+        store.event_record(event.event_id).await.unwrap(),
+        Some(event.clone())
+    );
+    let snapshot = store.event(event.event_id).await.unwrap().unwrap();
+    assert_eq!(snapshot.event, event);
+    let counters = snapshot.inventory;
+    assert_eq!((counters.capacity, counters.remaining), (10, 10));
+    let (a, b) = (
+        event.spec.ticket_types[0].ticket_type_id,
+        event.spec.ticket_types[1].ticket_type_id,
+    );
+    assert_eq!(
+        (counters.type_quota(a), counters.type_remaining(a)),
+        (10, 10)
+    );
+    assert_eq!((counters.type_quota(b), counters.type_remaining(b)), (4, 4));
+    assert_eq!(store.event(EventId::generate()).await.unwrap(), None);
+    assert_eq!(store.event_record(EventId::generate()).await.unwrap(), None);
+}
+
+async fn the_listing_holds_published_events_by_start_in_pages(store: &dyn Store) {
+    let mut events: Vec<_> = (0..3).map(|_| event(5, &[5])).collect();
+    for (day, event) in events.iter_mut().enumerate() {
+        event.spec.starts_at = format!("2031-01-0{}T18:00:00Z", 3 - day).parse().unwrap();
+        event.spec.ends_at = format!("2031-01-0{}T23:00:00Z", 3 - day).parse().unwrap();
+    }
+    let mut draft = event(5, &[5]);
+    draft.spec.status = EventStatus::Draft;
+    for e in events.iter().chain([&draft]) {
+        created(store, e).await;
+    }
+    let first = store
+        .published_events(&PageRequest {
+            limit: 2,
+            after: None,
+        })
+        .await
+        .unwrap();
+    let ids = |page: &[eventsys_store::EventSnapshot]| -> Vec<EventId> {
+        page.iter().map(|s| s.event.event_id).collect()
+    };
+    assert_eq!(ids(&first.items), [events[2].event_id, events[1].event_id]);
+    assert_eq!(first.items[0].inventory.remaining, 5);
+    let rest = store
+        .published_events(&PageRequest {
+            limit: 2,
+            after: first.next,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest.items), [events[0].event_id]);
+    assert_eq!(rest.next, None);
+}

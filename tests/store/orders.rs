@@ -1,0 +1,295 @@
+//! Orders, tickets and check-in: the seats an order takes, whole or not at
+//! all, never more than there are, however many orders race; each effect
+//! written once.
+
+use std::time::Duration;
+
+use eventsys_messages::{
+    CommandError, EventId, EventStatus, OrderId, TicketId, TicketTypeId, Timestamp,
+};
+use eventsys_store::{
+    CheckInOutcome, Completion, EventRecord, Finished, OrderRecord, OrderStatus, PageRequest,
+    PlaceOutcome, Placement, Store, TicketRecord, TicketStatus,
+};
+use futures::future::join_all;
+
+use crate::{contract, created, event, recorded};
+
+contract!(
+    an_order_is_placed_once_and_reads_back_with_its_tickets,
+    an_order_is_served_whole_or_refused_whole,
+    a_type_quota_and_the_capacity_both_bound_a_sale,
+    an_order_larger_than_any_one_part_is_still_served,
+    racing_orders_never_take_more_than_there_is,
+    nothing_is_sold_for_an_event_not_on_sale,
+    a_rejected_order_is_written_once,
+    a_holders_tickets_are_listed_newest_first,
+    a_ticket_is_admitted_once,
+);
+
+/// An order of `quantity` tickets of `ticket_type` by `buyer`.
+fn placement(
+    event_id: EventId,
+    ticket_type: TicketTypeId,
+    quantity: u32,
+    buyer: &str,
+) -> Placement {
+    let order_id = OrderId::generate();
+    let now = Timestamp::now();
+    let tickets: Vec<TicketRecord> = (0..quantity)
+        .map(|_| TicketRecord {
+            ticket_id: TicketId::generate(),
+            event_id,
+            order_id,
+            holder_id: crate::user(buyer),
+            ticket_type_id: ticket_type,
+            status: TicketStatus::Valid,
+            created_at: now,
+            checked_in_at: None,
+        })
+        .collect();
+    Placement {
+        order: OrderRecord {
+            order_id,
+            event_id,
+            buyer_id: crate::user(buyer),
+            ticket_type_id: ticket_type,
+            quantity,
+            status: OrderStatus::Confirmed,
+            created_at: now,
+            ticket_ids: tickets.iter().map(|t| t.ticket_id).collect(),
+            rejection: None,
+        },
+        tickets,
+    }
+}
+
+fn first_type(event: &EventRecord) -> TicketTypeId {
+    event.spec.ticket_types[0].ticket_type_id
+}
+
+async fn place(store: &dyn Store, event: &EventRecord, tt: TicketTypeId, n: u32) -> PlaceOutcome {
+    let order = placement(event.event_id, tt, n, "ann");
+    let done = recorded(store, "ann").await;
+    store.place_order(&order, &done).await.unwrap()
+}
+
+async fn remaining(store: &dyn Store, event: &EventRecord) -> u32 {
+    store
+        .event(event.event_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .inventory
+        .remaining
+}
+
+async fn an_order_is_placed_once_and_reads_back_with_its_tickets(store: &dyn Store) {
+    let event = event(10, &[10]);
+    created(store, &event).await;
+    let order = placement(event.event_id, first_type(&event), 2, "ann");
+    let done = recorded(store, "ann").await;
+    assert_eq!(
+        store.place_order(&order, &done).await.unwrap(),
+        PlaceOutcome::Placed
+    );
+    assert_eq!(
+        store.place_order(&order, &done).await.unwrap(),
+        PlaceOutcome::Already
+    );
+    assert_eq!(remaining(store, &event).await, 8, "taken once");
+    assert_eq!(
+        store.order(order.order.order_id).await.unwrap(),
+        Some(order.order.clone())
+    );
+    let mut tickets = order.tickets.clone();
+    tickets.sort_by_key(|t| t.ticket_id);
+    assert_eq!(
+        store.tickets(&order.order.ticket_ids).await.unwrap(),
+        tickets
+    );
+    assert_eq!(
+        store.ticket(tickets[0].ticket_id).await.unwrap(),
+        Some(tickets[0].clone())
+    );
+    assert_eq!(store.ticket(TicketId::generate()).await.unwrap(), None);
+    assert_eq!(store.order(OrderId::generate()).await.unwrap(), None);
+    let command = store.command(done.command_id).await.unwrap().unwrap();
+    assert!(command.status.is_terminal());
+}
+
+async fn an_order_is_served_whole_or_refused_whole(store: &dyn Store) {
+    let event = event(3, &[3]);
+    created(store, &event).await;
+    let tt = first_type(&event);
+    assert_eq!(place(store, &event, tt, 2).await, PlaceOutcome::Placed);
+    assert_eq!(place(store, &event, tt, 2).await, PlaceOutcome::SoldOut);
+    assert_eq!(remaining(store, &event).await, 1, "a refusal takes nothing");
+    assert_eq!(place(store, &event, tt, 1).await, PlaceOutcome::Placed);
+    assert_eq!(place(store, &event, tt, 1).await, PlaceOutcome::SoldOut);
+    assert_eq!(remaining(store, &event).await, 0);
+}
+
+/// Quotas may add up to more than the capacity: each bounds its type, the
+/// capacity bounds them all.
+async fn a_type_quota_and_the_capacity_both_bound_a_sale(store: &dyn Store) {
+    let event = event(5, &[2, 5]);
+    created(store, &event).await;
+    let (small, big) = (
+        event.spec.ticket_types[0].ticket_type_id,
+        event.spec.ticket_types[1].ticket_type_id,
+    );
+    assert_eq!(place(store, &event, small, 3).await, PlaceOutcome::SoldOut);
+    assert_eq!(place(store, &event, small, 2).await, PlaceOutcome::Placed);
+    assert_eq!(place(store, &event, small, 1).await, PlaceOutcome::SoldOut);
+    assert_eq!(place(store, &event, big, 4).await, PlaceOutcome::SoldOut);
+    assert_eq!(place(store, &event, big, 3).await, PlaceOutcome::Placed);
+    let counters = store
+        .event(event.event_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .inventory;
+    assert_eq!((counters.sold(), counters.remaining), (5, 0));
+    assert_eq!((counters.type_sold(small), counters.type_sold(big)), (2, 3));
+    assert_eq!(counters.type_remaining(big), 0, "bounded by the capacity");
+}
+
+/// On DynamoDB these 10 seats lie in 4 items of at most 3: an order of 5
+/// fits in none of them, and is served all the same.
+async fn an_order_larger_than_any_one_part_is_still_served(store: &dyn Store) {
+    let event = event(10, &[10]);
+    created(store, &event).await;
+    let tt = first_type(&event);
+    assert_eq!(place(store, &event, tt, 5).await, PlaceOutcome::Placed);
+    assert_eq!(place(store, &event, tt, 4).await, PlaceOutcome::Placed);
+    assert_eq!(place(store, &event, tt, 2).await, PlaceOutcome::SoldOut);
+    assert_eq!(place(store, &event, tt, 1).await, PlaceOutcome::Placed);
+    assert_eq!(remaining(store, &event).await, 0);
+}
+
+async fn racing_orders_never_take_more_than_there_is(store: &dyn Store) {
+    let event = event(7, &[7]);
+    created(store, &event).await;
+    let tt = first_type(&event);
+    let outcomes = join_all((0..20).map(|_| place(store, &event, tt, 1))).await;
+    let placed = outcomes
+        .iter()
+        .filter(|o| **o == PlaceOutcome::Placed)
+        .count();
+    let sold_out = outcomes
+        .iter()
+        .filter(|o| **o == PlaceOutcome::SoldOut)
+        .count();
+    assert_eq!((placed, sold_out), (7, 13));
+    assert_eq!(remaining(store, &event).await, 0);
+}
+
+async fn nothing_is_sold_for_an_event_not_on_sale(store: &dyn Store) {
+    let mut draft = event(5, &[5]);
+    draft.spec.status = EventStatus::Draft;
+    created(store, &draft).await;
+    let tt = first_type(&draft);
+    assert_eq!(place(store, &draft, tt, 1).await, PlaceOutcome::NotOnSale);
+    assert_eq!(remaining(store, &draft).await, 5);
+    let missing = event(5, &[5]);
+    assert_eq!(place(store, &missing, tt, 1).await, PlaceOutcome::NotOnSale);
+}
+
+async fn a_rejected_order_is_written_once(store: &dyn Store) {
+    let event = event(5, &[5]);
+    let mut order = placement(event.event_id, first_type(&event), 1, "ann").order;
+    order.status = OrderStatus::Rejected;
+    order.ticket_ids.clear();
+    order.rejection = Some(CommandError::new("sold_out", "none left"));
+    let done = recorded(store, "ann").await;
+    let done = Completion::rejected(done.command_id, CommandError::new("sold_out", "none left"));
+    assert_eq!(
+        store.reject_order(&order, &done).await.unwrap(),
+        Finished::Now
+    );
+    assert_eq!(
+        store.reject_order(&order, &done).await.unwrap(),
+        Finished::Already
+    );
+    assert_eq!(store.order(order.order_id).await.unwrap(), Some(order));
+}
+
+async fn a_holders_tickets_are_listed_newest_first(store: &dyn Store) {
+    let event = event(10, &[10]);
+    created(store, &event).await;
+    let tt = first_type(&event);
+    let mut mine = Vec::new();
+    for _ in 0..3 {
+        let order = placement(event.event_id, tt, 1, "cleo");
+        let done = recorded(store, "cleo").await;
+        store.place_order(&order, &done).await.unwrap();
+        mine.push(order.tickets[0].ticket_id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    place(store, &event, tt, 1).await;
+    let page = |after| PageRequest { limit: 2, after };
+    let cleo = crate::user("cleo");
+    let first = store.tickets_of(&cleo, &page(None)).await.unwrap();
+    let ids = |ts: &[TicketRecord]| ts.iter().map(|t| t.ticket_id).collect::<Vec<_>>();
+    assert_eq!(ids(&first.items), [mine[2], mine[1]]);
+    let rest = store.tickets_of(&cleo, &page(first.next)).await.unwrap();
+    assert_eq!((ids(&rest.items), rest.next), (vec![mine[0]], None));
+}
+
+async fn a_ticket_is_admitted_once(store: &dyn Store) {
+    let event = event(5, &[5]);
+    created(store, &event).await;
+    let order = placement(event.event_id, first_type(&event), 1, "ann");
+    store
+        .place_order(&order, &recorded(store, "ann").await)
+        .await
+        .unwrap();
+    let ticket = order.tickets[0].ticket_id;
+    let at = Timestamp::now();
+
+    let elsewhere = recorded(store, "sam").await;
+    assert_eq!(
+        store
+            .check_in(ticket, EventId::generate(), at, &elsewhere)
+            .await
+            .unwrap(),
+        CheckInOutcome::NotAdmissible
+    );
+    let unknown = recorded(store, "sam").await;
+    assert_eq!(
+        store
+            .check_in(TicketId::generate(), event.event_id, at, &unknown)
+            .await
+            .unwrap(),
+        CheckInOutcome::NotAdmissible
+    );
+    let scan = recorded(store, "sam").await;
+    assert_eq!(
+        store
+            .check_in(ticket, event.event_id, at, &scan)
+            .await
+            .unwrap(),
+        CheckInOutcome::CheckedIn
+    );
+    assert_eq!(
+        store
+            .check_in(ticket, event.event_id, at, &scan)
+            .await
+            .unwrap(),
+        CheckInOutcome::Already
+    );
+    let second_scan = recorded(store, "sam").await;
+    assert_eq!(
+        store
+            .check_in(ticket, event.event_id, Timestamp::now(), &second_scan)
+            .await
+            .unwrap(),
+        CheckInOutcome::NotAdmissible
+    );
+    let admitted = store.ticket(ticket).await.unwrap().unwrap();
+    assert_eq!(
+        (admitted.status, admitted.checked_in_at),
+        (TicketStatus::CheckedIn, Some(at))
+    );
+}
