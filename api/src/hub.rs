@@ -17,9 +17,10 @@ use std::{
 
 use eventsys_bus::Bus;
 use eventsys_messages::{
-    CommandId, Event, EventEnvelope, EventId, UserId, topology::BROADCAST_PATTERNS,
+    CommandId, Event, EventEnvelope, EventId, Notification, UserId,
+    event::{CommandUpdated, EventUpdated},
+    topology::BROADCAST_PATTERNS,
 };
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -136,18 +137,8 @@ impl Hub {
         let mut routes = self.routes();
         match &envelope.event {
             Event::CommandUpdated(update) => {
-                let mut frame = json!({
-                    "type": "command.updated",
-                    "command_id": update.command_id,
-                    "status": update.status,
-                });
-                if let Some(result) = &update.result {
-                    frame["result"] = result.clone();
-                }
-                if let Some(error) = &update.error {
-                    frame["error"] = json!(error);
-                }
-                send_to_user(&mut routes, &update.user_id, &frame.to_string());
+                let frame = Frame::CommandUpdated(update).to_text();
+                send_to_user(&mut routes, &update.user_id, &frame);
                 if update.status.is_terminal() {
                     for waiter in routes
                         .waiters
@@ -159,32 +150,11 @@ impl Hub {
                 }
             }
             Event::NotificationCreated(n) => {
-                let mut frame = json!({
-                    "type": "notification",
-                    "notification_id": n.notification_id,
-                    "kind": n.kind,
-                    "message": n.message,
-                    "created_at": n.created_at,
-                });
-                for (key, id) in [
-                    ("event_id", n.event_id.map(|i| i.to_string())),
-                    ("order_id", n.order_id.map(|i| i.to_string())),
-                    ("ticket_id", n.ticket_id.map(|i| i.to_string())),
-                ] {
-                    if let Some(id) = id {
-                        frame[key] = json!(id);
-                    }
-                }
-                send_to_user(&mut routes, &n.user_id, &frame.to_string());
+                let frame = Frame::Notification(n).to_text();
+                send_to_user(&mut routes, &n.user_id, &frame);
             }
             Event::EventUpdated(update) => {
-                let frame = json!({
-                    "type": "event.updated",
-                    "event_id": update.event_id,
-                    "remaining": update.remaining,
-                    "status": update.status,
-                })
-                .to_string();
+                let frame = Frame::EventUpdated(update).to_text();
                 let targets: Vec<(UserId, ConnectionId)> = routes
                     .by_event
                     .get(&update.event_id)
@@ -196,6 +166,26 @@ impl Hub {
             }
             _ => {}
         }
+    }
+}
+
+/// What a WebSocket client receives: the messages' own shapes, tagged
+/// with the frame's `type`.
+#[derive(serde::Serialize)]
+#[serde(tag = "type")]
+enum Frame<'a> {
+    #[serde(rename = "command.updated")]
+    CommandUpdated(&'a CommandUpdated),
+    #[serde(rename = "notification")]
+    Notification(&'a Notification),
+    #[serde(rename = "event.updated")]
+    EventUpdated(&'a EventUpdated),
+}
+
+impl Frame<'_> {
+    fn to_text(&self) -> String {
+        // Structs of ids, strings, numbers and enums always serialize.
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -287,7 +277,7 @@ pub async fn run_broadcaster(bus: Arc<dyn Bus>, hub: Arc<Hub>, shutdown: Cancell
 
 #[cfg(test)]
 mod tests {
-    use eventsys_messages::{CommandStatus, event::CommandUpdated};
+    use eventsys_messages::CommandStatus;
 
     use super::*;
 

@@ -1,31 +1,37 @@
 //! What the API shows of stored records: the public resource shapes.
 
-use eventsys_messages::EventId;
+use std::collections::BTreeMap;
+
+use eventsys_messages::{Timestamp, event::CommandUpdated};
 use eventsys_store::{
     CommandRecord, EventSnapshot, NotificationRecord, OrderRecord, Page, TicketRecord,
 };
 
 use crate::signing::Cursors;
+use serde::Serialize;
 use serde_json::{Value, json};
 
+/// The command document: the command's state as the WebSocket shows it,
+/// plus its type, times and the ids of what it creates.
 pub fn command(record: &CommandRecord) -> Value {
-    let mut doc = json!({
-        "command_id": record.command_id,
-        "type": record.kind,
-        "status": record.status,
-        "submitted_at": record.submitted_at,
-        "updated_at": record.updated_at,
-    });
-    for (key, value) in &record.resources {
-        doc[key] = json!(value);
+    #[derive(Serialize)]
+    struct Document<'a> {
+        #[serde(flatten)]
+        state: CommandUpdated,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        submitted_at: Timestamp,
+        updated_at: Timestamp,
+        #[serde(flatten)]
+        resources: &'a BTreeMap<String, String>,
     }
-    if let Some(result) = &record.result {
-        doc["result"] = result.clone();
-    }
-    if let Some(error) = &record.error {
-        doc["error"] = json!(error);
-    }
-    doc
+    json!(Document {
+        state: record.state(),
+        kind: &record.kind,
+        submitted_at: record.submitted_at,
+        updated_at: record.updated_at,
+        resources: &record.resources,
+    })
 }
 
 pub fn event(snapshot: &EventSnapshot) -> Value {
@@ -101,23 +107,7 @@ pub fn order(order: &OrderRecord, tickets: Vec<Value>) -> Value {
 }
 
 pub fn notification(n: &NotificationRecord) -> Value {
-    let mut view = json!({
-        "notification_id": n.notification_id,
-        "kind": n.kind,
-        "message": n.message,
-        "created_at": n.created_at,
-        "read": n.read,
-    });
-    for (key, id) in [
-        ("event_id", n.event_id.map(|i: EventId| i.to_string())),
-        ("order_id", n.order_id.map(|i| i.to_string())),
-        ("ticket_id", n.ticket_id.map(|i| i.to_string())),
-    ] {
-        if let Some(id) = id {
-            view[key] = json!(id);
-        }
-    }
-    view
+    json!(n)
 }
 
 /// A page of `list`, each item shown by `view`, its cursor sealed.

@@ -67,7 +67,7 @@ pub async fn dlq(settings: &Settings, action: DlqAction) -> anyhow::Result<()> {
             }
             // Only the command exactly as recorded, or an event, goes back.
             let exchange = match (&record, is_event) {
-                (Some(r), _) if r.message.as_bytes() == body.as_slice() => Exchange::Commands,
+                (Some(r), _) if r.is_recorded_as(body) => Exchange::Commands,
                 (_, true) => Exchange::Events,
                 _ => {
                     kept.push(delivery);

@@ -82,7 +82,7 @@ async fn connect_rabbitmq(url: &str, name: &str) -> anyhow::Result<RabbitBus> {
     retry_transient(CONNECT_FOR, || async {
         RabbitBus::connect(url, name).await.map_err(|e| {
             tracing::warn!(error = %e, "waiting for RabbitMQ");
-            WorkError::Transient(e.to_string())
+            WorkError::Bus(e)
         })
     })
     .await

@@ -12,7 +12,7 @@ use crate::{
     SCHEMA_VERSION, Timestamp,
     ids::{CommandId, EventId, NotificationId, OrderId, TicketId, UserId},
     spec::EventStatus,
-    status::{CommandError, CommandStatus},
+    status::{CommandError, CommandResult, CommandStatus},
 };
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ pub enum Event {
     #[serde(rename = "ticket.checked_in")]
     TicketCheckedIn(TicketCheckedIn),
     #[serde(rename = "notification.created")]
-    NotificationCreated(NotificationCreated),
+    NotificationCreated(Notification),
 }
 
 impl Event {
@@ -85,14 +85,16 @@ impl Event {
     }
 }
 
-/// A command changed status. Goes to every connection of `user_id`.
+/// A command changed status. Goes to every connection of `user_id`; the
+/// one shape of a command's state, which the API's command document
+/// extends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CommandUpdated {
     pub command_id: CommandId,
     pub user_id: UserId,
     pub status: CommandStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
+    pub result: Option<CommandResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CommandError>,
 }
@@ -134,14 +136,18 @@ pub struct TicketCheckedIn {
     pub checked_in_at: Timestamp,
 }
 
-/// A notification was stored in `user_id`'s inbox. Goes to their connections.
+/// An entry of `user_id`'s inbox: the one shape of a notification, as the
+/// store keeps it, the API lists it, and `notification.created` (pushed to
+/// the user's connections) carries it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NotificationCreated {
+pub struct Notification {
     pub user_id: UserId,
     pub notification_id: NotificationId,
     pub kind: String,
     pub message: String,
     pub created_at: Timestamp,
+    #[serde(default)]
+    pub read: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<EventId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

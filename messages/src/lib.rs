@@ -11,6 +11,7 @@ pub mod command;
 pub mod event;
 pub mod failpoint;
 pub mod ids;
+pub mod rules;
 pub mod spec;
 pub mod status;
 pub mod topology;
@@ -19,10 +20,10 @@ pub mod trace;
 pub use command::{
     Action, CheckIn, CommandEnvelope, CreateEvent, MarkNotificationRead, PlaceOrder,
 };
-pub use event::{Event, EventEnvelope};
+pub use event::{Event, EventEnvelope, Notification};
 pub use ids::{CommandId, EventId, NotificationId, OrderId, TicketId, TicketTypeId, UserId};
-pub use spec::{EventSpec, EventStatus, FieldError, TicketTypeSpec};
-pub use status::{CommandError, CommandStatus};
+pub use spec::{EventSpec, EventStatus, FieldError, TicketStatus, TicketTypeSpec};
+pub use status::{CommandError, CommandResult, CommandStatus, Reason};
 pub use topology::WorkQueue;
 
 /// The schema version written into every envelope this build produces.

@@ -38,6 +38,25 @@ impl EventStatus {
     }
 }
 
+/// Where a ticket stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    Valid,
+    CheckedIn,
+    Cancelled,
+}
+
+impl TicketStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::CheckedIn => "checked_in",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// A complete event description, defaults filled in and ids assigned.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventSpec {

@@ -8,7 +8,8 @@ use eventsys_bus::{Bus, Exchange, Message};
 use eventsys_bus_embedded::EmbeddedBus;
 use eventsys_bus_rabbitmq::RabbitBus;
 use eventsys_messages::{
-    Action, CommandEnvelope, CommandError, CommandStatus, OrderId, PlaceOrder, UserId, WorkQueue,
+    Action, CommandEnvelope, CommandError, CommandStatus, OrderId, PlaceOrder, Reason, UserId,
+    WorkQueue,
 };
 use eventsys_store::{CommandRecord, Completion, Store};
 use eventsys_store_dynamodb::DynamoStore;
@@ -91,7 +92,7 @@ async fn dead_letters_are_listed_and_replayed(setup: Setup) {
     store.record_command(&record, None).await.expect("recorded");
     let gave_up = Completion::failed(
         order.command_id(),
-        CommandError::new("gave_up", "the store stayed down"),
+        CommandError::new(Reason::GaveUp, "the store stayed down"),
     );
     store.finish_command(&gave_up).await.expect("failed");
     let garbage = Message {

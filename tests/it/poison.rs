@@ -8,7 +8,7 @@ use eventsys_api::auth::Role;
 use eventsys_bus::{Bus, Exchange, Message};
 use eventsys_bus_rabbitmq::RabbitBus;
 use eventsys_messages::{
-    Action, CommandEnvelope, CommandStatus, OrderId, PlaceOrder, TicketTypeId, UserId,
+    Action, CommandEnvelope, CommandStatus, OrderId, PlaceOrder, Reason, TicketTypeId, UserId,
 };
 use eventsys_store::{CommandLog, CommandRecord};
 use eventsys_store_dynamodb::DynamoStore;
@@ -88,10 +88,7 @@ async fn bad_messages_are_dead_lettered_and_the_worker_carries_on() {
         .expect("store")
         .expect("record");
     assert_eq!(failed.status, CommandStatus::Failed);
-    assert_eq!(
-        failed.error.map(|e| e.code).as_deref(),
-        Some("unprocessable")
-    );
+    assert_eq!(failed.error.map(|e| e.code), Some(Reason::Unprocessable));
 
     // The worker is still there and still sells.
     let buyer = system.client("ann", &[Role::Attendee]);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use eventsys_messages::{CommandError, CommandId, CommandStatus, Timestamp};
+use eventsys_messages::{CommandError, CommandId, CommandResult, CommandStatus, Reason, Timestamp};
 use eventsys_store::{Completion, Finished, IdempotencyClaim, Recorded, Store, StoreError};
 
 use crate::{command_at, contract};
@@ -33,7 +33,7 @@ fn claim(key: &str, fingerprint: &str) -> IdempotencyClaim {
 }
 
 fn failed(id: CommandId) -> Completion {
-    Completion::failed(id, CommandError::new("gave_up", "test"))
+    Completion::failed(id, CommandError::new(Reason::GaveUp, "test"))
 }
 
 async fn a_recorded_command_reads_back_as_accepted(store: &dyn Store) {
@@ -211,10 +211,10 @@ async fn a_command_finishes_once(store: &dyn Store) {
     store.record_command(&record, None).await.unwrap();
     let done = Completion::rejected(
         record.command_id,
-        CommandError::new("sold_out", "none left"),
+        CommandError::new(Reason::SoldOut, "none left"),
     );
     assert_eq!(store.finish_command(&done).await.unwrap(), Finished::Now);
-    let other = Completion::succeeded(record.command_id, serde_json::json!({"x": 1}));
+    let other = Completion::succeeded(record.command_id, CommandResult::default());
     assert_eq!(
         store.finish_command(&other).await.unwrap(),
         Finished::Already
@@ -318,7 +318,7 @@ async fn only_failed_commands_reopen(store: &dyn Store) {
         (CommandStatus::Accepted, None)
     );
     assert!(!store.reopen_command(record.command_id).await.unwrap());
-    let done = Completion::succeeded(record.command_id, serde_json::json!({}));
+    let done = Completion::succeeded(record.command_id, CommandResult::default());
     assert_eq!(store.finish_command(&done).await.unwrap(), Finished::Now);
 }
 

@@ -16,8 +16,8 @@ mod orders;
 use std::{path::PathBuf, sync::Arc};
 
 use eventsys_messages::{
-    CommandId, CommandStatus, EventId, EventSpec, EventStatus, TicketTypeId, TicketTypeSpec,
-    Timestamp, UserId,
+    CommandId, CommandResult, CommandStatus, EventId, EventSpec, EventStatus, TicketTypeId,
+    TicketTypeSpec, Timestamp, UserId,
 };
 use eventsys_store::{CommandRecord, Completion, EventRecord, Store};
 use eventsys_store_dynamodb::{DynamoConfig, DynamoStore};
@@ -121,7 +121,7 @@ pub async fn recorded(store: &dyn Store, issuer: &str) -> Completion {
         .record_command(&record, None)
         .await
         .expect("recording a command");
-    Completion::succeeded(record.command_id, serde_json::json!({}))
+    Completion::succeeded(record.command_id, CommandResult::default())
 }
 
 /// A published event of `capacity` seats with ticket types of `quotas`.

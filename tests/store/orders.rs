@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use eventsys_messages::{
-    CommandError, EventId, EventStatus, OrderId, TicketId, TicketTypeId, Timestamp,
+    CommandError, EventId, EventStatus, OrderId, Reason, TicketId, TicketTypeId, Timestamp,
 };
 use eventsys_store::{
     CheckInOutcome, Completion, EventRecord, Finished, OrderRecord, OrderStatus, PageRequest,
@@ -201,9 +201,12 @@ async fn a_rejected_order_is_written_once(store: &dyn Store) {
     let mut order = placement(event.event_id, first_type(&event), 1, "ann").order;
     order.status = OrderStatus::Rejected;
     order.ticket_ids.clear();
-    order.rejection = Some(CommandError::new("sold_out", "none left"));
+    order.rejection = Some(CommandError::new(Reason::SoldOut, "none left"));
     let done = recorded(store, "ann").await;
-    let done = Completion::rejected(done.command_id, CommandError::new("sold_out", "none left"));
+    let done = Completion::rejected(
+        done.command_id,
+        CommandError::new(Reason::SoldOut, "none left"),
+    );
     assert_eq!(
         store.reject_order(&order, &done).await.unwrap(),
         Finished::Now

@@ -13,11 +13,11 @@
 
 mod error;
 mod lifecycle;
-pub mod notification;
-pub mod registration;
+mod notification;
+mod registration;
 pub mod retry;
 pub mod runner;
-pub mod ticketing;
+mod ticketing;
 
 use std::sync::Arc;
 
@@ -25,6 +25,7 @@ use eventsys_bus::Bus;
 use eventsys_store::Store;
 
 pub use error::WorkError;
+pub use lifecycle::Work;
 pub use runner::{WorkerOptions, run_worker};
 
 /// What every role works with.

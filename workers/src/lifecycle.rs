@@ -3,23 +3,39 @@
 //! 1. it must have been recorded by the API, exactly as delivered: anything
 //!    else is a forgery or garbage and is dead-lettered without effect;
 //! 2. it moves from `accepted` to `processing` (announced once);
-//! 3. the role carries it out, writing effect and terminal status in one
+//! 3. its rule carries it out, writing effect and terminal status in one
 //!    conditional store write;
 //! 4. the outcome is announced on `eventsys.events`.
 //!
 //! If the command had already finished (a redelivery, a republication), step
 //! 3 writes nothing and step 4 announces the recorded outcome again, so a
 //! crash between writing and announcing loses no announcement.
+//!
+//! [`act`] is the one place that knows which rule carries out which command
+//! and what its outcome means to everyone else when it is announced again.
 
-use async_trait::async_trait;
 use eventsys_bus::{Exchange, Message};
 use eventsys_messages::{
-    CommandEnvelope, CommandError, CommandId, CommandStatus, Event, EventEnvelope, Timestamp,
-    UserId, event::CommandUpdated, failpoint, trace,
+    Action, CommandEnvelope, CommandError, CommandId, CommandStatus, Event, EventEnvelope, Reason,
+    Timestamp, UserId, event::CommandUpdated, failpoint, trace,
 };
 use eventsys_store::{CommandRecord, Completion, Finished};
 
-use crate::{Deps, WorkError};
+use crate::{Deps, WorkError, notification, registration, ticketing};
+
+/// One delivery as the rules see it: the message as it arrived, and how
+/// often it arrived before.
+#[derive(Clone, Copy)]
+pub struct Work<'a> {
+    pub message: &'a Message,
+    pub previous_deliveries: u32,
+}
+
+impl Work<'_> {
+    pub fn traceparent(&self) -> Option<&str> {
+        self.message.traceparent.as_deref()
+    }
+}
 
 /// A command carried out now: how it ended and what to announce.
 pub(crate) struct Outcome {
@@ -28,30 +44,66 @@ pub(crate) struct Outcome {
 }
 
 pub(crate) enum Executed {
-    Now(Outcome),
+    Now(Box<Outcome>),
     /// The store found the command finished before; nothing was written.
     Already,
 }
 
-/// One role's way of carrying out its commands.
-#[async_trait]
-pub(crate) trait Execute: Send + Sync {
-    async fn execute(&self, deps: &Deps, command: &CommandEnvelope) -> Result<Executed, WorkError>;
+impl Executed {
+    pub(crate) fn now(outcome: Outcome) -> Self {
+        Self::Now(Box::new(outcome))
+    }
+}
 
-    /// What to announce again for a command that finished before.
-    async fn recall(
-        &self,
-        deps: &Deps,
-        command: &CommandEnvelope,
-        record: &CommandRecord,
-    ) -> Result<Vec<Event>, WorkError>;
+/// What [`act`] is asked to do.
+enum Step<'a> {
+    CarryOut,
+    /// Say again what the finished command `record` meant.
+    Recall(&'a CommandRecord),
+}
+
+async fn act(
+    deps: &Deps,
+    command: &CommandEnvelope,
+    step: Step<'_>,
+) -> Result<Executed, WorkError> {
+    use Action::{CheckIn, CreateEvent, MarkNotificationRead, PlaceOrder};
+    match (&command.action, step) {
+        (CreateEvent(create), Step::CarryOut) => {
+            registration::create_event(deps, command, create).await
+        }
+        (PlaceOrder(order), Step::CarryOut) => ticketing::place_order(deps, command, order).await,
+        (PlaceOrder(order), Step::Recall(record)) => Ok(said_again(
+            record,
+            ticketing::recall_order(deps, order).await?,
+        )),
+        (CheckIn(scan), Step::CarryOut) => ticketing::admit(deps, command, scan).await,
+        (CheckIn(scan), Step::Recall(record)) => Ok(said_again(
+            record,
+            ticketing::recall_check_in(deps, scan, record).await?,
+        )),
+        (MarkNotificationRead(read), Step::CarryOut) => {
+            notification::mark_read(deps, command, read).await
+        }
+        // Their outcome is the command update alone.
+        (CreateEvent(_) | MarkNotificationRead(_), Step::Recall(record)) => {
+            Ok(said_again(record, Vec::new()))
+        }
+    }
+}
+
+/// A finished command's outcome, as it was recorded, with its facts.
+fn said_again(record: &CommandRecord, events: Vec<Event>) -> Executed {
+    Executed::now(Outcome {
+        completion: Completion::from(record),
+        events,
+    })
 }
 
 pub(crate) async fn carry_out(
     deps: &Deps,
-    role: &dyn Execute,
+    work: Work<'_>,
     command: &CommandEnvelope,
-    traceparent: Option<&str>,
 ) -> Result<(), WorkError> {
     let id = command.command_id();
     let Some((record, started)) = deps.store.begin_processing(id, Timestamp::now()).await? else {
@@ -59,113 +111,90 @@ pub(crate) async fn carry_out(
             "command {id} was never recorded"
         )));
     };
-    let recorded: CommandEnvelope = serde_json::from_str(&record.message)
-        .map_err(|e| WorkError::Poison(format!("record of command {id} does not decode: {e}")))?;
-    if &recorded != command {
+    if !record.is_recorded_as(&work.message.body) {
         return Err(WorkError::Poison(format!(
             "message differs from the record of command {id}"
         )));
     }
-    if record.status.is_terminal() {
+    let executed = if record.status.is_terminal() {
         tracing::info!(command = %id, status = record.status.as_str(), "already finished; announcing again");
-        return recall(deps, role, command, &record, traceparent).await;
-    }
-    if started {
-        let processing = CommandUpdated {
-            command_id: id,
-            user_id: record.issuer.clone(),
-            status: CommandStatus::Processing,
-            result: None,
-            error: None,
-        };
-        announce(
-            deps,
-            id,
-            vec![Event::CommandUpdated(processing)],
-            traceparent,
-        )
-        .await?;
-    }
-    match role.execute(deps, command).await {
-        Ok(Executed::Now(outcome)) => {
-            failpoint::hit(failpoint::AFTER_COMMIT);
-            tracing::info!(command = %id, kind = command.action.kind(), status = outcome.completion.status.as_str(), "carried out");
+        act(deps, command, Step::Recall(&record)).await?
+    } else {
+        if started {
+            let processing = CommandUpdated {
+                command_id: id,
+                user_id: record.issuer.clone(),
+                status: CommandStatus::Processing,
+                result: None,
+                error: None,
+            };
+            announce(deps, work, id, vec![Event::CommandUpdated(processing)]).await?;
+        }
+        match act(deps, command, Step::CarryOut).await {
+            Ok(Executed::Now(outcome)) => {
+                failpoint::hit(failpoint::AFTER_COMMIT);
+                tracing::info!(command = %id, kind = command.action.kind(), status = outcome.completion.status.as_str(), "carried out");
+                Executed::Now(outcome)
+            }
+            Ok(Executed::Already) => {
+                let record = deps
+                    .store
+                    .command(id)
+                    .await?
+                    .ok_or_else(|| WorkError::Changing(format!("command {id} vanished")))?;
+                act(deps, command, Step::Recall(&record)).await?
+            }
+            // The command as recorded cannot be carried out by this build.
+            Err(err) if !err.is_transient() => {
+                return Err(WorkError::Failed {
+                    command: id,
+                    issuer: command.issuer.clone(),
+                    reason: CommandError::new(Reason::InternalError, err.to_string()),
+                });
+            }
+            Err(err) => return Err(err),
+        }
+    };
+    match executed {
+        Executed::Now(outcome) => {
             let mut events = outcome.events;
             events.push(updated(&command.issuer, &outcome.completion));
-            announce(deps, id, events, traceparent).await
+            announce(deps, work, id, events).await
         }
-        Ok(Executed::Already) => {
-            let record = deps
-                .store
-                .command(id)
-                .await?
-                .ok_or_else(|| WorkError::Transient(format!("command {id} vanished")))?;
-            recall(deps, role, command, &record, traceparent).await
-        }
-        // The command as recorded cannot be carried out by this build.
-        Err(WorkError::Poison(reason)) => Err(WorkError::Failed {
-            command: id,
-            issuer: command.issuer.clone(),
-            reason: CommandError::new("internal_error", reason),
-        }),
-        Err(err) => Err(err),
+        Executed::Already => Ok(()),
     }
-}
-
-async fn recall(
-    deps: &Deps,
-    role: &dyn Execute,
-    command: &CommandEnvelope,
-    record: &CommandRecord,
-    traceparent: Option<&str>,
-) -> Result<(), WorkError> {
-    let mut events = role.recall(deps, command, record).await?;
-    events.push(Event::CommandUpdated(CommandUpdated {
-        command_id: record.command_id,
-        user_id: record.issuer.clone(),
-        status: record.status,
-        result: record.result.clone(),
-        error: record.error.clone(),
-    }));
-    announce(deps, record.command_id, events, traceparent).await
 }
 
 /// Marks a command `failed` (if it is not finished yet) and says so.
 pub(crate) async fn fail(
     deps: &Deps,
+    work: Work<'_>,
     command: CommandId,
     issuer: &UserId,
     reason: CommandError,
-    traceparent: Option<&str>,
 ) -> Result<(), WorkError> {
     let done = Completion::failed(command, reason);
     match deps.store.finish_command(&done).await? {
-        Finished::Now => announce(deps, command, vec![updated(issuer, &done)], traceparent).await,
+        Finished::Now => announce(deps, work, command, vec![updated(issuer, &done)]).await,
         Finished::Already => Ok(()),
     }
 }
 
 fn updated(issuer: &UserId, done: &Completion) -> Event {
-    Event::CommandUpdated(CommandUpdated {
-        command_id: done.command_id,
-        user_id: issuer.clone(),
-        status: done.status,
-        result: done.result.clone(),
-        error: done.error.clone(),
-    })
+    Event::CommandUpdated(done.state(issuer))
 }
 
 /// Publishes facts caused by `cause`; their message ids derive from it, so
 /// announcing twice publishes the same messages twice.
-pub(crate) async fn announce(
+async fn announce(
     deps: &Deps,
+    work: Work<'_>,
     cause: CommandId,
     events: Vec<Event>,
-    traceparent: Option<&str>,
 ) -> Result<(), WorkError> {
     for event in events {
         let envelope = EventEnvelope::caused_by(cause, event);
-        let message = Message::event(&envelope, Some(trace::child_of(traceparent)));
+        let message = Message::event(&envelope, Some(trace::child_of(work.traceparent())));
         deps.bus.publish(Exchange::Events, &message).await?;
     }
     Ok(())
@@ -177,7 +206,7 @@ pub(crate) async fn end_without_effect(
     done: Completion,
 ) -> Result<Executed, WorkError> {
     Ok(match deps.store.finish_command(&done).await? {
-        Finished::Now => Executed::Now(Outcome {
+        Finished::Now => Executed::now(Outcome {
             completion: done,
             events: Vec::new(),
         }),

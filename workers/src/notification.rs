@@ -4,63 +4,41 @@
 //! A notification's id is derived from the fact it reports, so the same
 //! fact delivered twice fills one inbox entry.
 
-use async_trait::async_trait;
 use eventsys_bus::{Exchange, Message};
 use eventsys_messages::{
-    Action, CommandEnvelope, CommandError, Event, EventEnvelope, MarkNotificationRead,
-    NotificationId, Timestamp, event::NotificationCreated, trace,
+    CommandEnvelope, CommandError, CommandResult, Event, EventEnvelope, MarkNotificationRead,
+    NotificationId, Reason, Timestamp, trace,
 };
-use eventsys_store::{CommandRecord, Completion, Finished, NotificationRecord};
-use serde_json::json;
+use eventsys_store::{Completion, Finished, NotificationRecord};
 
 use crate::{
     Deps, WorkError,
-    lifecycle::{Execute, Executed, Outcome, end_without_effect},
+    lifecycle::{Executed, Outcome, Work, end_without_effect},
 };
 
-pub(crate) struct Notification;
-
-#[async_trait]
-impl Execute for Notification {
-    async fn execute(&self, deps: &Deps, command: &CommandEnvelope) -> Result<Executed, WorkError> {
-        match &command.action {
-            Action::MarkNotificationRead(read) => mark_read(deps, command, read).await,
-            other => Err(WorkError::Poison(format!(
-                "{} is not a notification command",
-                other.kind()
-            ))),
-        }
-    }
-
-    async fn recall(
-        &self,
-        _: &Deps,
-        _: &CommandEnvelope,
-        _: &CommandRecord,
-    ) -> Result<Vec<Event>, WorkError> {
-        Ok(Vec::new())
-    }
-}
-
-async fn mark_read(
+pub(crate) async fn mark_read(
     deps: &Deps,
     command: &CommandEnvelope,
     read: &MarkNotificationRead,
 ) -> Result<Executed, WorkError> {
     let id = command.command_id();
-    let done = Completion::succeeded(id, json!({ "notification_id": read.notification_id }));
+    let marked = CommandResult {
+        notification_id: Some(read.notification_id),
+        ..CommandResult::default()
+    };
+    let done = Completion::succeeded(id, marked);
     match deps
         .store
         .mark_read(&command.issuer, read.notification_id, &done)
         .await?
     {
-        Some(Finished::Now) => Ok(Executed::Now(Outcome {
+        Some(Finished::Now) => Ok(Executed::now(Outcome {
             completion: done,
             events: Vec::new(),
         })),
         Some(Finished::Already) => Ok(Executed::Already),
         None => {
-            let reason = CommandError::new("not_found", "no such notification");
+            let reason = CommandError::new(Reason::NotFound, "no such notification");
             end_without_effect(deps, Completion::rejected(id, reason)).await
         }
     }
@@ -69,8 +47,8 @@ async fn mark_read(
 /// Stores the notification a fact calls for, if any, and pushes it.
 pub(crate) async fn on_event(
     deps: &Deps,
+    work: Work<'_>,
     envelope: &EventEnvelope,
-    traceparent: Option<&str>,
 ) -> Result<(), WorkError> {
     let Some(notification) = notification_for(envelope) else {
         return Ok(());
@@ -82,18 +60,9 @@ pub(crate) async fn on_event(
     // happened. Clients see the same notification id twice at worst.
     let created = EventEnvelope::keyed(
         notification.notification_id.0,
-        Event::NotificationCreated(NotificationCreated {
-            user_id: notification.user_id,
-            notification_id: notification.notification_id,
-            kind: notification.kind,
-            message: notification.message,
-            created_at: notification.created_at,
-            event_id: notification.event_id,
-            order_id: notification.order_id,
-            ticket_id: notification.ticket_id,
-        }),
+        Event::NotificationCreated(notification),
     );
-    let message = Message::event(&created, Some(trace::child_of(traceparent)));
+    let message = Message::event(&created, Some(trace::child_of(work.traceparent())));
     deps.bus.publish(Exchange::Events, &message).await?;
     Ok(())
 }

@@ -57,7 +57,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         let result = retry_transient(Duration::from_secs(5), || async {
             match calls.fetch_add(1, Ordering::SeqCst) {
-                0 | 1 => Err(WorkError::Transient("not yet".into())),
+                0 | 1 => Err(WorkError::Changing("not yet".into())),
                 _ => Ok(7),
             }
         })
@@ -78,7 +78,7 @@ mod tests {
     #[tokio::test]
     async fn retrying_stops_after_the_time_allowed() {
         let result: Result<(), _> = retry_transient(Duration::from_millis(200), || async {
-            Err(WorkError::Transient("down".into()))
+            Err(WorkError::Changing("down".into()))
         })
         .await;
         assert!(result.is_err_and(|e| e.is_transient()));

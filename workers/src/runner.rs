@@ -16,18 +16,16 @@ use std::time::Duration;
 
 use eventsys_bus::{Delivery, Message};
 use eventsys_messages::{
-    CommandEnvelope, CommandError, CommandId, EventEnvelope, SCHEMA_VERSION, UserId, WorkQueue,
-    topology::DELIVERY_LIMIT,
+    CommandEnvelope, CommandError, CommandId, EventEnvelope, Reason, SCHEMA_VERSION, UserId,
+    WorkQueue, topology::DELIVERY_LIMIT,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     Deps, WorkError,
-    lifecycle::{self, Execute},
-    notification::{self, Notification},
-    registration::Registration,
+    lifecycle::{self, Work},
+    notification,
     retry::{RETRY_FOR, retry_transient},
-    ticketing::Ticketing,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -111,23 +109,25 @@ pub async fn run_worker(
 }
 
 async fn settle(deps: &Deps, queue: WorkQueue, delivery: Delivery) {
-    let traceparent = delivery.message.traceparent.clone();
-    let traceparent = traceparent.as_deref();
-    let result = if delivery.previous_deliveries + 1 >= DELIVERY_LIMIT {
-        give_up(deps, &delivery.message).await
-    } else {
-        retry_transient(RETRY_FOR, || handle(deps, queue, &delivery.message)).await
+    // The delivery is settled (moved) below while the work may still be
+    // needed to mark its command failed.
+    let message = delivery.message.clone();
+    let work = Work {
+        message: &message,
+        previous_deliveries: delivery.previous_deliveries,
     };
-    let id = delivery.message.message_id.clone();
+    let result = if work.previous_deliveries + 1 >= DELIVERY_LIMIT {
+        give_up(deps, work).await
+    } else {
+        retry_transient(RETRY_FOR, || handle(deps, queue, work)).await
+    };
+    let id = &work.message.message_id;
+    // The one place a delivery's trouble is logged, with its whole cause.
     let settled = match result {
         Ok(()) => delivery.ack().await,
-        Err(WorkError::Transient(reason)) => {
-            tracing::warn!(message = %id, %reason, "handing back after retries");
+        Err(err) if err.is_transient() => {
+            tracing::warn!(message = %id, error = %Chain(&err), "handing back after retries");
             delivery.hand_back().await
-        }
-        Err(WorkError::Poison(reason)) => {
-            tracing::warn!(message = %id, %reason, "dead-lettering");
-            delivery.dead_letter().await
         }
         Err(WorkError::Failed {
             command,
@@ -136,30 +136,48 @@ async fn settle(deps: &Deps, queue: WorkQueue, delivery: Delivery) {
         }) => {
             tracing::warn!(%command, reason = %reason.message, "command failed; dead-lettering");
             let failed = retry_transient(RETRY_FOR, || {
-                lifecycle::fail(deps, command, &issuer, reason.clone(), traceparent)
+                lifecycle::fail(deps, work, command, &issuer, reason.clone())
             })
             .await;
             match failed {
                 Ok(()) => delivery.dead_letter().await,
                 Err(err) => {
-                    tracing::warn!(%command, error = %err, "could not mark failed; handing back");
+                    tracing::warn!(%command, error = %Chain(&err), "could not mark failed; handing back");
                     delivery.hand_back().await
                 }
             }
         }
+        Err(err) => {
+            tracing::warn!(message = %id, error = %Chain(&err), "dead-lettering");
+            delivery.dead_letter().await
+        }
     };
     if let Err(err) = settled {
         // The broker will deliver it again; every handler is idempotent.
-        tracing::warn!(message = %id, error = %err, "could not settle delivery");
+        tracing::warn!(message = %id, error = %Chain(&err), "could not settle delivery");
+    }
+}
+
+/// An error with its sources, one after the other.
+struct Chain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }
 
 /// Handles one message once.
-async fn handle(deps: &Deps, queue: WorkQueue, message: &Message) -> Result<(), WorkError> {
-    let traceparent = message.traceparent.as_deref();
-    match decode(message) {
+async fn handle(deps: &Deps, queue: WorkQueue, work: Work<'_>) -> Result<(), WorkError> {
+    match decode(work.message) {
         Incoming::Command(command) if command.action.queue() == queue => {
-            lifecycle::carry_out(deps, role(queue), &command, traceparent).await
+            lifecycle::carry_out(deps, work, &command).await
         }
         Incoming::Command(command) => Err(WorkError::Poison(format!(
             "{} does not belong on {}",
@@ -167,18 +185,18 @@ async fn handle(deps: &Deps, queue: WorkQueue, message: &Message) -> Result<(), 
             queue.name()
         ))),
         Incoming::Event(event) if queue == WorkQueue::Notification => {
-            notification::on_event(deps, &event, traceparent).await
+            notification::on_event(deps, work, &event).await
         }
         Incoming::Event(event) => Err(WorkError::Poison(format!(
             "{} does not belong on {}",
             event.event.kind(),
             queue.name()
         ))),
-        Incoming::Undecodable(reason) => match recorded_command(deps, message).await? {
+        Incoming::Undecodable(reason) => match recorded_command(deps, work.message).await? {
             Some((command, issuer)) => Err(WorkError::Failed {
                 command,
                 issuer,
-                reason: CommandError::new("unprocessable", reason),
+                reason: CommandError::new(Reason::Unprocessable, reason),
             }),
             None => Err(WorkError::Poison(reason)),
         },
@@ -186,13 +204,13 @@ async fn handle(deps: &Deps, queue: WorkQueue, message: &Message) -> Result<(), 
 }
 
 /// Stops trying a message that keeps coming back.
-async fn give_up(deps: &Deps, message: &Message) -> Result<(), WorkError> {
+async fn give_up(deps: &Deps, work: Work<'_>) -> Result<(), WorkError> {
     let reason = format!("gave up after {DELIVERY_LIMIT} deliveries");
-    match recorded_command(deps, message).await? {
+    match recorded_command(deps, work.message).await? {
         Some((command, issuer)) => Err(WorkError::Failed {
             command,
             issuer,
-            reason: CommandError::new("gave_up", reason),
+            reason: CommandError::new(Reason::GaveUp, reason),
         }),
         None => Err(WorkError::Poison(reason)),
     }
@@ -211,7 +229,7 @@ async fn recorded_command(
         .store
         .command(id)
         .await?
-        .filter(|record| record.message.as_bytes() == message.body.as_slice())
+        .filter(|record| record.is_recorded_as(&message.body))
         .map(|record| (id, record.issuer)))
 }
 
@@ -241,14 +259,6 @@ fn decode(message: &Message) -> Incoming {
                 Incoming::Undecodable(format!("not a command this build knows: {as_command}"))
             }
         },
-    }
-}
-
-fn role(queue: WorkQueue) -> &'static dyn Execute {
-    match queue {
-        WorkQueue::Registration => &Registration,
-        WorkQueue::Ticketing => &Ticketing,
-        WorkQueue::Notification => &Notification,
     }
 }
 

@@ -3,116 +3,50 @@
 //! An order is served whole or not at all: the store takes its seats under
 //! a condition in the same atomic write as the order, its tickets and the
 //! command's completion, so it never sells a seat it does not have nor
-//! refuses one it does.
+//! refuses one it does. The rules themselves (which type, how many, on
+//! sale, admissible) are [`eventsys_messages::rules`], shared with the API.
 
-use async_trait::async_trait;
 use eventsys_messages::{
-    Action, CheckIn, CommandEnvelope, CommandError, CommandStatus, Event, EventStatus, PlaceOrder,
-    TicketId, Timestamp,
+    CheckIn, CommandEnvelope, CommandError, CommandResult, CommandStatus, Event, EventStatus,
+    PlaceOrder, Reason, TicketId, TicketStatus, Timestamp,
     event::{EventUpdated, OrderRejected, TicketCheckedIn, TicketsSold},
+    rules,
 };
 use eventsys_store::{
     CheckInOutcome, CommandRecord, Completion, Finished, OrderRecord, OrderStatus, PlaceOutcome,
-    Placement, TicketRecord, TicketStatus,
+    Placement, TicketRecord,
 };
-use serde_json::json;
 
 use crate::{
     Deps, WorkError,
-    lifecycle::{Execute, Executed, Outcome, end_without_effect},
+    lifecycle::{Executed, Outcome, end_without_effect},
 };
 
-pub(crate) struct Ticketing;
-
-#[async_trait]
-impl Execute for Ticketing {
-    async fn execute(&self, deps: &Deps, command: &CommandEnvelope) -> Result<Executed, WorkError> {
-        match &command.action {
-            Action::PlaceOrder(order) => place_order(deps, command, order).await,
-            Action::CheckIn(check_in) => admit(deps, command, check_in).await,
-            other => Err(WorkError::Poison(format!(
-                "{} is not a ticketing command",
-                other.kind()
-            ))),
-        }
-    }
-
-    async fn recall(
-        &self,
-        deps: &Deps,
-        command: &CommandEnvelope,
-        record: &CommandRecord,
-    ) -> Result<Vec<Event>, WorkError> {
-        match &command.action {
-            Action::PlaceOrder(p) => {
-                let Some(order) = deps.store.order(p.order_id).await? else {
-                    return Ok(Vec::new());
-                };
-                let name = deps
-                    .store
-                    .event(p.event_id)
-                    .await?
-                    .map(|s| s.event.spec.name)
-                    .unwrap_or_default();
-                Ok(vec![order_fact(&order, name)])
-            }
-            Action::CheckIn(c) if record.status == CommandStatus::Succeeded => {
-                let ticket = deps.store.ticket(c.ticket_id).await?;
-                Ok(ticket
-                    .and_then(|t| t.checked_in_at.map(|at| checked_in(&t, at)))
-                    .into_iter()
-                    .collect())
-            }
-            _ => Ok(Vec::new()),
-        }
-    }
-}
-
-async fn place_order(
+pub(crate) async fn place_order(
     deps: &Deps,
     command: &CommandEnvelope,
     p: &PlaceOrder,
 ) -> Result<Executed, WorkError> {
     let Some(event) = deps.store.event_record(p.event_id).await? else {
-        return reject(
-            deps,
-            command,
-            p,
-            String::new(),
-            "not_found",
-            "the event does not exist",
-        )
-        .await;
+        let reason = CommandError::new(Reason::NotFound, "the event does not exist");
+        return reject(deps, command, p, String::new(), reason).await;
     };
     let name = event.spec.name.clone();
-    if event.spec.status != EventStatus::Published {
-        return reject(
-            deps,
-            command,
-            p,
-            name,
-            "not_on_sale",
-            "the event is not on sale",
-        )
-        .await;
-    }
-    if event.spec.ticket_type(p.ticket_type_id).is_none() {
-        return reject(
-            deps,
-            command,
-            p,
-            name,
-            "validation_failed",
-            "the event has no such ticket type",
-        )
-        .await;
-    }
-    if !(1..=event.spec.max_per_order).contains(&p.quantity) {
-        let message = format!(
-            "quantity must be between 1 and {}",
-            event.spec.max_per_order
-        );
-        return reject(deps, command, p, name, "validation_failed", &message).await;
+    let wanted = p.ticket_type_id.to_string();
+    let checked = rules::on_sale(&event.spec)
+        .map_err(|reason| CommandError::new(reason, "the event is not on sale"))
+        .and_then(|()| {
+            rules::ticket_type(&event.spec, Some(&wanted))
+                .and_then(|_| rules::quantity(&event.spec, p.quantity))
+                .map_err(|e| {
+                    CommandError::new(
+                        Reason::ValidationFailed,
+                        format!("{} {}", e.field, e.message),
+                    )
+                })
+        });
+    if let Err(reason) = checked {
+        return reject(deps, command, p, name, reason).await;
     }
 
     let now = Timestamp::now();
@@ -142,9 +76,12 @@ async fn place_order(
     };
     let done = Completion::succeeded(
         command.command_id(),
-        json!({ "order_id": p.order_id, "ticket_ids": ticket_ids }),
+        CommandResult {
+            order_id: Some(p.order_id),
+            ticket_ids,
+            ..CommandResult::default()
+        },
     );
-
     let placement = Placement { order, tickets };
     match deps.store.place_order(&placement, &done).await? {
         PlaceOutcome::Placed => {
@@ -161,28 +98,36 @@ async fn place_order(
                     status: EventStatus::Published,
                 }),
             ];
-            Ok(Executed::Now(Outcome {
+            Ok(Executed::now(Outcome {
                 completion: done,
                 events,
             }))
         }
         PlaceOutcome::Already => Ok(Executed::Already),
         PlaceOutcome::NotOnSale => {
-            reject(
-                deps,
-                command,
-                p,
-                name,
-                "not_on_sale",
-                "the event is not on sale",
-            )
-            .await
+            let reason = CommandError::new(Reason::NotOnSale, "the event is not on sale");
+            reject(deps, command, p, name, reason).await
         }
         PlaceOutcome::SoldOut => {
             let message = format!("fewer than {} tickets of this type are left", p.quantity);
-            reject(deps, command, p, name, "sold_out", &message).await
+            let reason = CommandError::new(Reason::SoldOut, message);
+            reject(deps, command, p, name, reason).await
         }
     }
+}
+
+/// What an order's outcome meant, to announce it again.
+pub(crate) async fn recall_order(deps: &Deps, p: &PlaceOrder) -> Result<Vec<Event>, WorkError> {
+    let Some(order) = deps.store.order(p.order_id).await? else {
+        return Ok(Vec::new());
+    };
+    let name = deps
+        .store
+        .event_record(p.event_id)
+        .await?
+        .map(|e| e.spec.name)
+        .unwrap_or_default();
+    Ok(vec![order_fact(&order, name)])
 }
 
 async fn reject(
@@ -190,10 +135,8 @@ async fn reject(
     command: &CommandEnvelope,
     p: &PlaceOrder,
     event_name: String,
-    code: &str,
-    message: &str,
+    reason: CommandError,
 ) -> Result<Executed, WorkError> {
-    let reason = CommandError::new(code, message);
     let order = OrderRecord {
         order_id: p.order_id,
         event_id: p.event_id,
@@ -207,7 +150,7 @@ async fn reject(
     };
     let done = Completion::rejected(command.command_id(), reason);
     Ok(match deps.store.reject_order(&order, &done).await? {
-        Finished::Now => Executed::Now(Outcome {
+        Finished::Now => Executed::now(Outcome {
             completion: done,
             events: vec![order_fact(&order, event_name)],
         }),
@@ -217,8 +160,8 @@ async fn reject(
 
 /// What an order's outcome means to the rest of the system.
 fn order_fact(order: &OrderRecord, event_name: String) -> Event {
-    match order.status {
-        OrderStatus::Confirmed => Event::TicketsSold(TicketsSold {
+    match &order.rejection {
+        None => Event::TicketsSold(TicketsSold {
             order_id: order.order_id,
             ordered_at: order.created_at,
             event_id: order.event_id,
@@ -226,16 +169,13 @@ fn order_fact(order: &OrderRecord, event_name: String) -> Event {
             buyer_id: order.buyer_id.clone(),
             ticket_ids: order.ticket_ids.clone(),
         }),
-        OrderStatus::Rejected => Event::OrderRejected(OrderRejected {
+        Some(reason) => Event::OrderRejected(OrderRejected {
             order_id: order.order_id,
             ordered_at: order.created_at,
             event_id: order.event_id,
             event_name,
             buyer_id: order.buyer_id.clone(),
-            reason: order
-                .rejection
-                .clone()
-                .unwrap_or_else(|| CommandError::new("rejected", "the order was turned down")),
+            reason: reason.clone(),
         }),
     }
 }
@@ -250,13 +190,20 @@ fn checked_in(ticket: &TicketRecord, at: Timestamp) -> Event {
 }
 
 /// Admits a ticket at the door, once: the first scan wins, across replicas.
-async fn admit(deps: &Deps, command: &CommandEnvelope, c: &CheckIn) -> Result<Executed, WorkError> {
+pub(crate) async fn admit(
+    deps: &Deps,
+    command: &CommandEnvelope,
+    c: &CheckIn,
+) -> Result<Executed, WorkError> {
     let id = command.command_id();
     let at = Timestamp::now();
-    let done = Completion::succeeded(
-        id,
-        json!({ "ticket_id": c.ticket_id, "event_id": c.event_id, "checked_in_at": at }),
-    );
+    let admitted = CommandResult {
+        event_id: Some(c.event_id),
+        ticket_id: Some(c.ticket_id),
+        checked_in_at: Some(at),
+        ..CommandResult::default()
+    };
+    let done = Completion::succeeded(id, admitted);
     match deps
         .store
         .check_in(c.ticket_id, c.event_id, at, &done)
@@ -265,7 +212,7 @@ async fn admit(deps: &Deps, command: &CommandEnvelope, c: &CheckIn) -> Result<Ex
         CheckInOutcome::CheckedIn => {
             let ticket = deps.store.ticket(c.ticket_id).await?;
             let events = ticket.iter().map(|t| checked_in(t, at)).collect();
-            Ok(Executed::Now(Outcome {
+            Ok(Executed::now(Outcome {
                 completion: done,
                 events,
             }))
@@ -273,36 +220,50 @@ async fn admit(deps: &Deps, command: &CommandEnvelope, c: &CheckIn) -> Result<Ex
         CheckInOutcome::Already => Ok(Executed::Already),
         CheckInOutcome::NotAdmissible => {
             let ticket = deps.store.ticket(c.ticket_id).await?;
-            let done = match ticket {
-                Some(t) if t.event_id == c.event_id && t.status == TicketStatus::CheckedIn => {
-                    let first = t.checked_in_at;
-                    let message = match first {
-                        Some(first) => format!("the ticket was checked in at {first}"),
-                        None => "the ticket was checked in before".to_owned(),
-                    };
-                    Completion {
-                        result: Some(json!({ "ticket_id": c.ticket_id, "checked_in_at": first })),
-                        ..Completion::rejected(id, CommandError::new("already_checked_in", message))
-                    }
-                }
-                Some(t) if t.event_id == c.event_id && t.status == TicketStatus::Cancelled => {
-                    Completion::rejected(
-                        id,
-                        CommandError::new("ticket_cancelled", "the ticket was cancelled"),
-                    )
-                }
-                Some(t) if t.event_id == c.event_id => {
-                    return Err(WorkError::Transient(format!(
+            let found = ticket.as_ref().map(|t| (t.event_id, t.status));
+            let reason = match rules::admission(found, c.event_id) {
+                // Valid again already: it changed under us; look again.
+                Ok(()) => {
+                    return Err(WorkError::Changing(format!(
                         "ticket {} changed during check-in",
                         c.ticket_id
                     )));
                 }
-                _ => Completion::rejected(
-                    id,
-                    CommandError::new("invalid_ticket_code", "no such ticket for this event"),
-                ),
+                Err(reason) => reason,
             };
+            let first = ticket.and_then(|t| t.checked_in_at);
+            let message = match (reason, first) {
+                (Reason::AlreadyCheckedIn, Some(first)) => {
+                    format!("the ticket was checked in at {first}")
+                }
+                (Reason::TicketCancelled, _) => "the ticket was cancelled".to_owned(),
+                _ => "no such ticket for this event".to_owned(),
+            };
+            let mut done = Completion::rejected(id, CommandError::new(reason, message));
+            if reason == Reason::AlreadyCheckedIn {
+                done.result = Some(CommandResult {
+                    ticket_id: Some(c.ticket_id),
+                    checked_in_at: first,
+                    ..CommandResult::default()
+                });
+            }
             end_without_effect(deps, done).await
         }
     }
+}
+
+/// A check-in this command made, to announce it again.
+pub(crate) async fn recall_check_in(
+    deps: &Deps,
+    c: &CheckIn,
+    record: &CommandRecord,
+) -> Result<Vec<Event>, WorkError> {
+    if record.status != CommandStatus::Succeeded {
+        return Ok(Vec::new());
+    }
+    let ticket = deps.store.ticket(c.ticket_id).await?;
+    Ok(ticket
+        .and_then(|t| t.checked_in_at.map(|at| checked_in(&t, at)))
+        .into_iter()
+        .collect())
 }

@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use eventsys_messages::{Action, EventId, EventStatus, FieldError, OrderId, PlaceOrder};
+use eventsys_messages::{Action, EventId, EventStatus, OrderId, PlaceOrder, rules};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -47,41 +47,17 @@ pub async fn place(
             e.spec.status != EventStatus::Draft || may_manage(Some(&caller), &e.organizer_id)
         })
         .ok_or_else(|| Problem::not_found("event"))?;
-    if event.spec.status != EventStatus::Published {
-        return Err(Problem::new(
+    rules::on_sale(&event.spec).map_err(|reason| {
+        Problem::new(
             StatusCode::CONFLICT,
-            "not_on_sale",
+            reason.as_str(),
             "the event is not on sale",
-        ));
-    }
+        )
+    })?;
     let order = &body.value;
-    let types = &event.spec.ticket_types;
-    let ticket_type = match &order.ticket_type {
-        Some(wanted) => types
-            .iter()
-            .find(|t| t.ticket_type_id.to_string() == *wanted || t.name == *wanted)
-            .ok_or_else(|| {
-                Problem::invalid(vec![FieldError::new(
-                    "ticket_type",
-                    "is not a ticket type of this event",
-                )])
-            })?,
-        None => match types.as_slice() {
-            [only] => only,
-            _ => {
-                return Err(Problem::invalid(vec![FieldError::new(
-                    "ticket_type",
-                    "is required: the event has several ticket types",
-                )]));
-            }
-        },
-    };
-    if !(1..=event.spec.max_per_order).contains(&order.quantity) {
-        return Err(Problem::invalid(vec![FieldError::new(
-            "quantity",
-            format!("must be between 1 and {}", event.spec.max_per_order),
-        )]));
-    }
+    let ticket_type = rules::ticket_type(&event.spec, order.ticket_type.as_deref())
+        .map_err(|e| Problem::invalid(vec![e]))?;
+    rules::quantity(&event.spec, order.quantity).map_err(|e| Problem::invalid(vec![e]))?;
     let order_id = OrderId::generate();
     let path = format!("/v1/events/{event_id}/orders");
     let request = Request {

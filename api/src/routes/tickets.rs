@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use eventsys_messages::{Action, CheckIn, CommandStatus, EventId, TicketId};
+use eventsys_messages::{Action, CheckIn, CommandStatus, EventId, Reason, TicketId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -111,35 +111,34 @@ pub async fn check_in(
     let submitted = submit(&state, &caller, &headers, request).await?;
     let record = &submitted.record;
     let wait = submitted.waited.unwrap_or(CHECK_IN_WAIT);
-    let result = record.result.clone().unwrap_or(Value::Null);
-    let code = record.error.as_ref().map(|e| e.code.as_str());
-    let mut response = match (record.status, code) {
+    let first = record.result.as_ref().and_then(|r| r.checked_in_at);
+    let mut response = match (record.status, record.error.as_ref().map(|e| e.code)) {
         (CommandStatus::Succeeded, _) => Json(json!({
             "command_id": record.command_id,
             "ticket_id": ticket_id,
             "status": "checked_in",
-            "checked_in_at": result["checked_in_at"],
+            "checked_in_at": first,
         }))
         .into_response(),
-        (CommandStatus::Rejected, Some("already_checked_in")) => Problem::new(
+        (CommandStatus::Rejected, Some(Reason::AlreadyCheckedIn)) => Problem::new(
             StatusCode::CONFLICT,
-            "already_checked_in",
+            Reason::AlreadyCheckedIn.as_str(),
             "this ticket was already checked in",
         )
         .with("ticket_id", ticket_id.to_string())
-        .with("first_checked_in_at", result["checked_in_at"].clone())
+        .with("first_checked_in_at", json!(first))
         .with("command_id", record.command_id.to_string())
         .into_response(),
-        (CommandStatus::Rejected, Some("ticket_cancelled")) => Problem::new(
+        (CommandStatus::Rejected, Some(Reason::TicketCancelled)) => Problem::new(
             StatusCode::CONFLICT,
-            "ticket_cancelled",
+            Reason::TicketCancelled.as_str(),
             "this ticket was cancelled",
         )
         .into_response(),
         (CommandStatus::Rejected, _) => invalid_code().into_response(),
         (CommandStatus::Failed, _) => Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            Reason::InternalError.as_str(),
             "the check-in could not be carried out",
         )
         .into_response(),
@@ -152,7 +151,7 @@ pub async fn check_in(
 fn invalid_code() -> Problem {
     Problem::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_ticket_code",
+        Reason::InvalidTicketCode.as_str(),
         "this code is not a ticket for this event",
     )
 }

@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
+pub use eventsys_messages::TicketStatus;
+use eventsys_messages::event::CommandUpdated;
 use eventsys_messages::{
-    CommandError, CommandId, CommandStatus, EventId, EventSpec, NotificationId, OrderId, TicketId,
+    CommandError, CommandId, CommandResult, CommandStatus, EventId, EventSpec, OrderId, TicketId,
     TicketTypeId, Timestamp, UserId,
 };
 use serde::{Deserialize, Serialize};
@@ -26,7 +28,7 @@ pub struct CommandRecord {
     #[serde(default)]
     pub resources: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
+    pub result: Option<CommandResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CommandError>,
     /// The envelope exactly as published, so it can be published again.
@@ -40,6 +42,23 @@ impl CommandRecord {
             self.status,
             CommandStatus::Accepted | CommandStatus::Processing
         )
+    }
+
+    /// Where the command stands, in the shape every channel shows it.
+    pub fn state(&self) -> CommandUpdated {
+        CommandUpdated {
+            command_id: self.command_id,
+            user_id: self.issuer.clone(),
+            status: self.status,
+            result: self.result.clone(),
+            error: self.error.clone(),
+        }
+    }
+
+    /// Whether `body` is this command exactly as it was recorded: only
+    /// then may a delivery act as, fail, or replay this command.
+    pub fn is_recorded_as(&self, body: &[u8]) -> bool {
+        self.message.as_bytes() == body
     }
 
     /// Applies a completion (the caller checked [`Self::is_unfinished`]).
@@ -70,13 +89,37 @@ pub struct IdempotencyClaim {
 pub struct Completion {
     pub command_id: CommandId,
     pub status: CommandStatus,
-    pub result: Option<serde_json::Value>,
+    pub result: Option<CommandResult>,
     pub error: Option<CommandError>,
     pub at: Timestamp,
 }
 
+impl From<&CommandRecord> for Completion {
+    /// How a finished command ended, as recorded.
+    fn from(record: &CommandRecord) -> Self {
+        Self {
+            command_id: record.command_id,
+            status: record.status,
+            result: record.result.clone(),
+            error: record.error.clone(),
+            at: record.updated_at,
+        }
+    }
+}
+
 impl Completion {
-    pub fn succeeded(command_id: CommandId, result: serde_json::Value) -> Self {
+    /// Where the command stands once this completion is written.
+    pub fn state(&self, issuer: &UserId) -> CommandUpdated {
+        CommandUpdated {
+            command_id: self.command_id,
+            user_id: issuer.clone(),
+            status: self.status,
+            result: self.result.clone(),
+            error: self.error.clone(),
+        }
+    }
+
+    pub fn succeeded(command_id: CommandId, result: CommandResult) -> Self {
         Self {
             command_id,
             status: CommandStatus::Succeeded,
@@ -145,14 +188,6 @@ pub struct OrderRecord {
     pub rejection: Option<CommandError>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TicketStatus {
-    Valid,
-    CheckedIn,
-    Cancelled,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TicketRecord {
     pub ticket_id: TicketId,
@@ -174,21 +209,8 @@ pub struct Placement {
     pub tickets: Vec<TicketRecord>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NotificationRecord {
-    pub user_id: UserId,
-    pub notification_id: NotificationId,
-    pub kind: String,
-    pub message: String,
-    pub created_at: Timestamp,
-    pub read: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<EventId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<OrderId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ticket_id: Option<TicketId>,
-}
+/// An inbox entry is stored in its public shape.
+pub type NotificationRecord = eventsys_messages::Notification;
 
 /// Which page of a list to read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

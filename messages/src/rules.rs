@@ -1,0 +1,142 @@
+//! The rules of selling and admitting, each in one place: the API applies
+//! them to answer at once, the workers apply them again as the authority
+//! (a message may not have come through the API, and the event may have
+//! changed since). The store only guards what it writes with conditions
+//! that express the same rules; it does not decide them.
+
+use crate::{
+    Reason,
+    ids::EventId,
+    spec::{EventSpec, EventStatus, FieldError, TicketStatus, TicketTypeSpec},
+};
+
+/// The ticket type an order names, by id or by name; may be left out when
+/// the event has one type.
+pub fn ticket_type<'a>(
+    spec: &'a EventSpec,
+    wanted: Option<&str>,
+) -> Result<&'a TicketTypeSpec, FieldError> {
+    let types = &spec.ticket_types;
+    match wanted {
+        Some(wanted) => types
+            .iter()
+            .find(|t| t.ticket_type_id.to_string() == wanted || t.name == wanted)
+            .ok_or_else(|| FieldError::new("ticket_type", "is not a ticket type of this event")),
+        None => match types.as_slice() {
+            [only] => Ok(only),
+            _ => Err(FieldError::new(
+                "ticket_type",
+                "is required: the event has several ticket types",
+            )),
+        },
+    }
+}
+
+/// An order's quantity is between 1 and the event's per-order maximum.
+pub fn quantity(spec: &EventSpec, quantity: u32) -> Result<(), FieldError> {
+    if (1..=spec.max_per_order).contains(&quantity) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "quantity",
+            format!("must be between 1 and {}", spec.max_per_order),
+        ))
+    }
+}
+
+/// Only a published event sells.
+pub fn on_sale(spec: &EventSpec) -> Result<(), Reason> {
+    match spec.status {
+        EventStatus::Published => Ok(()),
+        EventStatus::Draft | EventStatus::Cancelled => Err(Reason::NotOnSale),
+    }
+}
+
+/// Whether a ticket, as found (its event and status), may enter `event`.
+pub fn admission(found: Option<(EventId, TicketStatus)>, event: EventId) -> Result<(), Reason> {
+    match found {
+        Some((of, _)) if of != event => Err(Reason::InvalidTicketCode),
+        None => Err(Reason::InvalidTicketCode),
+        Some((_, TicketStatus::Valid)) => Ok(()),
+        Some((_, TicketStatus::CheckedIn)) => Err(Reason::AlreadyCheckedIn),
+        Some((_, TicketStatus::Cancelled)) => Err(Reason::TicketCancelled),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{TicketTypeId, spec::DEFAULT_MAX_PER_ORDER};
+
+    use super::*;
+
+    fn spec(types: &[&str]) -> EventSpec {
+        EventSpec {
+            name: "RustConf".into(),
+            description: String::new(),
+            venue: "Hall 1".into(),
+            starts_at: "2030-01-01T18:00:00Z".parse().unwrap(),
+            ends_at: "2030-01-01T22:00:00Z".parse().unwrap(),
+            capacity: 100,
+            max_per_order: DEFAULT_MAX_PER_ORDER,
+            status: EventStatus::Published,
+            ticket_types: types
+                .iter()
+                .map(|name| TicketTypeSpec {
+                    ticket_type_id: TicketTypeId::generate(),
+                    name: (*name).into(),
+                    price_minor: 0,
+                    currency: "EUR".into(),
+                    quota: 100,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_ticket_type_is_named_by_id_or_name_or_implied_when_alone() {
+        let one = spec(&["General"]);
+        assert_eq!(ticket_type(&one, None).unwrap().name, "General");
+        let two = spec(&["General", "VIP"]);
+        let vip_id = two.ticket_types[1].ticket_type_id.to_string();
+        assert_eq!(ticket_type(&two, Some("VIP")).unwrap().name, "VIP");
+        assert_eq!(ticket_type(&two, Some(&vip_id)).unwrap().name, "VIP");
+        assert_eq!(ticket_type(&two, None).unwrap_err().field, "ticket_type");
+        assert!(ticket_type(&two, Some("Balcony")).is_err());
+    }
+
+    #[test]
+    fn quantities_are_bounded_by_the_events_maximum() {
+        let s = spec(&["General"]);
+        assert!(quantity(&s, 1).is_ok());
+        assert!(quantity(&s, DEFAULT_MAX_PER_ORDER).is_ok());
+        assert_eq!(quantity(&s, 0).unwrap_err().field, "quantity");
+        assert!(quantity(&s, DEFAULT_MAX_PER_ORDER + 1).is_err());
+    }
+
+    #[test]
+    fn only_published_events_sell() {
+        let mut s = spec(&["General"]);
+        assert_eq!(on_sale(&s), Ok(()));
+        s.status = EventStatus::Draft;
+        assert_eq!(on_sale(&s), Err(Reason::NotOnSale));
+    }
+
+    #[test]
+    fn each_refusal_at_the_door_has_its_reason() {
+        let (here, there) = (EventId::generate(), EventId::generate());
+        assert_eq!(admission(Some((here, TicketStatus::Valid)), here), Ok(()));
+        assert_eq!(
+            admission(Some((here, TicketStatus::CheckedIn)), here),
+            Err(Reason::AlreadyCheckedIn)
+        );
+        assert_eq!(
+            admission(Some((here, TicketStatus::Cancelled)), here),
+            Err(Reason::TicketCancelled)
+        );
+        assert_eq!(
+            admission(Some((there, TicketStatus::Valid)), here),
+            Err(Reason::InvalidTicketCode)
+        );
+        assert_eq!(admission(None, here), Err(Reason::InvalidTicketCode));
+    }
+}
