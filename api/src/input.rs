@@ -1,13 +1,13 @@
-//! Reading requests: JSON bodies, list paging, path ids and the command
-//! headers (`Idempotency-Key`, `Prefer: wait=N`). Every failure becomes a
-//! problem document that names what was wrong.
+//! Reading requests: write requests and their JSON bodies, list paging,
+//! path ids and the command headers (`Idempotency-Key`, `Prefer: wait=N`).
+//! Every failure becomes a problem document that names what was wrong.
 
 use std::{collections::HashMap, str::FromStr, time::Duration};
 
 use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Query, Request},
-    http::{HeaderMap, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
 };
 use eventsys_messages::FieldError;
 use serde::de::DeserializeOwned;
@@ -26,20 +26,71 @@ pub const MAX_PAGE: u32 = 200;
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 const IDEMPOTENCY_KEY_MAX: usize = 255;
 
-/// A JSON body, parsed with errors that name the offending field; the raw
-/// bytes are kept to fingerprint the request.
-pub struct JsonBody<T> {
-    pub value: T,
-    pub raw: Bytes,
+/// A write request, read once: its command headers, what makes it "the
+/// same request" again (method, path and body), and its body, parsed only
+/// when the handler asks for it, after it has authorized the caller.
+pub struct CommandRequest {
+    /// Method, path and body, for `Idempotency-Key` replays.
+    pub fingerprint: Vec<u8>,
+    /// The `Idempotency-Key` header as sent; checked on submission.
+    pub idempotency_key: Option<HeaderValue>,
+    /// `Prefer: wait=N`, capped.
+    pub wait: Option<Duration>,
+    /// The caller's W3C trace context, if any.
+    pub traceparent: Option<String>,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
 }
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync> FromRequest<S> for CommandRequest {
     type Rejection = Problem;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Problem> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
+        let (parts, body) = req.into_parts();
+        let too_large = || {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request bodies are limited to {BODY_LIMIT} bytes"),
+            )
+        };
+        // Read a little past the limit so that a client still sending gets
+        // to read the 413 instead of a reset connection.
+        let body = axum::body::to_bytes(body, DRAIN_LIMIT)
+            .await
+            .map_err(|_| too_large())?;
+        if body.len() > BODY_LIMIT {
+            return Err(too_large());
+        }
+        let headers = &parts.headers;
+        let fingerprint = [
+            parts.method.as_str().as_bytes(),
+            b" ",
+            parts.uri.path().as_bytes(),
+            b"\n",
+            &body,
+        ]
+        .concat();
+        Ok(Self {
+            fingerprint,
+            idempotency_key: headers.get("idempotency-key").cloned(),
+            wait: preferred_wait(headers),
+            traceparent: headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            content_type: headers.get(header::CONTENT_TYPE).cloned(),
+            body,
+        })
+    }
+}
+
+impl CommandRequest {
+    /// The JSON body, with errors that name the offending field.
+    pub fn body<T: DeserializeOwned>(&self) -> Result<T, Problem> {
+        let content_type = self
+            .content_type
+            .as_ref()
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let mime = content_type.split(';').next().unwrap_or("").trim();
@@ -50,23 +101,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 "send the body as application/json",
             ));
         }
-        let too_large = || {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request bodies are limited to {BODY_LIMIT} bytes"),
-            )
-        };
-        // Read a little past the limit so that a client still sending gets
-        // to read the 413 instead of a reset connection.
-        let raw = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT)
-            .await
-            .map_err(|_| too_large())?;
-        if raw.len() > BODY_LIMIT {
-            return Err(too_large());
-        }
-        let value = parse(&raw)?;
-        Ok(Self { value, raw })
+        parse(&self.body)
     }
 }
 
@@ -156,8 +191,8 @@ pub fn path_id<T: FromStr>(raw: &str, what: &str) -> Result<T, Problem> {
 }
 
 /// The `Idempotency-Key` header, if sent.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
-    let Some(value) = headers.get("idempotency-key") else {
+pub fn idempotency_key(value: Option<&HeaderValue>) -> Result<Option<String>, Problem> {
+    let Some(value) = value else {
         return Ok(None);
     };
     let key = value.to_str().unwrap_or("");
@@ -190,8 +225,6 @@ pub fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
 
     #[test]
@@ -208,18 +241,14 @@ mod tests {
 
     #[test]
     fn idempotency_keys_must_be_short_and_printable() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(idempotency_key(&headers).unwrap(), None);
-        headers.insert("idempotency-key", HeaderValue::from_static("order-1"));
+        assert_eq!(idempotency_key(None).unwrap(), None);
+        let key = HeaderValue::from_static("order-1");
         assert_eq!(
-            idempotency_key(&headers).unwrap().as_deref(),
+            idempotency_key(Some(&key)).unwrap().as_deref(),
             Some("order-1")
         );
-        headers.insert(
-            "idempotency-key",
-            HeaderValue::from_str(&"k".repeat(256)).unwrap(),
-        );
-        assert!(idempotency_key(&headers).is_err());
+        let long = HeaderValue::from_str(&"k".repeat(256)).unwrap();
+        assert!(idempotency_key(Some(&long)).is_err());
     }
 
     #[derive(Debug, serde::Deserialize)]

@@ -5,7 +5,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use eventsys_messages::FieldError;
+use eventsys_messages::{FieldError, report::Chain};
 use eventsys_store::StoreError;
 use serde_json::{Map, Value, json};
 
@@ -17,6 +17,9 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     pub extra: Map<String, Value>,
     pub retry_after: Option<u32>,
+    /// What went wrong on our side; logged when the answer leaves, never
+    /// shown to the client.
+    pub cause: Option<Box<StoreError>>,
 }
 
 impl Problem {
@@ -28,6 +31,7 @@ impl Problem {
             errors: Vec::new(),
             extra: Map::new(),
             retry_after: None,
+            cause: None,
         }
     }
 
@@ -96,28 +100,36 @@ impl Problem {
 
 impl From<StoreError> for Problem {
     fn from(err: StoreError) -> Self {
-        match err {
+        let problem = match &err {
             StoreError::BadCursor => {
-                Problem::bad_field("cursor", "is not a cursor this list gave out")
+                return Problem::bad_field("cursor", "is not a cursor this list gave out");
             }
             err if err.is_transient() => {
-                tracing::warn!(error = %err, "store unavailable");
                 Problem::unavailable("the store is unavailable; try again shortly")
             }
-            err => {
-                tracing::error!(error = %err, "store failure");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "something went wrong on our side",
-                )
-            }
+            _ => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "something went wrong on our side",
+            ),
+        };
+        Self {
+            cause: Some(Box::new(err)),
+            ..problem
         }
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        // The one place a failure on our side is logged, with its causes.
+        if let Some(cause) = &self.cause {
+            if self.status.is_server_error() && !cause.is_transient() {
+                tracing::error!(status = self.status.as_u16(), error = %Chain(cause.as_ref()), "store failure");
+            } else {
+                tracing::warn!(status = self.status.as_u16(), error = %Chain(cause.as_ref()), "store unavailable");
+            }
+        }
         let mut body = json!({
             "type": format!("urn:eventsys:problem:{}", self.code),
             "title": self.title(),

@@ -1,13 +1,16 @@
 //! How every write becomes a command: record it as `accepted` (claiming the
 //! idempotency key in the same write), publish it and wait for the broker's
 //! confirm, then answer 202, or, if the client prefers to wait, the outcome.
+//!
+//! A write handler reads: parse, authorize, then `state.submit(...)` with
+//! the action; everything else about commands happens here.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use aws_lc_rs::digest;
 use axum::{
     Json,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use eventsys_bus::{BusError, Exchange, Message};
@@ -17,7 +20,7 @@ use eventsys_store::{CommandRecord, IdempotencyClaim, Recorded};
 use crate::{
     AppState,
     auth::Caller,
-    input::{idempotency_key, preferred_wait},
+    input::{CommandRequest, idempotency_key},
     problem::Problem,
     views,
 };
@@ -28,139 +31,152 @@ const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// A command as it stood when the API answered.
 pub struct Submitted {
     pub record: CommandRecord,
-    /// Whether the client asked to wait (and so may get the outcome).
+    /// How long the client waited for the outcome, if it did.
     pub waited: Option<Duration>,
 }
 
-/// What a route hands over to be carried out.
-pub struct Request<'a> {
-    pub action: Action,
-    /// Ids of what the command will create, returned with the 202.
-    pub resources: BTreeMap<String, String>,
-    /// Method, path and body: what makes two requests "the same".
-    pub fingerprint: &'a [u8],
-    /// Wait this long when the client states no preference.
-    pub default_wait: Option<Duration>,
-}
-
-pub async fn submit(
-    state: &AppState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    request: Request<'_>,
-) -> Result<Submitted, Problem> {
-    let claim = idempotency_key(headers)?.map(|key| IdempotencyClaim {
-        key_hash: hex(&[caller.user.as_str().as_bytes(), b"\n", key.as_bytes()].concat()),
-        fingerprint: hex(request.fingerprint),
-        expires_at: Timestamp::now() + IDEMPOTENCY_WINDOW,
-    });
-    let wait = preferred_wait(headers).or(request.default_wait);
-    let traceparent = trace::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
-    let envelope = CommandEnvelope::new(caller.user.clone(), request.action);
-    let record = CommandRecord {
-        command_id: envelope.command_id(),
-        kind: envelope.action.kind().to_owned(),
-        issuer: caller.user.clone(),
-        status: CommandStatus::Accepted,
-        submitted_at: envelope.occurred_at,
-        updated_at: envelope.occurred_at,
-        resources: request.resources,
-        result: None,
-        error: None,
-        message: String::from_utf8_lossy(&envelope.to_json()).into_owned(),
-    };
-    // Listen before publishing: the outcome may come back very fast.
-    let finished = wait.map(|_| state.hub.wait_for(record.command_id));
-
-    let record = match state.store.record_command(&record, claim.as_ref()).await? {
-        Recorded::New => {
-            failpoint::hit(failpoint::AFTER_RECORD);
-            publish(state, &envelope, &record, claim.as_ref(), traceparent).await?;
-            record
-        }
-        Recorded::Existing {
-            same_request: false,
-            ..
-        } => {
-            state.hub.stop_waiting(record.command_id);
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used for a different request",
-            ));
-        }
-        Recorded::Existing {
-            record: existing, ..
-        } => {
-            state.hub.stop_waiting(record.command_id);
-            tracing::info!(command = %existing.command_id, "idempotent replay");
-            *existing
-        }
-    };
-
-    let Some(wait) = wait else {
-        return Ok(Submitted {
-            record,
-            waited: None,
-        });
-    };
-    let finished = match finished {
-        Some(rx) if record.command_id == envelope.command_id() => rx,
-        // A replay waits for the original command.
-        _ => state.hub.wait_for(record.command_id),
-    };
-    if !record.status.is_terminal() {
-        let _ = tokio::time::timeout(wait, finished).await;
+impl AppState {
+    /// Carries out `action` for `caller` as a command: 202, or 200 with the
+    /// outcome if the client asked to wait and it came in time.
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        request: CommandRequest,
+        action: Action,
+    ) -> Result<Response, Problem> {
+        Ok(self
+            .submit_waiting(caller, request, action, None)
+            .await?
+            .respond())
     }
-    state.hub.stop_waiting(record.command_id);
-    // The store is the truth; the notice only said when to look.
-    let record = state
-        .store
-        .command(record.command_id)
-        .await?
-        .unwrap_or(record);
-    Ok(Submitted {
-        record,
-        waited: Some(wait),
-    })
-}
 
-async fn publish(
-    state: &AppState,
-    envelope: &CommandEnvelope,
-    record: &CommandRecord,
-    claim: Option<&IdempotencyClaim>,
-    traceparent: String,
-) -> Result<(), Problem> {
-    let message = Message::command(envelope, Some(traceparent));
-    let Err(err) = state.bus.publish(Exchange::Commands, &message).await else {
-        tracing::info!(command = %record.command_id, kind = %record.kind, user = %record.issuer, "accepted");
-        return Ok(());
-    };
-    tracing::warn!(command = %record.command_id, error = %err, "could not publish");
-    // Take the command back so that nothing is left half-way; if a worker
-    // got it after all (the confirm was lost), it stands.
-    match state.store.withdraw_command(record.command_id, claim).await {
-        Ok(false) => Ok(()),
-        Ok(true) | Err(_) => Err(match err {
-            BusError::Unroutable(_) => {
-                Problem::unavailable("the broker has no route for this command yet")
+    /// Like [`Self::submit`], waiting `default_wait` for the outcome when
+    /// the client states no preference; the caller shapes the answer.
+    pub async fn submit_waiting(
+        &self,
+        caller: &Caller,
+        request: CommandRequest,
+        action: Action,
+        default_wait: Option<Duration>,
+    ) -> Result<Submitted, Problem> {
+        let claim =
+            idempotency_key(request.idempotency_key.as_ref())?.map(|key| IdempotencyClaim {
+                key_hash: hex(&[caller.user.as_str().as_bytes(), b"\n", key.as_bytes()].concat()),
+                fingerprint: hex(&request.fingerprint),
+                expires_at: Timestamp::now() + IDEMPOTENCY_WINDOW,
+            });
+        let wait = request.wait.or(default_wait);
+        let traceparent = trace::child_of(request.traceparent.as_deref());
+        let resources = action.resources();
+        let envelope = CommandEnvelope::new(caller.user.clone(), action);
+        let record = CommandRecord {
+            command_id: envelope.command_id(),
+            kind: envelope.action.kind().to_owned(),
+            issuer: caller.user.clone(),
+            status: CommandStatus::Accepted,
+            submitted_at: envelope.occurred_at,
+            updated_at: envelope.occurred_at,
+            resources,
+            result: None,
+            error: None,
+            message: String::from_utf8_lossy(&envelope.to_json()).into_owned(),
+        };
+        // Listen before publishing: the outcome may come back very fast.
+        let finished = wait.map(|_| self.hub.wait_for(record.command_id));
+
+        let record = match self.store.record_command(&record, claim.as_ref()).await? {
+            Recorded::New => {
+                failpoint::hit(failpoint::AFTER_RECORD);
+                self.publish(&envelope, &record, claim.as_ref(), traceparent)
+                    .await?;
+                record
             }
-            _ => Problem::unavailable("the broker is unavailable; try again shortly"),
-        }),
+            Recorded::Existing {
+                same_request: false,
+                ..
+            } => {
+                self.hub.stop_waiting(record.command_id);
+                return Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different request",
+                ));
+            }
+            Recorded::Existing {
+                record: existing, ..
+            } => {
+                self.hub.stop_waiting(record.command_id);
+                tracing::info!(command = %existing.command_id, "idempotent replay");
+                *existing
+            }
+        };
+
+        let Some(wait) = wait else {
+            return Ok(Submitted {
+                record,
+                waited: None,
+            });
+        };
+        let finished = match finished {
+            Some(rx) if record.command_id == envelope.command_id() => rx,
+            // A replay waits for the original command.
+            _ => self.hub.wait_for(record.command_id),
+        };
+        if !record.status.is_terminal() {
+            let _ = tokio::time::timeout(wait, finished).await;
+        }
+        self.hub.stop_waiting(record.command_id);
+        // The store is the truth; the notice only said when to look.
+        let record = self
+            .store
+            .command(record.command_id)
+            .await?
+            .unwrap_or(record);
+        Ok(Submitted {
+            record,
+            waited: Some(wait),
+        })
+    }
+
+    async fn publish(
+        &self,
+        envelope: &CommandEnvelope,
+        record: &CommandRecord,
+        claim: Option<&IdempotencyClaim>,
+        traceparent: String,
+    ) -> Result<(), Problem> {
+        let message = Message::command(envelope, Some(traceparent));
+        let Err(err) = self.bus.publish(Exchange::Commands, &message).await else {
+            tracing::info!(command = %record.command_id, kind = %record.kind, user = %record.issuer, "accepted");
+            return Ok(());
+        };
+        tracing::warn!(command = %record.command_id, error = %err, "could not publish");
+        // Take the command back so that nothing is left half-way; if a worker
+        // got it after all (the confirm was lost), it stands.
+        match self.store.withdraw_command(record.command_id, claim).await {
+            Ok(false) => Ok(()),
+            Ok(true) | Err(_) => Err(match err {
+                BusError::Unroutable(_) => {
+                    Problem::unavailable("the broker has no route for this command yet")
+                }
+                _ => Problem::unavailable("the broker is unavailable; try again shortly"),
+            }),
+        }
     }
 }
 
-/// 200 with the outcome if the client waited and it came, else 202.
-pub fn respond(submitted: &Submitted) -> Response {
-    let record = &submitted.record;
-    match submitted.waited {
-        Some(wait) if record.status.is_terminal() => {
-            let mut response = Json(views::command(record)).into_response();
-            applied(&mut response, wait);
-            response
+impl Submitted {
+    /// 200 with the outcome if the client waited and it came, else 202.
+    pub fn respond(&self) -> Response {
+        let record = &self.record;
+        match self.waited {
+            Some(wait) if record.status.is_terminal() => {
+                let mut response = Json(views::command(record)).into_response();
+                applied(&mut response, wait);
+                response
+            }
+            _ => accepted(record),
         }
-        _ => accepted(record),
     }
 }
 
@@ -192,9 +208,4 @@ fn hex(data: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// One resource id for the 202 body.
-pub fn resource(key: &str, id: impl ToString) -> BTreeMap<String, String> {
-    [(key.to_owned(), id.to_string())].into()
 }

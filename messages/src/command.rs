@@ -71,6 +71,18 @@ impl Action {
         }
     }
 
+    /// The ids of what this command creates or acts on, by name, as the
+    /// 202 answer and the command document report them.
+    pub fn resources(&self) -> std::collections::BTreeMap<String, String> {
+        let (name, id) = match self {
+            Self::CreateEvent(c) => ("event_id", c.event_id.to_string()),
+            Self::PlaceOrder(p) => ("order_id", p.order_id.to_string()),
+            Self::CheckIn(c) => ("ticket_id", c.ticket_id.to_string()),
+            Self::MarkNotificationRead(m) => ("notification_id", m.notification_id.to_string()),
+        };
+        [(name.to_owned(), id)].into()
+    }
+
     /// The worker role that carries this command out.
     pub fn queue(&self) -> WorkQueue {
         match self {

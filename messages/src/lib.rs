@@ -11,6 +11,7 @@ pub mod command;
 pub mod event;
 pub mod failpoint;
 pub mod ids;
+pub mod report;
 pub mod rules;
 pub mod spec;
 pub mod status;

@@ -56,7 +56,7 @@ async fn a_command_id_is_recorded_once(store: &dyn Store) {
     other.command_id = record.command_id;
     assert!(matches!(
         store.record_command(&other, None).await,
-        Err(StoreError::Rejected(_))
+        Err(StoreError::Rejected { .. })
     ));
     assert_eq!(
         store.command(record.command_id).await.unwrap(),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use eventsys_bus::{Delivery, Message};
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandId, EventEnvelope, Reason, SCHEMA_VERSION, UserId,
-    WorkQueue, topology::DELIVERY_LIMIT,
+    WorkQueue, report::Chain, topology::DELIVERY_LIMIT,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -155,21 +155,6 @@ async fn settle(deps: &Deps, queue: WorkQueue, delivery: Delivery) {
     if let Err(err) = settled {
         // The broker will deliver it again; every handler is idempotent.
         tracing::warn!(message = %id, error = %Chain(&err), "could not settle delivery");
-    }
-}
-
-/// An error with its sources, one after the other.
-struct Chain<'a>(&'a dyn std::error::Error);
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
     }
 }
 

@@ -3,7 +3,6 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::HeaderMap,
     response::Response,
 };
 use eventsys_messages::{
@@ -16,9 +15,8 @@ use serde_json::Value;
 use crate::{
     AppState,
     auth::{Caller, MaybeCaller, Role},
-    input::{JsonBody, Paging, path_id},
+    input::{CommandRequest, Paging, path_id},
     problem::Problem,
-    submit::{Request, resource, respond, submit},
     views,
 };
 
@@ -99,20 +97,14 @@ impl NewEvent {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    body: JsonBody<NewEvent>,
+    request: CommandRequest,
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Organizer])?;
-    let spec = body.value.into_spec();
+    let spec = request.body::<NewEvent>()?.into_spec();
     spec.validate().map_err(Problem::invalid)?;
     let event_id = EventId::generate();
-    let request = Request {
-        action: Action::CreateEvent(CreateEvent { event_id, spec }),
-        resources: resource("event_id", event_id),
-        fingerprint: &super::fingerprint("POST", "/v1/events", &body.raw),
-        default_wait: None,
-    };
-    Ok(respond(&submit(&state, &caller, &headers, request).await?))
+    let action = Action::CreateEvent(CreateEvent { event_id, spec });
+    state.submit(&caller, request, action).await
 }
 
 pub async fn list(State(state): State<AppState>, paging: Paging) -> Result<Json<Value>, Problem> {

@@ -3,7 +3,6 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::HeaderMap,
     response::Response,
 };
 use eventsys_messages::{Action, MarkNotificationRead, NotificationId};
@@ -12,9 +11,8 @@ use serde_json::Value;
 use crate::{
     AppState,
     auth::Caller,
-    input::{Paging, path_id},
+    input::{CommandRequest, Paging, path_id},
     problem::Problem,
-    submit::{Request, resource, respond, submit},
     views,
 };
 
@@ -38,15 +36,9 @@ pub async fn mark_read(
     State(state): State<AppState>,
     caller: Caller,
     Path(notification_id): Path<String>,
-    headers: HeaderMap,
+    request: CommandRequest,
 ) -> Result<Response, Problem> {
     let notification_id: NotificationId = path_id(&notification_id, "notification")?;
-    let path = format!("/v1/me/notifications/{notification_id}/read");
-    let request = Request {
-        action: Action::MarkNotificationRead(MarkNotificationRead { notification_id }),
-        resources: resource("notification_id", notification_id),
-        fingerprint: &super::fingerprint("POST", &path, b""),
-        default_wait: None,
-    };
-    Ok(respond(&submit(&state, &caller, &headers, request).await?))
+    let action = Action::MarkNotificationRead(MarkNotificationRead { notification_id });
+    state.submit(&caller, request, action).await
 }

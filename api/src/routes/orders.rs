@@ -3,7 +3,7 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::Response,
 };
 use eventsys_messages::{Action, EventId, EventStatus, OrderId, PlaceOrder, rules};
@@ -14,9 +14,8 @@ use super::events::may_manage;
 use crate::{
     AppState,
     auth::{Caller, Role},
-    input::{JsonBody, path_id},
+    input::{CommandRequest, path_id},
     problem::Problem,
-    submit::{Request, resource, respond, submit},
     views,
 };
 
@@ -34,11 +33,11 @@ pub async fn place(
     State(state): State<AppState>,
     caller: Caller,
     Path(event_id): Path<String>,
-    headers: HeaderMap,
-    body: JsonBody<NewOrder>,
+    request: CommandRequest,
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Attendee])?;
     let event_id: EventId = path_id(&event_id, "event")?;
+    let order: NewOrder = request.body()?;
     let event = state
         .store
         .event_record(event_id)
@@ -54,24 +53,16 @@ pub async fn place(
             "the event is not on sale",
         )
     })?;
-    let order = &body.value;
     let ticket_type = rules::ticket_type(&event.spec, order.ticket_type.as_deref())
         .map_err(|e| Problem::invalid(vec![e]))?;
     rules::quantity(&event.spec, order.quantity).map_err(|e| Problem::invalid(vec![e]))?;
-    let order_id = OrderId::generate();
-    let path = format!("/v1/events/{event_id}/orders");
-    let request = Request {
-        action: Action::PlaceOrder(PlaceOrder {
-            order_id,
-            event_id,
-            ticket_type_id: ticket_type.ticket_type_id,
-            quantity: order.quantity,
-        }),
-        resources: resource("order_id", order_id),
-        fingerprint: &super::fingerprint("POST", &path, &body.raw),
-        default_wait: None,
-    };
-    Ok(respond(&submit(&state, &caller, &headers, request).await?))
+    let action = Action::PlaceOrder(PlaceOrder {
+        order_id: OrderId::generate(),
+        event_id,
+        ticket_type_id: ticket_type.ticket_type_id,
+        quantity: order.quantity,
+    });
+    state.submit(&caller, request, action).await
 }
 
 pub async fn get(

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use eventsys_messages::{Action, CheckIn, CommandStatus, EventId, Reason, TicketId};
@@ -16,9 +16,9 @@ use super::events::may_manage;
 use crate::{
     AppState,
     auth::{Caller, Role},
-    input::{JsonBody, Paging, path_id},
+    input::{CommandRequest, Paging, path_id},
     problem::Problem,
-    submit::{Request, accepted, applied, resource, submit},
+    submit::{accepted, applied},
     views,
 };
 
@@ -77,14 +77,15 @@ pub async fn check_in(
     State(state): State<AppState>,
     caller: Caller,
     Path(event_id): Path<String>,
-    headers: HeaderMap,
-    body: JsonBody<Scan>,
+    request: CommandRequest,
 ) -> Result<Response, Problem> {
+    caller.require(&[Role::Organizer, Role::Staff])?;
     let event_id: EventId = path_id(&event_id, "event")?;
+    let scan: Scan = request.body()?;
     // A forged or foreign code is refused before anything is read.
     let ticket_id = state
         .codes
-        .admit(&body.value.code, event_id)
+        .admit(&scan.code, event_id)
         .ok_or_else(invalid_code)?;
     if !(caller.has(Role::Staff) || caller.is_admin()) {
         let event = state
@@ -98,17 +99,13 @@ pub async fn check_in(
             ));
         }
     }
-    let path = format!("/v1/events/{event_id}/checkins");
-    let request = Request {
-        action: Action::CheckIn(CheckIn {
-            event_id,
-            ticket_id,
-        }),
-        resources: resource("ticket_id", ticket_id),
-        fingerprint: &super::fingerprint("POST", &path, &body.raw),
-        default_wait: Some(CHECK_IN_WAIT),
-    };
-    let submitted = submit(&state, &caller, &headers, request).await?;
+    let action = Action::CheckIn(CheckIn {
+        event_id,
+        ticket_id,
+    });
+    let submitted = state
+        .submit_waiting(&caller, request, action, Some(CHECK_IN_WAIT))
+        .await?;
     let record = &submitted.record;
     let wait = submitted.waited.unwrap_or(CHECK_IN_WAIT);
     let first = record.result.as_ref().and_then(|r| r.checked_in_at);

@@ -16,17 +16,41 @@ use eventsys_messages::{
     topology::{COMMANDS_EXCHANGE, EVENTS_EXCHANGE},
 };
 
+/// The underlying error of an adapter (client library, database).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// The broker cannot be reached or dropped the connection.
-    #[error("broker unavailable: {0}")]
-    Unavailable(String),
+    #[error("broker unavailable: {context}")]
+    Unavailable {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
     /// No queue is bound for this routing key: the topology is missing.
     #[error("no queue takes messages routed `{0}` (run `eventsys init`)")]
     Unroutable(String),
     /// The broker refused to take responsibility for the message.
     #[error("broker refused the message")]
     Refused,
+}
+
+impl BusError {
+    pub fn unavailable(context: impl Into<String>) -> Self {
+        Self::Unavailable {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// The broker is unavailable because of `cause`.
+    pub fn unavailable_because(context: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Unavailable {
+            context: context.into(),
+            source: Some(cause.into()),
+        }
+    }
 }
 
 /// The two exchanges of the contract.

@@ -17,7 +17,7 @@ pub mod inventory;
 pub mod ports;
 pub mod records;
 
-pub use error::StoreError;
+pub use error::{Cause, StoreError};
 pub use inventory::{Inventory, TypeSlice};
 pub use ports::{
     CheckInOutcome, CommandLog, EventStore, Finished, NotificationStore, OrderStore, PlaceOutcome,

@@ -35,8 +35,8 @@ type Def = TableDefinition<'static, u64, Stored>;
 /// Live events buffered per broadcast subscriber before it starts missing some.
 const BROADCAST_BUFFER: usize = 4096;
 
-fn unavailable(err: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(format!("embedded queue: {err}"))
+fn unavailable(err: impl Into<eventsys_bus::Cause>) -> BusError {
+    BusError::unavailable_because("the embedded queue failed", err)
 }
 
 struct Queue {

@@ -68,7 +68,7 @@ impl Link {
 }
 
 fn unavailable(err: lapin::Error) -> BusError {
-    BusError::Unavailable(err.to_string())
+    BusError::unavailable_because("RabbitMQ failed", err)
 }
 
 impl RabbitBus {
@@ -122,7 +122,7 @@ impl RabbitBus {
         // every caller behind this lock.
         let opened = tokio::time::timeout(CONNECT_TIMEOUT, Link::open(&self.url, &self.name))
             .await
-            .map_err(|_| BusError::Unavailable("connecting to RabbitMQ timed out".into()))?;
+            .map_err(|_| BusError::unavailable("connecting to RabbitMQ timed out"))?;
         let link = Arc::new(opened.map_err(unavailable)?);
         tracing::info!(connection = %self.name, "connected to RabbitMQ");
         *current = Some(link.clone());
@@ -158,7 +158,7 @@ impl Bus for RabbitBus {
             .window
             .acquire()
             .await
-            .map_err(|_| BusError::Unavailable("publisher closed".into()))?;
+            .map_err(|_| BusError::unavailable("publisher closed"))?;
         let link = self.link().await?;
         let confirmed = async {
             let confirm = link
@@ -188,7 +188,7 @@ impl Bus for RabbitBus {
             Err(_) => {
                 // A broker that stopped answering: start afresh next time.
                 self.forget(&link).await;
-                return Err(BusError::Unavailable("no publisher confirm in time".into()));
+                return Err(BusError::unavailable("no publisher confirm in time"));
             }
         };
         match confirmation {

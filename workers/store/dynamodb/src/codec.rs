@@ -20,31 +20,31 @@ pub(super) fn n(value: impl std::fmt::Display) -> AttributeValue {
 }
 
 pub(super) fn to_item<T: Serialize>(record: &T) -> Result<Item, StoreError> {
-    dynamo::to_item(record).map_err(|e| StoreError::Rejected(format!("cannot encode item: {e}")))
+    dynamo::to_item(record).map_err(|e| StoreError::rejected("cannot encode an item").because(e))
 }
 
 pub(super) fn to_value<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
     dynamo::to_attribute_value(value)
-        .map_err(|e| StoreError::Rejected(format!("cannot encode value: {e}")))
+        .map_err(|e| StoreError::rejected("cannot encode a value").because(e))
 }
 
 pub(super) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
-    dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+    dynamo::from_item(item).map_err(|e| StoreError::corrupt("an item does not decode").because(e))
 }
 
 pub(super) fn number(item: &Item, name: &str) -> Result<u32, StoreError> {
     match item.get(name) {
         Some(AttributeValue::N(raw)) => raw
             .parse()
-            .map_err(|_| StoreError::Corrupt(format!("{name} is not a count: {raw}"))),
-        _ => Err(StoreError::Corrupt(format!("{name} is missing"))),
+            .map_err(|_| StoreError::corrupt(format!("{name} is not a count: {raw}"))),
+        _ => Err(StoreError::corrupt(format!("{name} is missing"))),
     }
 }
 
 pub(super) fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(raw)) => Ok(raw),
-        _ => Err(StoreError::Corrupt(format!("{name} is missing"))),
+        _ => Err(StoreError::corrupt(format!("{name} is missing"))),
     }
 }
 
@@ -54,12 +54,12 @@ pub(super) fn encode_position(key: &Item) -> Result<String, StoreError> {
         .iter()
         .map(|(k, v)| match v {
             AttributeValue::S(s) => Ok((k.as_str(), s.as_str())),
-            _ => Err(StoreError::Corrupt(format!(
+            _ => Err(StoreError::corrupt(format!(
                 "key attribute {k} is not a string"
             ))),
         })
         .collect::<Result<_, _>>()?;
-    serde_json::to_string(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::to_string(&plain).map_err(|e| StoreError::corrupt("a page position").because(e))
 }
 
 pub(super) fn decode_position(raw: &str) -> Result<Item, StoreError> {

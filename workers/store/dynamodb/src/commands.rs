@@ -147,7 +147,7 @@ impl CommandLog for DynamoStore {
                 // landed, the retry finds our own record.
                 Err(TxFailure::Conditions(_)) => match self.command(record.command_id).await? {
                     Some(existing) if existing.message == record.message => Ok(Recorded::New),
-                    _ => Err(StoreError::Rejected("command id already recorded".into())),
+                    _ => Err(StoreError::rejected("command id already recorded")),
                 },
             };
         };
@@ -192,8 +192,8 @@ impl CommandLog for DynamoStore {
                 },
             }
         }
-        Err(StoreError::Unavailable(
-            "idempotency key is being claimed concurrently".into(),
+        Err(StoreError::unavailable(
+            "idempotency key is being claimed concurrently",
         ))
     }
 
@@ -273,7 +273,7 @@ impl CommandLog for DynamoStore {
         match result {
             Ok(out) => match out.attributes {
                 Some(item) => Ok(Some((from_item(item)?, true))),
-                None => Err(StoreError::Corrupt("update returned no attributes".into())),
+                None => Err(StoreError::corrupt("update returned no attributes")),
             },
             Err(err) => {
                 let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) =

@@ -191,5 +191,5 @@ impl EventStore for DynamoStore {
 
 fn shards_of(item: &Item) -> Result<u16, StoreError> {
     let count = number(item, SHARDS_ATTR)?;
-    u16::try_from(count).map_err(|_| StoreError::Corrupt(format!("{count} shards")))
+    u16::try_from(count).map_err(|_| StoreError::corrupt(format!("{count} shards")))
 }

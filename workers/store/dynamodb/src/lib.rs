@@ -21,7 +21,7 @@ use aws_config::{BehaviorVersion, Region, timeout::TimeoutConfig};
 use aws_sdk_dynamodb::{
     Client,
     config::Credentials,
-    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    error::{ProvideErrorMetadata, SdkError},
     operation::transact_write_items::TransactWriteItemsError,
     types::TransactWriteItem,
 };
@@ -121,7 +121,7 @@ impl DynamoStore {
                 ));
             }
             // TransactionConflict, throttling and the like: worth another try.
-            return Err(TxFailure::Store(StoreError::Unavailable(format!(
+            return Err(TxFailure::Store(StoreError::unavailable(format!(
                 "transaction cancelled: {}",
                 codes.join(", ")
             ))));
@@ -162,31 +162,29 @@ const TRANSIENT_CODES: &[&str] = &[
     "LimitExceededException",
 ];
 
-/// Sorts an SDK error into transient trouble or a refusal.
+/// Sorts an SDK error into transient trouble or a refusal, keeping it as
+/// the cause.
 fn classify<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    match &err {
+    let error = match &err {
         SdkError::ServiceError(ctx) => {
             let code = ctx.err().code().unwrap_or("Unknown");
             if code == "ResourceNotFoundException" {
-                StoreError::Unavailable(format!(
-                    "a table is missing (run `eventsys init`): {}",
-                    DisplayErrorContext(&err)
-                ))
+                StoreError::unavailable("a table is missing (run `eventsys init`)")
             } else if TRANSIENT_CODES.contains(&code) {
-                StoreError::Unavailable(DisplayErrorContext(&err).to_string())
+                StoreError::unavailable(format!("DynamoDB answered {code}"))
             } else {
-                StoreError::Rejected(DisplayErrorContext(&err).to_string())
+                StoreError::rejected(format!("DynamoDB answered {code}"))
             }
         }
-        SdkError::ConstructionFailure(_) => {
-            StoreError::Rejected(DisplayErrorContext(&err).to_string())
-        }
-        _ => StoreError::Unavailable(DisplayErrorContext(&err).to_string()),
-    }
+        SdkError::ConstructionFailure(_) => StoreError::rejected("the request could not be built"),
+        SdkError::TimeoutError(_) => StoreError::unavailable("DynamoDB did not answer in time"),
+        _ => StoreError::unavailable("DynamoDB could not be reached"),
+    };
+    error.because(err)
 }
 
 /// Request builders fail only when a required field is missing: a bug in
@@ -197,7 +195,7 @@ trait Built<T> {
 
 impl<T> Built<T> for Result<T, aws_sdk_dynamodb::error::BuildError> {
     fn built(self) -> Result<T, StoreError> {
-        self.map_err(|err| StoreError::Rejected(format!("malformed request: {err}")))
+        self.map_err(|err| StoreError::rejected("malformed request").because(err))
     }
 }
 
@@ -302,7 +300,7 @@ impl DynamoStore {
             Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
                 Ok(eventsys_store::Finished::Already)
             }
-            Err(TxFailure::Conditions(_)) => Err(StoreError::Rejected(conflict())),
+            Err(TxFailure::Conditions(_)) => Err(StoreError::rejected(conflict())),
             Err(TxFailure::Store(e)) => Err(e),
         }
     }
@@ -343,9 +341,7 @@ impl DynamoStore {
                 if pending.is_some() {
                     round += 1;
                     if round > 8 {
-                        return Err(StoreError::Unavailable(
-                            "batch read kept being throttled".into(),
-                        ));
+                        return Err(StoreError::unavailable("batch read kept being throttled"));
                     }
                     tokio::time::sleep(Duration::from_millis(20 << round.min(5))).await;
                 }

@@ -138,7 +138,7 @@ impl DynamoStore {
                 Ok(Some(PlaceOutcome::NotOnSale))
             }
             Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 1) => Ok(None),
-            Err(TxFailure::Conditions(_)) => Err(StoreError::Rejected(format!(
+            Err(TxFailure::Conditions(_)) => Err(StoreError::rejected(format!(
                 "order {} or one of its tickets exists already",
                 order.order_id
             ))),
@@ -263,7 +263,7 @@ impl OrderStore for DynamoStore {
             seen = self.shards(order.event_id, count).await?;
             choice = choose(&seen, order.ticket_type_id, order.quantity, start);
         }
-        Err(StoreError::Unavailable(format!(
+        Err(StoreError::unavailable(format!(
             "the counters of event {} kept changing",
             order.event_id
         )))

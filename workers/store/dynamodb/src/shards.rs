@@ -148,7 +148,7 @@ pub fn shard_from_item(item: &Item) -> Result<Shard, StoreError> {
         if let Some(raw) = name.strip_prefix("q_") {
             let tt: TicketTypeId = raw
                 .parse()
-                .map_err(|_| StoreError::Corrupt(format!("bad ticket type attribute {name}")))?;
+                .map_err(|_| StoreError::corrupt(format!("bad ticket type attribute {name}")))?;
             types.insert(
                 tt,
                 TypeSlice {
@@ -160,7 +160,7 @@ pub fn shard_from_item(item: &Item) -> Result<Shard, StoreError> {
     }
     Ok(Shard {
         index: u16::try_from(index)
-            .map_err(|_| StoreError::Corrupt(format!("shard index {index}")))?,
+            .map_err(|_| StoreError::corrupt(format!("shard index {index}")))?,
         counters: Inventory {
             capacity: number(item, "capacity")?,
             remaining: number(item, "remaining")?,

@@ -85,7 +85,7 @@ impl CommandLog for EmbeddedStore {
                     let earlier =
                         get::<CommandRecord>(&commands, &existing.command_id.to_string())?
                             .ok_or_else(|| {
-                                StoreError::Corrupt(format!(
+                                StoreError::corrupt(format!(
                                     "claim without command {}",
                                     existing.command_id
                                 ))
@@ -104,7 +104,7 @@ impl CommandLog for EmbeddedStore {
             }
             let key = record.command_id.to_string();
             if get::<CommandRecord>(&commands, &key)?.is_some() {
-                return Err(StoreError::Rejected("command id already recorded".into()));
+                return Err(StoreError::rejected("command id already recorded"));
             }
             put(&mut commands, &key, &record)?;
             put(

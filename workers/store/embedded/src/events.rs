@@ -16,7 +16,7 @@ fn inventory(
     event: &EventRecord,
 ) -> Result<Inventory, StoreError> {
     get::<Inventory>(table, &event.event_id.to_string())?
-        .ok_or_else(|| StoreError::Corrupt(format!("event {} has no inventory", event.event_id)))
+        .ok_or_else(|| StoreError::corrupt(format!("event {} has no inventory", event.event_id)))
 }
 
 fn listing_key(event: &EventRecord) -> String {
@@ -38,7 +38,7 @@ impl EventStore for EmbeddedStore {
             let mut events = open(txn, EVENTS)?;
             let key = event.event_id.to_string();
             if get::<EventRecord>(&events, &key)?.is_some() {
-                return Err(StoreError::Rejected(format!(
+                return Err(StoreError::rejected(format!(
                     "event {key} exists but its command is unfinished"
                 )));
             }
@@ -94,7 +94,7 @@ impl EventStore for EmbeddedStore {
                 .into_iter()
                 .map(|(_, id)| {
                     let event = get::<EventRecord>(&events, &id.to_string())?.ok_or_else(|| {
-                        StoreError::Corrupt(format!("listed event {id} is missing"))
+                        StoreError::corrupt(format!("listed event {id} is missing"))
                     })?;
                     Ok(EventSnapshot {
                         inventory: inventory(&shards, &event)?,

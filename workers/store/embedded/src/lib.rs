@@ -60,8 +60,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
 }
 
-fn unavailable(err: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("embedded store: {err}"))
+fn unavailable(err: impl Into<eventsys_store::Cause>) -> StoreError {
+    StoreError::unavailable("the embedded store failed").because(err)
 }
 
 impl EmbeddedStore {
@@ -127,7 +127,7 @@ fn get<T: DeserializeOwned>(
     match table.get(key).map_err(unavailable)? {
         Some(value) => serde_json::from_slice(value.value())
             .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("{key}: {e}"))),
+            .map_err(|e| StoreError::corrupt(format!("{key}: {e}"))),
         None => Ok(None),
     }
 }
@@ -137,7 +137,7 @@ fn put<T: Serialize>(
     key: &str,
     value: &T,
 ) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Rejected(e.to_string()))?;
+    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::rejected(e.to_string()))?;
     table.insert(key, bytes.as_slice()).map_err(unavailable)?;
     Ok(())
 }
@@ -186,7 +186,7 @@ fn page<T: DeserializeOwned>(
     for entry in entries.by_ref().take(limit) {
         let (key, value) = entry.map_err(unavailable)?;
         let record = serde_json::from_slice(value.value())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            .map_err(|e| StoreError::corrupt(e.to_string()))?;
         items.push((key.value().to_owned(), record));
     }
     let more = entries.next().is_some();

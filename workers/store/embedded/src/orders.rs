@@ -35,7 +35,7 @@ fn write_order(txn: &redb::WriteTransaction, order: &OrderRecord) -> Result<(), 
     let mut orders = open(txn, ORDERS)?;
     let key = order.order_id.to_string();
     if get::<OrderRecord>(&orders, &key)?.is_some() {
-        return Err(StoreError::Rejected(format!("order {key} exists already")));
+        return Err(StoreError::rejected(format!("order {key} exists already")));
     }
     put(&mut orders, &key, order)
 }
@@ -139,7 +139,7 @@ impl OrderStore for EmbeddedStore {
                 .into_iter()
                 .map(|(_, id)| {
                     get::<TicketRecord>(&tickets, &id.to_string())?.ok_or_else(|| {
-                        StoreError::Corrupt(format!("indexed ticket {id} is missing"))
+                        StoreError::corrupt(format!("indexed ticket {id} is missing"))
                     })
                 })
                 .collect::<Result<_, _>>()?;
