@@ -209,3 +209,178 @@ fn hex(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Submission on the embedded store and queue, called directly: what is
+/// recorded, what is published, and what a replay or a reused key gets.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::{body::Body, extract::FromRequest};
+    use eventsys_bus::Bus;
+    use eventsys_bus_embedded::EmbeddedBus;
+    use eventsys_messages::{CommandId, MarkNotificationRead, NotificationId, UserId, WorkQueue};
+    use eventsys_store::Store;
+    use eventsys_store_embedded::EmbeddedStore;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::auth::Role;
+
+    struct Setup {
+        state: AppState,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Setup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn setup() -> Setup {
+        let dir = std::env::temp_dir()
+            .join("eventsys-submit")
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("store.redb")).unwrap());
+        let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(&dir.join("queue.redb")).unwrap());
+        let state = AppState::new(
+            store,
+            bus,
+            b"a-secret-for-tests-only",
+            CancellationToken::new(),
+        );
+        Setup { state, dir }
+    }
+
+    fn ann() -> Caller {
+        Caller {
+            user: UserId::parse("ann").unwrap(),
+            roles: [Role::Attendee].into(),
+        }
+    }
+
+    async fn request(path: &str, key: Option<&str>, body: &str) -> CommandRequest {
+        let mut builder =
+            axum::http::Request::post(path).header("content-type", "application/json");
+        if let Some(key) = key {
+            builder = builder.header("idempotency-key", key);
+        }
+        let request = builder.body(Body::from(body.to_owned())).unwrap();
+        CommandRequest::from_request(request, &()).await.unwrap()
+    }
+
+    fn read(id: NotificationId) -> Action {
+        Action::MarkNotificationRead(MarkNotificationRead {
+            notification_id: id,
+        })
+    }
+
+    /// The ids of the messages waiting on the notification queue.
+    async fn published(bus: &dyn Bus) -> Vec<String> {
+        let mut queue = bus.consume(WorkQueue::Notification, 100).await.unwrap();
+        let mut ids = Vec::new();
+        while let Ok(Some(delivery)) =
+            tokio::time::timeout(Duration::from_millis(200), queue.next()).await
+        {
+            ids.push(delivery.message.message_id.clone());
+            delivery.ack().await.unwrap();
+        }
+        queue.stop().await;
+        queue.close().await;
+        ids
+    }
+
+    fn command_id(response: &Response) -> CommandId {
+        let location = response.headers()[header::LOCATION].to_str().unwrap();
+        location.rsplit('/').next().unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_command_is_recorded_accepted_and_published_exactly_as_recorded() {
+        let s = setup();
+        let id = NotificationId::generate();
+        let path = format!("/v1/me/notifications/{id}/read");
+        let response = s
+            .state
+            .submit(&ann(), request(&path, None, "").await, read(id))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let command = command_id(&response);
+        let record = s.state.store.command(command).await.unwrap().unwrap();
+        assert_eq!(record.status, CommandStatus::Accepted);
+        assert_eq!(record.resources["notification_id"], id.to_string());
+        let mut queue = s
+            .state
+            .bus
+            .consume(WorkQueue::Notification, 1)
+            .await
+            .unwrap();
+        let delivery = queue.next().await.unwrap();
+        assert!(record.is_recorded_as(&delivery.message.body));
+        delivery.ack().await.unwrap();
+        queue.stop().await;
+        queue.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_repeated_key_names_one_command_and_a_reused_one_is_refused() {
+        let s = setup();
+        let id = NotificationId::generate();
+        let path = format!("/v1/me/notifications/{id}/read");
+        let first = s
+            .state
+            .submit(&ann(), request(&path, Some("k-1"), "").await, read(id))
+            .await
+            .unwrap();
+        let again = s
+            .state
+            .submit(&ann(), request(&path, Some("k-1"), "").await, read(id))
+            .await
+            .unwrap();
+        assert_eq!(command_id(&again), command_id(&first));
+        assert_eq!(
+            published(&*s.state.bus).await,
+            [command_id(&first).to_string()]
+        );
+
+        let other = NotificationId::generate();
+        let other_path = format!("/v1/me/notifications/{other}/read");
+        let reused = s
+            .state
+            .submit(
+                &ann(),
+                request(&other_path, Some("k-1"), "").await,
+                read(other),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (reused.status, reused.code),
+            (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+        );
+        let bad = s
+            .state
+            .submit(&ann(), request(&path, Some(" "), "").await, read(id))
+            .await
+            .unwrap_err();
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(
+            published(&*s.state.bus).await.is_empty(),
+            "nothing more published"
+        );
+        // Another user's same key is another command.
+        let bob = Caller {
+            user: UserId::parse("bob").unwrap(),
+            ..ann()
+        };
+        let theirs = s
+            .state
+            .submit(&bob, request(&path, Some("k-1"), "").await, read(id))
+            .await
+            .unwrap();
+        assert_ne!(command_id(&theirs), command_id(&first));
+    }
+}

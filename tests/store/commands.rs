@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use eventsys_messages::{CommandError, CommandId, CommandResult, CommandStatus, Reason, Timestamp};
-use eventsys_store::{Completion, Finished, IdempotencyClaim, Recorded, Store, StoreError};
+use eventsys_store::{
+    Begun, CommandRecord, Completion, Finished, IdempotencyClaim, Recorded, Store, StoreError,
+};
 
 use crate::{command_at, contract};
 
@@ -17,6 +19,7 @@ contract!(
     withdrawing_a_missing_command_says_nothing_is_left,
     a_started_command_cannot_be_withdrawn,
     processing_begins_once,
+    a_delivery_not_as_recorded_changes_nothing,
     a_command_finishes_once,
     stale_commands_are_the_accepted_ones_oldest_first,
     a_reopened_command_is_stale_only_after_its_reopening,
@@ -30,6 +33,18 @@ fn claim(key: &str, fingerprint: &str) -> IdempotencyClaim {
         fingerprint: fingerprint.into(),
         expires_at: Timestamp::now() + Duration::from_secs(3600),
     }
+}
+
+/// Begins `record` as a delivery of it exactly as recorded would.
+async fn begin(store: &dyn Store, record: &CommandRecord) -> Begun {
+    store
+        .begin_processing(
+            record.command_id,
+            record.message.as_bytes(),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap()
 }
 
 fn failed(id: CommandId) -> Completion {
@@ -151,10 +166,7 @@ async fn withdrawing_a_missing_command_says_nothing_is_left(store: &dyn Store) {
 async fn a_started_command_cannot_be_withdrawn(store: &dyn Store) {
     let record = command_at("ann", Timestamp::now());
     store.record_command(&record, None).await.unwrap();
-    store
-        .begin_processing(record.command_id, Timestamp::now())
-        .await
-        .unwrap();
+    begin(store, &record).await;
     assert!(
         !store
             .withdraw_command(record.command_id, None)
@@ -166,44 +178,67 @@ async fn a_started_command_cannot_be_withdrawn(store: &dyn Store) {
 }
 
 async fn processing_begins_once(store: &dyn Store) {
-    assert_eq!(
-        store
-            .begin_processing(CommandId::generate(), Timestamp::now())
-            .await
-            .unwrap(),
-        None
-    );
+    let never = command_at("ann", Timestamp::now());
+    assert_eq!(begin(store, &never).await, Begun::NotRecorded);
     let record = command_at("ann", Timestamp::now());
     store.record_command(&record, None).await.unwrap();
     let at = Timestamp::now();
-    let (first, started) = store
-        .begin_processing(record.command_id, at)
+    let Begun::Recorded {
+        record: first,
+        started: true,
+    } = store
+        .begin_processing(record.command_id, record.message.as_bytes(), at)
         .await
         .unwrap()
-        .unwrap();
-    assert!(started);
+    else {
+        panic!("the first delivery starts the command");
+    };
     assert_eq!(
         (first.status, first.updated_at),
         (CommandStatus::Processing, at)
     );
-    let (second, started) = store
-        .begin_processing(record.command_id, Timestamp::now())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!started);
-    assert_eq!(second, first);
+    assert_eq!(
+        begin(store, &record).await,
+        Begun::Recorded {
+            record: first,
+            started: false
+        }
+    );
     store
         .finish_command(&failed(record.command_id))
         .await
         .unwrap();
-    let (ended, started) = store
-        .begin_processing(record.command_id, Timestamp::now())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!started);
+    let Begun::Recorded {
+        record: ended,
+        started: false,
+    } = begin(store, &record).await
+    else {
+        panic!("a finished command is found, not started");
+    };
     assert_eq!(ended.status, CommandStatus::Failed);
+}
+
+/// A delivery that names a recorded command but is not it, byte for byte,
+/// changes nothing: the command stays `accepted` for its real message.
+async fn a_delivery_not_as_recorded_changes_nothing(store: &dyn Store) {
+    let record = command_at("ann", Timestamp::now());
+    store.record_command(&record, None).await.unwrap();
+    for forged in [
+        format!("{} ", record.message).into_bytes(),
+        vec![0xff, 0xfe],
+    ] {
+        assert_eq!(
+            store
+                .begin_processing(record.command_id, &forged, Timestamp::now())
+                .await
+                .unwrap(),
+            Begun::NotAsRecorded
+        );
+    }
+    assert_eq!(
+        store.command(record.command_id).await.unwrap(),
+        Some(record)
+    );
 }
 
 async fn a_command_finishes_once(store: &dyn Store) {
@@ -236,10 +271,7 @@ async fn stale_commands_are_the_accepted_ones_oldest_first(store: &dyn Store) {
         store.record_command(record, None).await.unwrap();
     }
     // One starts, one finishes: neither is stale any more.
-    store
-        .begin_processing(records[1].command_id, Timestamp::now())
-        .await
-        .unwrap();
+    begin(store, &records[1]).await;
     store
         .finish_command(&failed(records[2].command_id))
         .await
@@ -291,10 +323,7 @@ async fn a_reopened_command_is_stale_only_after_its_reopening(store: &dyn Store)
         .unwrap();
     assert!(later.iter().any(|r| r.command_id == record.command_id));
     // Starting it takes it out of the index again, wherever it was keyed.
-    store
-        .begin_processing(record.command_id, Timestamp::now())
-        .await
-        .unwrap();
+    begin(store, &record).await;
     let after = store
         .stale_commands(Timestamp::now() + Duration::from_secs(1), 100)
         .await

@@ -19,7 +19,7 @@ use eventsys_messages::{
     Action, CommandEnvelope, CommandError, CommandId, CommandStatus, Event, EventEnvelope, Reason,
     Timestamp, UserId, event::CommandUpdated, failpoint, trace,
 };
-use eventsys_store::{CommandRecord, Completion, Finished};
+use eventsys_store::{Begun, CommandRecord, Completion, Finished};
 
 use crate::{Deps, WorkError, notification, registration, ticketing};
 
@@ -106,16 +106,23 @@ pub(crate) async fn carry_out(
     command: &CommandEnvelope,
 ) -> Result<(), WorkError> {
     let id = command.command_id();
-    let Some((record, started)) = deps.store.begin_processing(id, Timestamp::now()).await? else {
-        return Err(WorkError::Poison(format!(
-            "command {id} was never recorded"
-        )));
+    let begun = deps
+        .store
+        .begin_processing(id, &work.message.body, Timestamp::now())
+        .await?;
+    let (record, started) = match begun {
+        Begun::Recorded { record, started } => (record, started),
+        Begun::NotRecorded => {
+            return Err(WorkError::Poison(format!(
+                "command {id} was never recorded"
+            )));
+        }
+        Begun::NotAsRecorded => {
+            return Err(WorkError::Poison(format!(
+                "message differs from the record of command {id}"
+            )));
+        }
     };
-    if !record.is_recorded_as(&work.message.body) {
-        return Err(WorkError::Poison(format!(
-            "message differs from the record of command {id}"
-        )));
-    }
     let executed = if record.status.is_terminal() {
         tracing::info!(command = %id, status = record.status.as_str(), "already finished; announcing again");
         act(deps, command, Step::Recall(&record)).await?
@@ -212,4 +219,252 @@ pub(crate) async fn end_without_effect(
         }),
         Finished::Already => Executed::Already,
     })
+}
+
+/// The lifecycle on the embedded store and queue, called directly: what
+/// it writes, what it announces, and what it refuses.
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use eventsys_bus::{Bus, Subscription};
+    use eventsys_bus_embedded::EmbeddedBus;
+    use eventsys_messages::{
+        EventId, EventSpec, EventStatus, OrderId, PlaceOrder, TicketTypeId, TicketTypeSpec,
+    };
+    use eventsys_store::{EventRecord, Store};
+    use eventsys_store_embedded::EmbeddedStore;
+
+    use super::*;
+
+    struct Setup {
+        deps: Deps,
+        feed: Box<dyn Subscription>,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Setup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    async fn setup() -> Setup {
+        let dir = std::env::temp_dir()
+            .join("eventsys-lifecycle")
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = EmbeddedStore::open(&dir.join("store.redb")).unwrap();
+        let bus = EmbeddedBus::open(&dir.join("queue.redb")).unwrap();
+        let feed = bus.broadcast(&["#"]).await.unwrap();
+        Setup {
+            deps: Deps {
+                store: Arc::new(store),
+                bus: Arc::new(bus),
+            },
+            feed,
+            dir,
+        }
+    }
+
+    /// An event of `seats` seats, written as the registration rule would.
+    async fn event(store: &dyn Store, seats: u32) -> (EventId, TicketTypeId) {
+        let (event_id, tt) = (EventId::generate(), TicketTypeId::generate());
+        let now = Timestamp::now();
+        let record = EventRecord {
+            event_id,
+            organizer_id: UserId::parse("olga").unwrap(),
+            spec: EventSpec {
+                name: "RustConf".into(),
+                description: String::new(),
+                venue: "Hall 1".into(),
+                starts_at: "2030-06-01T18:00:00Z".parse().unwrap(),
+                ends_at: "2030-06-01T23:00:00Z".parse().unwrap(),
+                capacity: seats,
+                max_per_order: 10,
+                status: EventStatus::Published,
+                ticket_types: vec![TicketTypeSpec {
+                    ticket_type_id: tt,
+                    name: "General".into(),
+                    price_minor: 0,
+                    currency: "EUR".into(),
+                    quota: seats,
+                }],
+            },
+            created_at: now,
+            updated_at: now,
+        };
+        let create = CommandEnvelope::new(
+            UserId::parse("olga").unwrap(),
+            Action::CreateEvent(eventsys_messages::CreateEvent {
+                event_id,
+                spec: record.spec.clone(),
+            }),
+        );
+        let done = record_command(store, &create).await;
+        store.create_event(&record, &done).await.unwrap();
+        (event_id, tt)
+    }
+
+    /// Records `command` as the API does; returns how it would succeed.
+    async fn record_command(store: &dyn Store, command: &CommandEnvelope) -> Completion {
+        let record = CommandRecord {
+            command_id: command.command_id(),
+            kind: command.action.kind().to_owned(),
+            issuer: command.issuer.clone(),
+            status: CommandStatus::Accepted,
+            submitted_at: command.occurred_at,
+            updated_at: command.occurred_at,
+            resources: command.action.resources(),
+            result: None,
+            error: None,
+            message: String::from_utf8(command.to_json()).unwrap(),
+        };
+        store.record_command(&record, None).await.unwrap();
+        Completion::succeeded(command.command_id(), Default::default())
+    }
+
+    fn order(event_id: EventId, tt: TicketTypeId) -> CommandEnvelope {
+        CommandEnvelope::new(
+            UserId::parse("ann").unwrap(),
+            Action::PlaceOrder(PlaceOrder {
+                order_id: OrderId::generate(),
+                event_id,
+                ticket_type_id: tt,
+                quantity: 2,
+            }),
+        )
+    }
+
+    fn work(message: &Message) -> Work<'_> {
+        Work {
+            message,
+            previous_deliveries: 0,
+        }
+    }
+
+    /// The types and ids of what was announced since the last call.
+    async fn announced(feed: &mut Box<dyn Subscription>) -> Vec<(String, uuid::Uuid)> {
+        let mut seen = Vec::new();
+        while let Ok(Some(delivery)) =
+            tokio::time::timeout(Duration::from_millis(200), feed.next()).await
+        {
+            let envelope: EventEnvelope = serde_json::from_slice(&delivery.message.body).unwrap();
+            let kind = match &envelope.event {
+                Event::CommandUpdated(u) => format!("command.updated:{}", u.status.as_str()),
+                other => other.kind().to_owned(),
+            };
+            seen.push((kind, envelope.message_id));
+            delivery.ack().await.unwrap();
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn a_command_is_carried_out_once_and_announced_again_the_same() {
+        let mut s = setup().await;
+        let (event_id, tt) = event(&*s.deps.store, 5).await;
+        let command = order(event_id, tt);
+        record_command(&*s.deps.store, &command).await;
+        let message = Message::command(&command, None);
+
+        carry_out(&s.deps, work(&message), &command).await.unwrap();
+        let first = announced(&mut s.feed).await;
+        let kinds: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "command.updated:processing",
+                "ticket.sold",
+                "event.updated",
+                "command.updated:succeeded"
+            ]
+        );
+        let record = s.deps.store.command(command.command_id()).await.unwrap();
+        assert_eq!(record.unwrap().status, CommandStatus::Succeeded);
+
+        // Delivered again: nothing written, the same outcome said again.
+        carry_out(&s.deps, work(&message), &command).await.unwrap();
+        let again = announced(&mut s.feed).await;
+        let remaining = s.deps.store.event(event_id).await.unwrap().unwrap();
+        assert_eq!(remaining.inventory.remaining, 3, "two seats, taken once");
+        let ids = |seen: &[(String, uuid::Uuid)]| -> Vec<uuid::Uuid> {
+            seen.iter()
+                .filter(|(k, _)| k == "ticket.sold" || k.ends_with(":succeeded"))
+                .map(|(_, id)| *id)
+                .collect()
+        };
+        assert_eq!(ids(&again), ids(&first));
+    }
+
+    #[tokio::test]
+    async fn a_message_not_as_recorded_is_poison_and_changes_nothing() {
+        let mut s = setup().await;
+        let (event_id, tt) = event(&*s.deps.store, 5).await;
+        let command = order(event_id, tt);
+        record_command(&*s.deps.store, &command).await;
+        // Same id, another quantity: a forgery.
+        let mut forged = command.clone();
+        if let Action::PlaceOrder(p) = &mut forged.action {
+            p.quantity = 5;
+        }
+        let message = Message::command(&forged, None);
+        let err = carry_out(&s.deps, work(&message), &forged)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WorkError::Poison(_)), "{err}");
+        // Never recorded at all.
+        let stranger = order(event_id, tt);
+        let message = Message::command(&stranger, None);
+        let err = carry_out(&s.deps, work(&message), &stranger)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WorkError::Poison(_)), "{err}");
+        let counters = s.deps.store.event(event_id).await.unwrap().unwrap();
+        assert_eq!(counters.inventory.remaining, 5);
+        let kinds: Vec<String> = announced(&mut s.feed)
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert!(kinds.is_empty(), "{kinds:?}");
+        let untouched = s.deps.store.command(command.command_id()).await.unwrap();
+        assert_eq!(
+            untouched.map(|r| r.status),
+            Some(CommandStatus::Accepted),
+            "a forgery does not start the command it names"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sold_out_order_is_rejected_and_said_so_once_per_delivery() {
+        let mut s = setup().await;
+        let (event_id, tt) = event(&*s.deps.store, 1).await;
+        let command = order(event_id, tt);
+        record_command(&*s.deps.store, &command).await;
+        let message = Message::command(&command, None);
+        carry_out(&s.deps, work(&message), &command).await.unwrap();
+        let record = s
+            .deps
+            .store
+            .command(command.command_id())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.status, CommandStatus::Rejected);
+        assert_eq!(record.error.map(|e| e.code), Some(Reason::SoldOut));
+        let kinds: Vec<String> = announced(&mut s.feed)
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "command.updated:processing",
+                "order.rejected",
+                "command.updated:rejected"
+            ]
+        );
+    }
 }

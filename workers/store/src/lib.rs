@@ -20,8 +20,8 @@ pub mod records;
 pub use error::{Cause, StoreError};
 pub use inventory::{Inventory, TypeSlice};
 pub use ports::{
-    CheckInOutcome, CommandLog, EventStore, Finished, NotificationStore, OrderStore, PlaceOutcome,
-    Recorded, Store,
+    Begun, CheckInOutcome, CommandLog, EventStore, Finished, NotificationStore, OrderStore,
+    PlaceOutcome, Recorded, Store,
 };
 pub use records::*;
 

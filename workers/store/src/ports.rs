@@ -28,6 +28,22 @@ pub enum Recorded {
     },
 }
 
+/// What beginning to process a delivered command found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Begun {
+    /// No command has this id.
+    NotRecorded,
+    /// A command has this id, but the delivery is not that command exactly
+    /// as recorded (a forgery, or garbage): nothing was changed.
+    NotAsRecorded,
+    /// The command as it now stands; `started` says whether this call moved
+    /// it from `accepted` to `processing`.
+    Recorded {
+        record: Box<CommandRecord>,
+        started: bool,
+    },
+}
+
 /// The outcome of finishing a command, with or without an effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Finished {
@@ -75,14 +91,16 @@ pub trait CommandLog: Send + Sync {
 
     async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError>;
 
-    /// Moves an `accepted` command to `processing`. Returns the record as it
-    /// now stands and whether this call made the move; `None` if the command
-    /// was never recorded.
+    /// Moves an `accepted` command to `processing`, on condition that
+    /// `message` is the command exactly as recorded (see
+    /// [`CommandRecord::is_recorded_as`]): a delivery that is not changes
+    /// nothing.
     async fn begin_processing(
         &self,
         id: CommandId,
+        message: &[u8],
         at: Timestamp,
-    ) -> Result<Option<(CommandRecord, bool)>, StoreError>;
+    ) -> Result<Begun, StoreError>;
 
     /// Ends a command that has no effect to write (a rejection, a failure).
     async fn finish_command(&self, done: &Completion) -> Result<Finished, StoreError>;

@@ -17,7 +17,7 @@ use crate::{
 };
 use eventsys_store::{
     StoreError,
-    ports::{CommandLog, Finished, Recorded},
+    ports::{Begun, CommandLog, Finished, Recorded},
     records::{CommandRecord, Completion, IdempotencyClaim},
     sortable,
 };
@@ -251,8 +251,16 @@ impl CommandLog for DynamoStore {
     async fn begin_processing(
         &self,
         id: CommandId,
+        message: &[u8],
         at: Timestamp,
-    ) -> Result<Option<(CommandRecord, bool)>, StoreError> {
+    ) -> Result<Begun, StoreError> {
+        // Whatever is not text cannot be a recorded command.
+        let Ok(text) = std::str::from_utf8(message) else {
+            return Ok(match self.command(id).await? {
+                Some(_) => Begun::NotAsRecorded,
+                None => Begun::NotRecorded,
+            });
+        };
         let result = self
             .client
             .update_item()
@@ -261,19 +269,26 @@ impl CommandLog for DynamoStore {
             .update_expression(
                 "SET #s = :processing, updated_at = :at REMOVE pending, pending_sort",
             )
-            .condition_expression("#s = :accepted")
+            .condition_expression("#s = :accepted AND #m = :message")
             .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#m", "message")
             .expression_attribute_values(":processing", s(CommandStatus::Processing.as_str()))
             .expression_attribute_values(":accepted", s(CommandStatus::Accepted.as_str()))
+            .expression_attribute_values(":message", s(text))
             .expression_attribute_values(":at", s(at.to_string()))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
+        let found: Option<CommandRecord> = match result {
             Ok(out) => match out.attributes {
-                Some(item) => Ok(Some((from_item(item)?, true))),
-                None => Err(StoreError::corrupt("update returned no attributes")),
+                Some(item) => {
+                    return Ok(Begun::Recorded {
+                        record: Box::new(from_item(item)?),
+                        started: true,
+                    });
+                }
+                None => return Err(StoreError::corrupt("an update returned no attributes")),
             },
             Err(err) => {
                 let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) =
@@ -282,12 +297,20 @@ impl CommandLog for DynamoStore {
                     return Err(classify(err));
                 };
                 match ccf.item().cloned() {
-                    Some(item) => Ok(Some((from_item(item)?, false))),
+                    Some(item) => Some(from_item(item)?),
                     // Some servers do not return the old item: read it.
-                    None => Ok(self.command(id).await?.map(|r| (r, false))),
+                    None => self.command(id).await?,
                 }
             }
-        }
+        };
+        Ok(match found {
+            None => Begun::NotRecorded,
+            Some(record) if !record.is_recorded_as(message) => Begun::NotAsRecorded,
+            Some(record) => Begun::Recorded {
+                record: Box::new(record),
+                started: false,
+            },
+        })
     }
 
     async fn stale_commands(

@@ -10,7 +10,7 @@ use crate::{
 };
 use eventsys_store::{
     StoreError,
-    ports::{CommandLog, Finished, Recorded},
+    ports::{Begun, CommandLog, Finished, Recorded},
     records::{CommandRecord, Completion, IdempotencyClaim, Page},
     sortable,
 };
@@ -155,23 +155,31 @@ impl CommandLog for EmbeddedStore {
     async fn begin_processing(
         &self,
         id: CommandId,
+        message: &[u8],
         at: Timestamp,
-    ) -> Result<Option<(CommandRecord, bool)>, StoreError> {
+    ) -> Result<Begun, StoreError> {
+        let message = message.to_vec();
         // Losing this in a crash is harmless: the command is simply still `accepted`.
         self.write_with(Durability::None, move |txn| {
             let mut commands = open(txn, COMMANDS)?;
             let key = id.to_string();
             let Some(mut record) = get::<CommandRecord>(&commands, &key)? else {
-                return Ok(None);
+                return Ok(Begun::NotRecorded);
             };
-            if record.status != CommandStatus::Accepted {
-                return Ok(Some((record, false)));
+            if !record.is_recorded_as(&message) {
+                return Ok(Begun::NotAsRecorded);
             }
-            unpend(txn, &record)?;
-            record.status = CommandStatus::Processing;
-            record.updated_at = at;
-            put(&mut commands, &key, &record)?;
-            Ok(Some((record, true)))
+            let started = record.status == CommandStatus::Accepted;
+            if started {
+                unpend(txn, &record)?;
+                record.status = CommandStatus::Processing;
+                record.updated_at = at;
+                put(&mut commands, &key, &record)?;
+            }
+            Ok(Begun::Recorded {
+                record: Box::new(record),
+                started,
+            })
         })
         .await
     }
