@@ -5,7 +5,7 @@ use axum::{
     extract::{Path, State},
 };
 use eventsys_messages::CommandId;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{AppState, auth::Caller, input::path_id, problem::Problem, views};
 
@@ -21,5 +21,5 @@ pub async fn get(
         .await?
         .filter(|r| r.issuer == caller.user || caller.is_admin())
         .ok_or_else(|| Problem::not_found("command"))?;
-    Ok(Json(views::command(&record)))
+    Ok(Json(json!(views::command(&record))))
 }

@@ -10,7 +10,7 @@ use eventsys_messages::{
     spec::DEFAULT_MAX_PER_ORDER,
 };
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{
     AppState,
@@ -111,7 +111,7 @@ pub async fn list(State(state): State<AppState>, paging: Paging) -> Result<Json<
     let request = paging.request(&state.cursors, "events")?;
     let page = state.store.published_events(&request).await?;
     Ok(Json(views::page(
-        page,
+        &page,
         &state.cursors,
         "events",
         views::event,
@@ -134,7 +134,7 @@ pub async fn get(
     {
         return Err(Problem::not_found("event"));
     }
-    Ok(Json(views::event(&snapshot)))
+    Ok(Json(json!(views::event(&snapshot))))
 }
 
 /// Organizers manage their own events; admins manage all.

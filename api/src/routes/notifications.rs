@@ -25,10 +25,10 @@ pub async fn mine(
     let request = paging.request(&state.cursors, &list)?;
     let page = state.store.notifications(&caller.user, &request).await?;
     Ok(Json(views::page(
-        page,
+        &page,
         &state.cursors,
         &list,
-        views::notification,
+        std::convert::identity,
     )))
 }
 

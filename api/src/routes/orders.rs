@@ -8,7 +8,7 @@ use axum::{
 };
 use eventsys_messages::{Action, EventId, EventStatus, OrderId, PlaceOrder, rules};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::events::may_manage;
 use crate::{
@@ -78,12 +78,10 @@ pub async fn get(
         .await?
         .filter(|o| o.buyer_id == caller.user || caller.is_admin())
         .ok_or_else(|| Problem::not_found("order"))?;
-    let tickets = state
-        .store
-        .tickets(&order.ticket_ids)
-        .await?
+    let tickets = state.store.tickets(&order.ticket_ids).await?;
+    let tickets = tickets
         .iter()
         .map(|t| views::ticket(t, Some(state.codes.code(t.event_id, t.ticket_id))))
         .collect();
-    Ok(Json(views::order(&order, tickets)))
+    Ok(Json(json!(views::order(&order, tickets))))
 }

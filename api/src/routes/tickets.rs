@@ -33,10 +33,9 @@ pub async fn mine(
     let list = format!("tickets:{}", caller.user);
     let request = paging.request(&state.cursors, &list)?;
     let page = state.store.tickets_of(&caller.user, &request).await?;
-    let with_code = |t: &eventsys_store::TicketRecord| {
+    Ok(Json(views::page(&page, &state.cursors, &list, |t| {
         views::ticket(t, Some(state.codes.code(t.event_id, t.ticket_id)))
-    };
-    Ok(Json(views::page(page, &state.cursors, &list, with_code)))
+    })))
 }
 
 pub async fn get(
@@ -61,7 +60,7 @@ pub async fn get(
         return Err(Problem::not_found("ticket"));
     }
     let code = state.codes.code(ticket.event_id, ticket.ticket_id);
-    Ok(Json(views::ticket(&ticket, Some(code))))
+    Ok(Json(json!(views::ticket(&ticket, Some(code)))))
 }
 
 #[derive(Deserialize)]
