@@ -14,7 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use eventsys_bus::{BusError, Exchange, Message};
-use eventsys_messages::{Action, CommandEnvelope, CommandStatus, Timestamp, failpoint, trace};
+use eventsys_messages::{Action, CommandEnvelope, Timestamp, failpoint, trace};
 use eventsys_store::{CommandRecord, IdempotencyClaim, Recorded};
 
 use crate::{
@@ -67,20 +67,8 @@ impl AppState {
             });
         let wait = request.wait.or(default_wait);
         let traceparent = trace::child_of(request.traceparent.as_deref());
-        let resources = action.resources();
         let envelope = CommandEnvelope::new(caller.user.clone(), action);
-        let record = CommandRecord {
-            command_id: envelope.command_id(),
-            kind: envelope.action.kind().to_owned(),
-            issuer: caller.user.clone(),
-            status: CommandStatus::Accepted,
-            submitted_at: envelope.occurred_at,
-            updated_at: envelope.occurred_at,
-            resources,
-            result: None,
-            error: None,
-            message: String::from_utf8_lossy(&envelope.to_json()).into_owned(),
-        };
+        let record = CommandRecord::accepted(&envelope);
         // Listen before publishing: the outcome may come back very fast.
         let finished = wait.map(|_| self.hub.wait_for(record.command_id));
 
@@ -219,7 +207,9 @@ mod tests {
     use axum::{body::Body, extract::FromRequest};
     use eventsys_bus::Bus;
     use eventsys_bus_embedded::EmbeddedBus;
-    use eventsys_messages::{CommandId, MarkNotificationRead, NotificationId, UserId, WorkQueue};
+    use eventsys_messages::{
+        CommandId, CommandStatus, MarkNotificationRead, NotificationId, UserId, WorkQueue,
+    };
     use eventsys_store::Store;
     use eventsys_store_embedded::EmbeddedStore;
     use tokio_util::sync::CancellationToken;

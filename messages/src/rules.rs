@@ -65,31 +65,16 @@ pub fn admission(found: Option<(EventId, TicketStatus)>, event: EventId) -> Resu
 
 #[cfg(test)]
 mod tests {
-    use crate::{TicketTypeId, spec::DEFAULT_MAX_PER_ORDER};
+    use crate::spec::DEFAULT_MAX_PER_ORDER;
 
     use super::*;
 
     fn spec(types: &[&str]) -> EventSpec {
-        EventSpec {
-            name: "RustConf".into(),
-            description: String::new(),
-            venue: "Hall 1".into(),
-            starts_at: "2030-01-01T18:00:00Z".parse().unwrap(),
-            ends_at: "2030-01-01T22:00:00Z".parse().unwrap(),
-            capacity: 100,
-            max_per_order: DEFAULT_MAX_PER_ORDER,
-            status: EventStatus::Published,
-            ticket_types: types
-                .iter()
-                .map(|name| TicketTypeSpec {
-                    ticket_type_id: TicketTypeId::generate(),
-                    name: (*name).into(),
-                    price_minor: 0,
-                    currency: "EUR".into(),
-                    quota: 100,
-                })
-                .collect(),
+        let mut spec = EventSpec::sample(100, &vec![100; types.len()]);
+        for (tt, name) in spec.ticket_types.iter_mut().zip(types) {
+            tt.name = (*name).into();
         }
+        spec
     }
 
     #[test]

@@ -98,6 +98,33 @@ impl FieldError {
 }
 
 impl EventSpec {
+    /// A small valid published event on 2030-06-01, 18:00 to 23:00 UTC, for
+    /// examples and tests: `capacity`
+    /// seats and one free ticket type (`type 0`, `type 1`, ...) per quota.
+    pub fn sample(capacity: u32, quotas: &[u32]) -> Self {
+        Self {
+            name: "RustConf".into(),
+            description: String::new(),
+            venue: "Hall 1".into(),
+            starts_at: Timestamp::from_second(1_906_567_200).unwrap_or_default(),
+            ends_at: Timestamp::from_second(1_906_585_200).unwrap_or_default(),
+            capacity,
+            max_per_order: DEFAULT_MAX_PER_ORDER,
+            status: EventStatus::Published,
+            ticket_types: quotas
+                .iter()
+                .enumerate()
+                .map(|(i, &quota)| TicketTypeSpec {
+                    ticket_type_id: TicketTypeId::generate(),
+                    name: format!("type {i}"),
+                    price_minor: 0,
+                    currency: "EUR".into(),
+                    quota,
+                })
+                .collect(),
+        }
+    }
+
     /// Every limit of the contract, reported all at once.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -211,23 +238,7 @@ mod tests {
     use super::*;
 
     fn spec() -> EventSpec {
-        EventSpec {
-            name: "RustConf".into(),
-            description: String::new(),
-            venue: "Hall 1".into(),
-            starts_at: "2030-01-01T18:00:00Z".parse().unwrap(),
-            ends_at: "2030-01-01T22:00:00Z".parse().unwrap(),
-            capacity: 100,
-            max_per_order: DEFAULT_MAX_PER_ORDER,
-            status: EventStatus::Published,
-            ticket_types: vec![TicketTypeSpec {
-                ticket_type_id: TicketTypeId::generate(),
-                name: "General".into(),
-                price_minor: 0,
-                currency: "EUR".into(),
-                quota: 100,
-            }],
-        }
+        EventSpec::sample(100, &[100])
     }
 
     fn fields(spec: &EventSpec) -> Vec<String> {

@@ -16,8 +16,7 @@ mod orders;
 use std::{path::PathBuf, sync::Arc};
 
 use eventsys_messages::{
-    CommandId, CommandResult, CommandStatus, EventId, EventSpec, EventStatus, TicketTypeId,
-    TicketTypeSpec, Timestamp, UserId,
+    CommandId, CommandResult, CommandStatus, EventId, EventSpec, Timestamp, UserId,
 };
 use eventsys_store::{CommandRecord, Completion, EventRecord, Store};
 use eventsys_store_dynamodb::{DynamoConfig, DynamoStore};
@@ -130,27 +129,7 @@ pub fn event(capacity: u32, quotas: &[u32]) -> EventRecord {
     EventRecord {
         event_id: EventId::generate(),
         organizer_id: user("olga"),
-        spec: EventSpec {
-            name: "RustConf".into(),
-            description: String::new(),
-            venue: "Hall 1".into(),
-            starts_at: "2030-06-01T18:00:00Z".parse().expect("a time"),
-            ends_at: "2030-06-01T23:00:00Z".parse().expect("a time"),
-            capacity,
-            max_per_order: 10,
-            status: EventStatus::Published,
-            ticket_types: quotas
-                .iter()
-                .enumerate()
-                .map(|(i, &quota)| TicketTypeSpec {
-                    ticket_type_id: TicketTypeId::generate(),
-                    name: format!("type {i}"),
-                    price_minor: 0,
-                    currency: "EUR".into(),
-                    quota,
-                })
-                .collect(),
-        },
+        spec: EventSpec::sample(capacity, quotas),
         created_at: now,
         updated_at: now,
     }

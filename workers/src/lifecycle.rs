@@ -229,9 +229,7 @@ mod tests {
 
     use eventsys_bus::{Bus, Subscription};
     use eventsys_bus_embedded::EmbeddedBus;
-    use eventsys_messages::{
-        EventId, EventSpec, EventStatus, OrderId, PlaceOrder, TicketTypeId, TicketTypeSpec,
-    };
+    use eventsys_messages::{EventId, EventSpec, OrderId, PlaceOrder, TicketTypeId};
     use eventsys_store::{EventRecord, Store};
     use eventsys_store_embedded::EmbeddedStore;
 
@@ -269,28 +267,12 @@ mod tests {
 
     /// An event of `seats` seats, written as the registration rule would.
     async fn event(store: &dyn Store, seats: u32) -> (EventId, TicketTypeId) {
-        let (event_id, tt) = (EventId::generate(), TicketTypeId::generate());
+        let event_id = EventId::generate();
         let now = Timestamp::now();
         let record = EventRecord {
             event_id,
             organizer_id: UserId::parse("olga").unwrap(),
-            spec: EventSpec {
-                name: "RustConf".into(),
-                description: String::new(),
-                venue: "Hall 1".into(),
-                starts_at: "2030-06-01T18:00:00Z".parse().unwrap(),
-                ends_at: "2030-06-01T23:00:00Z".parse().unwrap(),
-                capacity: seats,
-                max_per_order: 10,
-                status: EventStatus::Published,
-                ticket_types: vec![TicketTypeSpec {
-                    ticket_type_id: tt,
-                    name: "General".into(),
-                    price_minor: 0,
-                    currency: "EUR".into(),
-                    quota: seats,
-                }],
-            },
+            spec: EventSpec::sample(seats, &[seats]),
             created_at: now,
             updated_at: now,
         };
@@ -303,23 +285,12 @@ mod tests {
         );
         let done = record_command(store, &create).await;
         store.create_event(&record, &done).await.unwrap();
-        (event_id, tt)
+        (event_id, record.spec.ticket_types[0].ticket_type_id)
     }
 
     /// Records `command` as the API does; returns how it would succeed.
     async fn record_command(store: &dyn Store, command: &CommandEnvelope) -> Completion {
-        let record = CommandRecord {
-            command_id: command.command_id(),
-            kind: command.action.kind().to_owned(),
-            issuer: command.issuer.clone(),
-            status: CommandStatus::Accepted,
-            submitted_at: command.occurred_at,
-            updated_at: command.occurred_at,
-            resources: command.action.resources(),
-            result: None,
-            error: None,
-            message: String::from_utf8(command.to_json()).unwrap(),
-        };
+        let record = CommandRecord::accepted(command);
         store.record_command(&record, None).await.unwrap();
         Completion::succeeded(command.command_id(), Default::default())
     }

@@ -63,17 +63,7 @@ pub(crate) async fn place_order(
         })
         .collect();
     let ticket_ids: Vec<TicketId> = tickets.iter().map(|t| t.ticket_id).collect();
-    let order = OrderRecord {
-        order_id: p.order_id,
-        event_id: p.event_id,
-        buyer_id: command.issuer.clone(),
-        ticket_type_id: p.ticket_type_id,
-        quantity: p.quantity,
-        status: OrderStatus::Confirmed,
-        created_at: now,
-        ticket_ids: ticket_ids.clone(),
-        rejection: None,
-    };
+    let order = order_record(command, p, now, Ok(ticket_ids.clone()));
     let done = Completion::succeeded(
         command.command_id(),
         CommandResult {
@@ -137,17 +127,7 @@ async fn reject(
     event_name: String,
     reason: CommandError,
 ) -> Result<Executed, WorkError> {
-    let order = OrderRecord {
-        order_id: p.order_id,
-        event_id: p.event_id,
-        buyer_id: command.issuer.clone(),
-        ticket_type_id: p.ticket_type_id,
-        quantity: p.quantity,
-        status: OrderStatus::Rejected,
-        created_at: Timestamp::now(),
-        ticket_ids: Vec::new(),
-        rejection: Some(reason.clone()),
-    };
+    let order = order_record(command, p, Timestamp::now(), Err(reason.clone()));
     let done = Completion::rejected(command.command_id(), reason);
     Ok(match deps.store.reject_order(&order, &done).await? {
         Finished::Now => Executed::now(Outcome {
@@ -156,6 +136,30 @@ async fn reject(
         }),
         Finished::Already => Executed::Already,
     })
+}
+
+/// The order `p` as it ends: confirmed with its tickets, or turned down.
+fn order_record(
+    command: &CommandEnvelope,
+    p: &PlaceOrder,
+    at: Timestamp,
+    outcome: Result<Vec<TicketId>, CommandError>,
+) -> OrderRecord {
+    let (status, ticket_ids, rejection) = match outcome {
+        Ok(tickets) => (OrderStatus::Confirmed, tickets, None),
+        Err(reason) => (OrderStatus::Rejected, Vec::new(), Some(reason)),
+    };
+    OrderRecord {
+        order_id: p.order_id,
+        event_id: p.event_id,
+        buyer_id: command.issuer.clone(),
+        ticket_type_id: p.ticket_type_id,
+        quantity: p.quantity,
+        status,
+        created_at: at,
+        ticket_ids,
+        rejection,
+    }
 }
 
 /// What an order's outcome means to the rest of the system.

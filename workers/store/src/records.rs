@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 pub use eventsys_messages::TicketStatus;
 use eventsys_messages::event::CommandUpdated;
 use eventsys_messages::{
-    CommandError, CommandId, CommandResult, CommandStatus, EventId, EventSpec, OrderId, TicketId,
-    TicketTypeId, Timestamp, UserId,
+    CommandEnvelope, CommandError, CommandId, CommandResult, CommandStatus, EventId, EventSpec,
+    OrderId, TicketId, TicketTypeId, Timestamp, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,23 @@ pub struct CommandRecord {
 }
 
 impl CommandRecord {
+    /// A command as the API accepts it: recorded exactly as it will be
+    /// published, with the ids of what it creates.
+    pub fn accepted(envelope: &CommandEnvelope) -> Self {
+        Self {
+            command_id: envelope.command_id(),
+            kind: envelope.action.kind().to_owned(),
+            issuer: envelope.issuer.clone(),
+            status: CommandStatus::Accepted,
+            submitted_at: envelope.occurred_at,
+            updated_at: envelope.occurred_at,
+            resources: envelope.action.resources(),
+            result: None,
+            error: None,
+            message: String::from_utf8_lossy(&envelope.to_json()).into_owned(),
+        }
+    }
+
     /// Whether an effect may still be written for this command.
     pub fn is_unfinished(&self) -> bool {
         matches!(

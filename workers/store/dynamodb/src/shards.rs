@@ -186,31 +186,10 @@ pub fn total(shards: &[Shard]) -> Inventory {
 
 #[cfg(test)]
 mod tests {
-    use eventsys_messages::{EventStatus, TicketTypeSpec};
-
     use super::*;
 
     fn spec(capacity: u32, quotas: &[u32]) -> EventSpec {
-        EventSpec {
-            name: "n".into(),
-            description: String::new(),
-            venue: "v".into(),
-            starts_at: "2030-01-01T18:00:00Z".parse().unwrap(),
-            ends_at: "2030-01-01T22:00:00Z".parse().unwrap(),
-            capacity,
-            max_per_order: 10,
-            status: EventStatus::Published,
-            ticket_types: quotas
-                .iter()
-                .map(|&quota| TicketTypeSpec {
-                    ticket_type_id: TicketTypeId::generate(),
-                    name: format!("t{quota}"),
-                    price_minor: 0,
-                    currency: "EUR".into(),
-                    quota,
-                })
-                .collect(),
-        }
+        EventSpec::sample(capacity, quotas)
     }
 
     fn shard(index: u16, remaining: u32, types: &[(TicketTypeId, u32)]) -> Shard {
