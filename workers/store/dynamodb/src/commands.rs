@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::{
 use eventsys_messages::{CommandId, CommandStatus, Timestamp};
 
 use crate::{
-    Built, DynamoStore, TxFailure, classify,
+    Built, DynamoStore, TxFailure, applied, classify,
     codec::{Item, from_item, n, s, to_item, to_value},
     schema::{PENDING_INDEX, PENDING_SHARDS},
 };
@@ -362,18 +362,7 @@ impl CommandLog for DynamoStore {
             .expression_attribute_values(":ps", s(pending_sort))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(classify(err)),
-        }
+        applied(result)
     }
 
     async fn finish_command(&self, done: &Completion) -> Result<Finished, StoreError> {

@@ -187,6 +187,25 @@ where
     error.because(err)
 }
 
+/// Whether a conditional write applied: `false` when only its condition
+/// failed, an error for anything else.
+fn applied<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(classify(err)),
+    }
+}
+
 /// Request builders fail only when a required field is missing: a bug in
 /// this adapter, never trouble in the store.
 trait Built<T> {

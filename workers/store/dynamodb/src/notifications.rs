@@ -1,14 +1,11 @@
 //! Users' notification inboxes on DynamoDB.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::{
-    operation::put_item::PutItemError,
-    types::{TransactWriteItem, Update},
-};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use eventsys_messages::{NotificationId, UserId};
 
 use crate::{
-    Built, DynamoStore, TxFailure, classify,
+    Built, DynamoStore, TxFailure, applied,
     codec::{s, to_item},
 };
 use eventsys_store::{
@@ -31,18 +28,7 @@ impl NotificationStore for DynamoStore {
             .condition_expression("attribute_not_exists(notification_id)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(classify(err)),
-        }
+        applied(result)
     }
 
     async fn notifications(
