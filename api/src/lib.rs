@@ -55,6 +55,7 @@ impl AppState {
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         secret: &[u8],
+        codes: TicketCodes,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -62,7 +63,7 @@ impl AppState {
             bus,
             auth: Arc::new(Auth::new(secret)),
             hub: Arc::new(Hub::default()),
-            codes: Arc::new(TicketCodes::new(secret)),
+            codes: Arc::new(codes),
             cursors: Arc::new(Cursors::new(secret)),
             shutdown,
         }
@@ -78,6 +79,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{event_id}/checkins", post(tickets::check_in))
         .route("/v1/orders/{order_id}", get(orders::get))
         .route("/v1/tickets/{ticket_id}", get(tickets::get))
+        .route("/v1/tickets/{ticket_id}/qr.svg", get(tickets::qr))
+        .route(
+            "/v1/events/{event_id}/verification-key",
+            get(events::verification_key),
+        )
         .route("/v1/me/tickets", get(tickets::mine))
         .route("/v1/me/notifications", get(notifications::mine))
         .route(

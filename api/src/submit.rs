@@ -215,7 +215,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::auth::Role;
+    use crate::{auth::Role, signing::TicketCodes};
 
     struct Setup {
         state: AppState,
@@ -235,10 +235,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("store.redb")).unwrap());
         let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(&dir.join("queue.redb")).unwrap());
+        let codes = TicketCodes::new(&TicketCodes::generate_seed().unwrap(), &[]).unwrap();
         let state = AppState::new(
             store,
             bus,
             b"a-secret-for-tests-only",
+            codes,
             CancellationToken::new(),
         );
         Setup { state, dir }

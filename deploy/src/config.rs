@@ -136,7 +136,7 @@ pub struct Settings {
         global = true
     )]
     pub dynamodb_seats_per_shard: u32,
-    /// HS256 secret for tokens, ticket codes and cursors.
+    /// HS256 secret for tokens and cursors.
     #[arg(
         long,
         env = "EVENTSYS_JWT_SECRET",
@@ -144,6 +144,25 @@ pub struct Settings {
         global = true
     )]
     pub jwt_secret: Option<String>,
+    /// Ed25519 key that signs ticket codes: 32 random bytes, base64
+    /// (`head -c 32 /dev/urandom | base64`). Not the token secret.
+    #[arg(
+        long,
+        env = "EVENTSYS_TICKET_SIGNING_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub ticket_signing_key: Option<String>,
+    /// Public keys (base64url, as the verification-key JWK Set shows them)
+    /// of signing keys retired by a rotation: the codes they signed still
+    /// admit. Comma-separated.
+    #[arg(
+        long,
+        env = "EVENTSYS_TICKET_RETIRED_KEYS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub ticket_retired_keys: Vec<String>,
     /// Where the embedded store and queue keep their files.
     #[arg(
         long,

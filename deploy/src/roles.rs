@@ -4,7 +4,7 @@
 use std::{path::Path, sync::Arc};
 
 use anyhow::{Context, bail};
-use eventsys_api::AppState;
+use eventsys_api::{AppState, signing::TicketCodes};
 use eventsys_bus::Bus;
 use eventsys_bus_embedded::EmbeddedBus;
 use eventsys_bus_rabbitmq::RabbitBus;
@@ -106,15 +106,43 @@ pub fn secret(settings: &Settings) -> anyhow::Result<String> {
     match settings.jwt_secret.as_deref() {
         Some(secret) if secret.len() >= 16 => Ok(secret.to_owned()),
         Some(_) => bail!("EVENTSYS_JWT_SECRET must be at least 16 characters"),
-        None if embedded(settings) => kept_secret(data_dir(settings)?),
-        None => {
-            bail!("set EVENTSYS_JWT_SECRET (tokens, ticket codes and cursors are signed with it)")
-        }
+        None if embedded(settings) => kept(data_dir(settings)?, "jwt-secret", || {
+            Ok(format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ))
+        }),
+        None => bail!("set EVENTSYS_JWT_SECRET (tokens and cursors are signed with it)"),
     }
 }
 
-fn kept_secret(dir: &Path) -> anyhow::Result<String> {
-    let path = dir.join("jwt-secret");
+/// What signs and verifies ticket codes. The key is required outside
+/// embedded mode; embedded mode makes one on first start and keeps it in
+/// the data directory.
+fn ticket_codes(settings: &Settings) -> anyhow::Result<TicketCodes> {
+    let seed = match settings.ticket_signing_key.as_deref() {
+        Some(seed) => seed.to_owned(),
+        None if embedded(settings) => kept(data_dir(settings)?, "ticket-signing-key", || {
+            Ok(TicketCodes::generate_seed()?)
+        })?,
+        None => bail!(
+            "set EVENTSYS_TICKET_SIGNING_KEY to 32 random bytes, base64 \
+             (`head -c 32 /dev/urandom | base64`): it signs ticket codes"
+        ),
+    };
+    TicketCodes::new(&seed, &settings.ticket_retired_keys)
+        .context("EVENTSYS_TICKET_SIGNING_KEY or EVENTSYS_TICKET_RETIRED_KEYS")
+}
+
+/// The secret kept in `dir/name`, made by `make` (and kept, readable by
+/// this user only) on first use.
+fn kept(
+    dir: &Path,
+    name: &str,
+    make: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<String> {
+    let path = dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(secret) if secret.trim().len() >= 16 => return Ok(secret.trim().to_owned()),
         Ok(_) => bail!(
@@ -126,11 +154,7 @@ fn kept_secret(dir: &Path) -> anyhow::Result<String> {
         }
         Err(_) => {}
     }
-    let secret = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let secret = make()?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -139,7 +163,7 @@ fn kept_secret(dir: &Path) -> anyhow::Result<String> {
         .open(&path)
         .with_context(|| format!("creating {}", path.display()))?;
     std::io::Write::write_all(&mut file, secret.as_bytes())?;
-    tracing::info!(path = %path.display(), "generated a signing secret");
+    tracing::info!(path = %path.display(), "generated a secret");
     Ok(secret)
 }
 
@@ -198,6 +222,7 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::
         backends.store.clone(),
         backends.bus.clone(),
         secret.as_bytes(),
+        ticket_codes(settings)?,
         shutdown,
     );
     eventsys_api::serve(listener, state, settings.serving()).await?;
@@ -215,6 +240,7 @@ pub async fn api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         backends.store.clone(),
         backends.bus.clone(),
         secret.as_bytes(),
+        ticket_codes(settings)?,
         shutdown,
     );
     eventsys_api::serve(listener, state, settings.serving()).await?;

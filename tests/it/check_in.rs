@@ -29,6 +29,93 @@ on_both!(
     a_ticket_is_admitted_once_across_replicas,
     Setup::Roles { ticketing: 2 }
 );
+on_both!(
+    a_door_verifies_a_code_offline_with_the_published_key,
+    Setup::Serve
+);
+
+/// A ticket's code is a compact JWS that the event's JWK Set verifies,
+/// with no call to the API; its QR code is there for its holder only.
+async fn a_door_verifies_a_code_offline_with_the_published_key(setup: Setup) {
+    use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+
+    let system = System::start(setup).await;
+    let organizer = system.client("organizer", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(10)).await;
+    let buyer = system.client("ann", &[Role::Attendee]);
+    let (ticket_id, code) = buy_one(&buyer, &event_id).await;
+
+    let anyone = system.anonymous();
+    let jwks = anyone
+        .get(&format!("/v1/events/{event_id}/verification-key"))
+        .await;
+    assert_eq!(jwks.status, 200, "{:?}", jwks.body);
+    let parts: Vec<&str> = code.split('.').collect();
+    assert_eq!(parts.len(), 3, "a compact JWS: {code}");
+    let header: serde_json::Value =
+        serde_json::from_slice(&B64.decode(parts[0]).expect("base64url")).expect("JSON");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&B64.decode(parts[1]).expect("base64url")).expect("JSON");
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(
+        (&claims["ticket_id"], &claims["event_id"]),
+        (&json!(ticket_id), &json!(event_id))
+    );
+    let key = jwks.body["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the code's key is published");
+    assert_eq!(
+        (&key["kty"], &key["crv"]),
+        (&json!("OKP"), &json!("Ed25519"))
+    );
+    let x = B64
+        .decode(key["x"].as_str().expect("x"))
+        .expect("base64url");
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    let signature = B64.decode(parts[2]).expect("base64url");
+    UnparsedPublicKey::new(&ED25519, &x)
+        .verify(signed.as_bytes(), &signature)
+        .expect("the code verifies offline");
+    // A code altered by one claim no longer does.
+    let forged_claims = B64.encode(
+        serde_json::to_vec(&json!({ "ticket_id": ticket_id, "event_id": event_id, "iat": 0 }))
+            .expect("JSON"),
+    );
+    let forged = format!("{}.{forged_claims}", parts[0]);
+    assert!(
+        UnparsedPublicKey::new(&ED25519, &x)
+            .verify(forged.as_bytes(), &signature)
+            .is_err()
+    );
+
+    let qr = buyer.get(&format!("/v1/tickets/{ticket_id}/qr.svg")).await;
+    assert_eq!(
+        (qr.status, qr.headers["content-type"].to_str().ok()),
+        (200, Some("image/svg+xml"))
+    );
+    let stranger = system.client("mallory", &[Role::Attendee]);
+    assert_eq!(
+        stranger
+            .get(&format!("/v1/tickets/{ticket_id}/qr.svg"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        anyone
+            .get(&format!(
+                "/v1/events/{}/verification-key",
+                uuid::Uuid::now_v7()
+            ))
+            .await
+            .status,
+        404
+    );
+}
 
 async fn a_ticket_is_admitted_once_across_replicas(setup: Setup) {
     let mut system = System::start(setup).await;

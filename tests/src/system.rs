@@ -11,6 +11,10 @@ use eventsys_messages::UserId;
 
 use crate::{Client, Services, oracle::Oracle, unique};
 
+/// The ticket-signing key of distributed test systems (embedded ones make
+/// their own): 32 bytes, base64.
+pub const TICKET_SIGNING_KEY: &str = "Z+QCRxnKZgzRF+rCnzJJwv3NYlthg8nv8KwXjW6itbw=";
+
 /// Which adapters the system runs on, and how its roles are spread over
 /// processes.
 #[derive(Clone, Copy, Debug)]
@@ -146,6 +150,7 @@ impl System {
             command.env("EVENTSYS_DATA_DIR", &self.data_dir);
         } else {
             command
+                .env("EVENTSYS_TICKET_SIGNING_KEY", TICKET_SIGNING_KEY)
                 .env("EVENTSYS_AMQP_URL", &self.amqp_url)
                 .env("EVENTSYS_DYNAMODB_ENDPOINT", &self.dynamodb)
                 .env("EVENTSYS_TABLE_PREFIX", &self.table_prefix);

@@ -137,6 +137,23 @@ pub async fn get(
     Ok(Json(json!(views::event(&snapshot))))
 }
 
+/// `GET /v1/events/{id}/verification-key`: the public keys that verify
+/// this event's ticket codes, as a JWK Set, for doors that check offline.
+pub async fn verification_key(
+    State(state): State<AppState>,
+    MaybeCaller(caller): MaybeCaller,
+    Path(event_id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let event_id: EventId = path_id(&event_id, "event")?;
+    let visible = state.store.event_record(event_id).await?.is_some_and(|e| {
+        e.spec.status != EventStatus::Draft || may_manage(caller.as_ref(), &e.organizer_id)
+    });
+    if !visible {
+        return Err(Problem::not_found("event"));
+    }
+    Ok(Json(state.codes.jwks()))
+}
+
 /// Organizers manage their own events; admins manage all.
 pub fn may_manage(caller: Option<&Caller>, organizer: &eventsys_messages::UserId) -> bool {
     caller.is_some_and(|c| c.is_admin() || (c.has(Role::Organizer) && &c.user == organizer))

@@ -81,7 +81,7 @@ pub async fn get(
     let tickets = state.store.tickets(&order.ticket_ids).await?;
     let tickets = tickets
         .iter()
-        .map(|t| views::ticket(t, Some(state.codes.code(t.event_id, t.ticket_id))))
+        .map(|t| views::ticket(t, Some(state.codes.of(t))))
         .collect();
     Ok(Json(json!(views::order(&order, tickets))))
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::{
     Json,
     extract::{Path, State},
-    http::StatusCode,
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use eventsys_messages::{Action, CheckIn, CommandStatus, EventId, Reason, TicketId};
@@ -34,7 +34,7 @@ pub async fn mine(
     let request = paging.request(&state.cursors, &list)?;
     let page = state.store.tickets_of(&caller.user, &request).await?;
     Ok(Json(views::page(&page, &state.cursors, &list, |t| {
-        views::ticket(t, Some(state.codes.code(t.event_id, t.ticket_id)))
+        views::ticket(t, Some(state.codes.of(t)))
     })))
 }
 
@@ -43,7 +43,43 @@ pub async fn get(
     caller: Caller,
     Path(ticket_id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let ticket_id: TicketId = path_id(&ticket_id, "ticket")?;
+    let ticket = visible_ticket(&state, &caller, &ticket_id).await?;
+    let code = state.codes.of(&ticket);
+    Ok(Json(json!(views::ticket(&ticket, Some(code)))))
+}
+
+/// `GET /v1/tickets/{id}/qr.svg`: the ticket's code as a QR code, for
+/// whoever may see the code.
+pub async fn qr(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ticket_id): Path<String>,
+) -> Result<Response, Problem> {
+    let ticket = visible_ticket(&state, &caller, &ticket_id).await?;
+    let code = state.codes.of(&ticket);
+    let svg = qrcode::QrCode::new(code.as_bytes())
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the code does not fit a QR code",
+            )
+        })?
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(256, 256)
+        .build();
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
+/// The ticket `raw` names, if `caller` may see it and its code: its
+/// holder, the event's organizer, or an admin; anyone else is told it does
+/// not exist.
+async fn visible_ticket(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+) -> Result<eventsys_store::TicketRecord, Problem> {
+    let ticket_id: TicketId = path_id(raw, "ticket")?;
     let ticket = state
         .store
         .ticket(ticket_id)
@@ -53,14 +89,13 @@ pub async fn get(
         || caller.has(Role::Staff)
         || caller.is_admin()
         || match state.store.event_record(ticket.event_id).await? {
-            Some(event) => may_manage(Some(&caller), &event.organizer_id),
+            Some(event) => may_manage(Some(caller), &event.organizer_id),
             None => false,
         };
     if !allowed {
         return Err(Problem::not_found("ticket"));
     }
-    let code = state.codes.code(ticket.event_id, ticket.ticket_id);
-    Ok(Json(json!(views::ticket(&ticket, Some(code)))))
+    Ok(ticket)
 }
 
 #[derive(Deserialize)]
