@@ -71,7 +71,7 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    use routes::{commands, events, health, notifications, orders, tickets};
+    use routes::{commands, events, health, notifications, orders, staff, tickets};
     Router::new()
         .route("/v1/events", post(events::create).get(events::list))
         .route("/v1/events/{event_id}", get(events::get))
@@ -80,6 +80,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{order_id}", get(orders::get))
         .route("/v1/tickets/{ticket_id}", get(tickets::get))
         .route("/v1/tickets/{ticket_id}/qr.svg", get(tickets::qr))
+        .route(
+            "/v1/events/{event_id}/staff",
+            post(staff::grant).get(staff::list),
+        )
+        .route(
+            "/v1/events/{event_id}/staff/{user_id}",
+            axum::routing::delete(staff::revoke),
+        )
         .route(
             "/v1/events/{event_id}/verification-key",
             get(events::verification_key),

@@ -58,6 +58,10 @@ pub enum Action {
     CheckIn(CheckIn),
     #[serde(rename = "notification.read")]
     MarkNotificationRead(MarkNotificationRead),
+    #[serde(rename = "event.grant_staff")]
+    GrantStaff(StaffMember),
+    #[serde(rename = "event.revoke_staff")]
+    RevokeStaff(StaffMember),
 }
 
 impl Action {
@@ -68,25 +72,40 @@ impl Action {
             Self::PlaceOrder(_) => "order.place",
             Self::CheckIn(_) => "ticket.checkin",
             Self::MarkNotificationRead(_) => "notification.read",
+            Self::GrantStaff(_) => "event.grant_staff",
+            Self::RevokeStaff(_) => "event.revoke_staff",
         }
     }
 
     /// The ids of what this command creates or acts on, by name, as the
     /// 202 answer and the command document report them.
     pub fn resources(&self) -> std::collections::BTreeMap<String, String> {
-        let (name, id) = match self {
-            Self::CreateEvent(c) => ("event_id", c.event_id.to_string()),
-            Self::PlaceOrder(p) => ("order_id", p.order_id.to_string()),
-            Self::CheckIn(c) => ("ticket_id", c.ticket_id.to_string()),
-            Self::MarkNotificationRead(m) => ("notification_id", m.notification_id.to_string()),
+        let named = |pairs: &[(&str, String)]| {
+            pairs
+                .iter()
+                .map(|(name, id)| ((*name).to_owned(), id.clone()))
+                .collect()
         };
-        [(name.to_owned(), id)].into()
+        match self {
+            Self::CreateEvent(c) => named(&[("event_id", c.event_id.to_string())]),
+            Self::PlaceOrder(p) => named(&[("order_id", p.order_id.to_string())]),
+            Self::CheckIn(c) => named(&[("ticket_id", c.ticket_id.to_string())]),
+            Self::MarkNotificationRead(m) => {
+                named(&[("notification_id", m.notification_id.to_string())])
+            }
+            Self::GrantStaff(s) | Self::RevokeStaff(s) => named(&[
+                ("event_id", s.event_id.to_string()),
+                ("user_id", s.user_id.to_string()),
+            ]),
+        }
     }
 
     /// The worker role that carries this command out.
     pub fn queue(&self) -> WorkQueue {
         match self {
-            Self::CreateEvent(_) => WorkQueue::Registration,
+            Self::CreateEvent(_) | Self::GrantStaff(_) | Self::RevokeStaff(_) => {
+                WorkQueue::Registration
+            }
             Self::PlaceOrder(_) | Self::CheckIn(_) => WorkQueue::Ticketing,
             Self::MarkNotificationRead(_) => WorkQueue::Notification,
         }
@@ -113,6 +132,13 @@ pub struct CheckIn {
     pub ticket_id: TicketId,
 }
 
+/// Door staff of one event: granted by its organizer, for that event only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StaffMember {
+    pub event_id: EventId,
+    pub user_id: UserId,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MarkNotificationRead {
     pub notification_id: NotificationId,
@@ -136,6 +162,14 @@ mod tests {
             }),
             Action::MarkNotificationRead(MarkNotificationRead {
                 notification_id: NotificationId::generate(),
+            }),
+            Action::GrantStaff(StaffMember {
+                event_id: EventId::generate(),
+                user_id: UserId::parse("sam").unwrap(),
+            }),
+            Action::RevokeStaff(StaffMember {
+                event_id: EventId::generate(),
+                user_id: UserId::parse("sam").unwrap(),
             }),
         ]
     }

@@ -33,6 +33,68 @@ on_both!(
     a_door_verifies_a_code_offline_with_the_published_key,
     Setup::Serve
 );
+on_both!(staff_act_only_at_the_events_they_were_granted, Setup::Serve);
+
+/// A `staff` token scans and reads tickets at the events its organizer
+/// granted it, and nowhere else; a revoked grant ends at once.
+async fn staff_act_only_at_the_events_they_were_granted(setup: Setup) {
+    let system = System::start(setup).await;
+    let organizer = system.client("organizer", &[Role::Organizer]);
+    let rival = system.client("rival", &[Role::Organizer]);
+    let ours = organizer.create_event(&event_body(10)).await;
+    let theirs = rival.create_event(&event_body(10)).await;
+    let buyer = system.client("ann", &[Role::Attendee]);
+    let (our_ticket, our_code) = buy_one(&buyer, &ours).await;
+    let (their_ticket, their_code) = buy_one(&buyer, &theirs).await;
+    let sam = system.client("sam", &[Role::Staff]);
+    let scan = |event: &str, code: &str| {
+        let (path, body) = (
+            format!("/v1/events/{event}/checkins"),
+            json!({ "code": code }),
+        );
+        let sam = &sam;
+        async move { sam.post(&path, &body).await.status }
+    };
+
+    // Before any grant, a staff token is nobody's door.
+    assert_eq!(scan(&ours, &our_code).await, 403);
+    assert_eq!(
+        sam.get(&format!("/v1/tickets/{our_ticket}")).await.status,
+        404
+    );
+
+    // Another organizer cannot grant at our event, nor list its staff.
+    let staff_path = format!("/v1/events/{ours}/staff");
+    let hijack = rival.post(&staff_path, &json!({ "user_id": "sam" })).await;
+    assert_eq!(hijack.status, 404, "{:?}", hijack.body);
+    assert_eq!(rival.get(&staff_path).await.status, 404);
+
+    organizer.grant_staff(&ours, "sam").await;
+    let listed = organizer.get(&staff_path).await;
+    assert_eq!(
+        listed.body["items"][0]["user_id"], "sam",
+        "{:?}",
+        listed.body
+    );
+    assert_eq!(
+        sam.get(&format!("/v1/tickets/{our_ticket}")).await.status,
+        200
+    );
+    assert_eq!(scan(&ours, &our_code).await, 200);
+    // Granted at ours, not at theirs.
+    assert_eq!(scan(&theirs, &their_code).await, 403);
+    assert_eq!(
+        sam.get(&format!("/v1/tickets/{their_ticket}")).await.status,
+        404
+    );
+
+    let revoked = organizer
+        .delete_with(&format!("{staff_path}/sam"), &[("prefer", "wait=20")])
+        .await;
+    assert_eq!(revoked.body["status"], "succeeded", "{:?}", revoked.body);
+    assert_eq!(scan(&ours, &our_code).await, 403);
+    assert_eq!(organizer.get(&staff_path).await.body["items"], json!([]));
+}
 
 /// A ticket's code is a compact JWS that the event's JWK Set verifies,
 /// with no call to the API; its QR code is there for its holder only.
@@ -130,6 +192,9 @@ async fn a_ticket_is_admitted_once_across_replicas(setup: Setup) {
     let doors: Vec<Client> = (0..8)
         .map(|i| system.client(&format!("door-{i}"), &[Role::Staff]))
         .collect();
+    for i in 0..8 {
+        organizer.grant_staff(&event_id, &format!("door-{i}")).await;
+    }
     let path = format!("/v1/events/{event_id}/checkins");
     let scan = json!({ "code": code });
     let scans = join_all(doors.iter().map(|d| d.post(&path, &scan))).await;
@@ -173,6 +238,7 @@ async fn a_ticket_is_admitted_once_across_replicas(setup: Setup) {
         );
     }
 
-    // Two events, two orders, eight scans: nothing else was ever recorded.
-    assert_eq!(system.oracle().await.all("commands").await, 12);
+    // Two events, two orders, eight grants, eight scans: nothing else was
+    // ever recorded.
+    assert_eq!(system.oracle().await.all("commands").await, 20);
 }

@@ -127,6 +127,14 @@ impl Client {
         self.send(request).await
     }
 
+    pub async fn delete_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.http.delete(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request).await
+    }
+
     /// Creates an event and waits until it exists; returns its id.
     pub async fn create_event(&self, body: &Value) -> String {
         let reply = self
@@ -135,6 +143,18 @@ impl Client {
         assert_eq!(reply.status, 200, "event not created: {:?}", reply.body);
         assert_eq!(reply.body["status"], "succeeded", "{:?}", reply.body);
         reply.str("event_id")
+    }
+
+    /// Grants `user` door staff at the event, and waits until it holds.
+    pub async fn grant_staff(&self, event_id: &str, user: &str) {
+        let reply = self
+            .post_with(
+                &format!("/v1/events/{event_id}/staff"),
+                &json!({ "user_id": user }),
+                &[("prefer", "wait=20")],
+            )
+            .await;
+        assert_eq!(reply.body["status"], "succeeded", "{:?}", reply.body);
     }
 
     /// Orders `quantity` tickets of the event's only type; returns the 202.

@@ -8,6 +8,7 @@ use crate::{contract, created, event, recorded};
 contract!(
     an_event_is_created_once_with_nothing_sold,
     the_listing_holds_published_events_by_start_in_pages,
+    staff_are_granted_and_revoked_per_event,
 );
 
 async fn an_event_is_created_once_with_nothing_sold(store: &dyn Store) {
@@ -74,4 +75,45 @@ async fn the_listing_holds_published_events_by_start_in_pages(store: &dyn Store)
         .unwrap();
     assert_eq!(ids(&rest.items), [events[0].event_id]);
     assert_eq!(rest.next, None);
+}
+
+/// Door staff are granted and revoked per event, each change once.
+async fn staff_are_granted_and_revoked_per_event(store: &dyn Store) {
+    let event = event(5, &[5]);
+    created(store, &event).await;
+    let sam = crate::user("sam");
+    let since = eventsys_messages::Timestamp::now();
+    let grant = recorded(store, "olga").await;
+    assert_eq!(
+        store
+            .set_staff(event.event_id, &sam, Some(since), &grant)
+            .await
+            .unwrap(),
+        Some(Finished::Now)
+    );
+    assert_eq!(
+        store
+            .set_staff(event.event_id, &sam, None, &grant)
+            .await
+            .unwrap(),
+        Some(Finished::Already),
+        "the same command twice changes nothing"
+    );
+    let granted = store.event_record(event.event_id).await.unwrap().unwrap();
+    assert_eq!(granted.staff.get(&sam), Some(&since));
+    let revoke = recorded(store, "olga").await;
+    store
+        .set_staff(event.event_id, &sam, None, &revoke)
+        .await
+        .unwrap();
+    let revoked = store.event_record(event.event_id).await.unwrap().unwrap();
+    assert!(revoked.staff.is_empty());
+    let elsewhere = recorded(store, "olga").await;
+    assert_eq!(
+        store
+            .set_staff(EventId::generate(), &sam, Some(since), &elsewhere)
+            .await
+            .unwrap(),
+        None
+    );
 }

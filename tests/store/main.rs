@@ -130,6 +130,7 @@ pub fn event(capacity: u32, quotas: &[u32]) -> EventRecord {
         event_id: EventId::generate(),
         organizer_id: user("olga"),
         spec: EventSpec::sample(capacity, quotas),
+        staff: Default::default(),
         created_at: now,
         updated_at: now,
     }

@@ -67,7 +67,7 @@ async fn act(
     command: &CommandEnvelope,
     step: Step<'_>,
 ) -> Result<Executed, WorkError> {
-    use Action::{CheckIn, CreateEvent, MarkNotificationRead, PlaceOrder};
+    use Action::{CheckIn, CreateEvent, GrantStaff, MarkNotificationRead, PlaceOrder, RevokeStaff};
     match (&command.action, step) {
         (CreateEvent(create), Step::CarryOut) => {
             registration::create_event(deps, command, create).await
@@ -85,10 +85,17 @@ async fn act(
         (MarkNotificationRead(read), Step::CarryOut) => {
             notification::mark_read(deps, command, read).await
         }
-        // Their outcome is the command update alone.
-        (CreateEvent(_) | MarkNotificationRead(_), Step::Recall(record)) => {
-            Ok(said_again(record, Vec::new()))
+        (GrantStaff(member), Step::CarryOut) => {
+            registration::set_staff(deps, command, member, true).await
         }
+        (RevokeStaff(member), Step::CarryOut) => {
+            registration::set_staff(deps, command, member, false).await
+        }
+        // Their outcome is the command update alone.
+        (
+            CreateEvent(_) | MarkNotificationRead(_) | GrantStaff(_) | RevokeStaff(_),
+            Step::Recall(record),
+        ) => Ok(said_again(record, Vec::new())),
     }
 }
 
@@ -273,6 +280,7 @@ mod tests {
             event_id,
             organizer_id: UserId::parse("olga").unwrap(),
             spec: EventSpec::sample(seats, &[seats]),
+            staff: Default::default(),
             created_at: now,
             updated_at: now,
         };

@@ -1,9 +1,11 @@
 //! The registration role: the life of events. Creating one checks the
 //! organizer's description against the contract's limits once more (a
-//! message may not have come through the API) and lays out its inventory.
+//! message may not have come through the API) and lays out its inventory;
+//! granting and revoking door staff is per event.
 
 use eventsys_messages::{
-    CommandEnvelope, CommandError, CommandResult, CreateEvent, FieldError, Reason, Timestamp,
+    CommandEnvelope, CommandError, CommandResult, CreateEvent, FieldError, Reason, StaffMember,
+    Timestamp,
 };
 use eventsys_store::{Completion, EventRecord, Finished};
 
@@ -27,6 +29,7 @@ pub(crate) async fn create_event(
         event_id: create.event_id,
         organizer_id: command.issuer.clone(),
         spec: create.spec.clone(),
+        staff: Default::default(),
         created_at: now,
         updated_at: now,
     };
@@ -42,6 +45,37 @@ pub(crate) async fn create_event(
         }),
         Finished::Already => Executed::Already,
     })
+}
+
+/// Grants (`granted`) or revokes door staff at one event.
+pub(crate) async fn set_staff(
+    deps: &Deps,
+    command: &CommandEnvelope,
+    member: &StaffMember,
+    granted: bool,
+) -> Result<Executed, WorkError> {
+    let id = command.command_id();
+    let changed = CommandResult {
+        event_id: Some(member.event_id),
+        ..CommandResult::default()
+    };
+    let done = Completion::succeeded(id, changed);
+    let since = granted.then(Timestamp::now);
+    match deps
+        .store
+        .set_staff(member.event_id, &member.user_id, since, &done)
+        .await?
+    {
+        Some(Finished::Now) => Ok(Executed::now(Outcome {
+            completion: done,
+            events: Vec::new(),
+        })),
+        Some(Finished::Already) => Ok(Executed::Already),
+        None => {
+            let reason = CommandError::new(Reason::NotFound, "the event does not exist");
+            end_without_effect(deps, Completion::rejected(id, reason)).await
+        }
+    }
 }
 
 fn describe(errors: &[FieldError]) -> String {

@@ -9,6 +9,7 @@ use eventsys_messages::{
     Action, CreateEvent, EventId, EventSpec, EventStatus, TicketTypeId, TicketTypeSpec, Timestamp,
     spec::DEFAULT_MAX_PER_ORDER,
 };
+use eventsys_store::EventRecord;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -152,6 +153,27 @@ pub async fn verification_key(
         return Err(Problem::not_found("event"));
     }
     Ok(Json(state.codes.jwks()))
+}
+
+/// The event `caller` manages; anyone else is told it does not exist.
+pub async fn managed_event(
+    state: &AppState,
+    caller: &Caller,
+    event_id: EventId,
+) -> Result<EventRecord, Problem> {
+    state
+        .store
+        .event_record(event_id)
+        .await?
+        .filter(|e| may_manage(Some(caller), &e.organizer_id))
+        .ok_or_else(|| Problem::not_found("event"))
+}
+
+/// Who may scan tickets at `event` and see their codes: its organizer, an
+/// admin, or a `staff` token granted at this event.
+pub fn may_scan(caller: &Caller, event: &EventRecord) -> bool {
+    may_manage(Some(caller), &event.organizer_id)
+        || (caller.has(Role::Staff) && event.staff.contains_key(&caller.user))
 }
 
 /// Organizers manage their own events; admins manage all.

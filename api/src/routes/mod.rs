@@ -5,4 +5,5 @@ pub mod events;
 pub mod health;
 pub mod notifications;
 pub mod orders;
+pub mod staff;
 pub mod tickets;

@@ -12,7 +12,7 @@ use eventsys_messages::{Action, CheckIn, CommandStatus, EventId, Reason, TicketI
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::events::may_manage;
+use super::events::may_scan;
 use crate::{
     AppState,
     auth::{Caller, Role},
@@ -72,7 +72,7 @@ pub async fn qr(
 }
 
 /// The ticket `raw` names, if `caller` may see it and its code: its
-/// holder, the event's organizer, or an admin; anyone else is told it does
+/// holder, or whoever may scan at its event; anyone else is told it does
 /// not exist.
 async fn visible_ticket(
     state: &AppState,
@@ -86,12 +86,12 @@ async fn visible_ticket(
         .await?
         .ok_or_else(|| Problem::not_found("ticket"))?;
     let allowed = ticket.holder_id == caller.user
-        || caller.has(Role::Staff)
         || caller.is_admin()
-        || match state.store.event_record(ticket.event_id).await? {
-            Some(event) => may_manage(Some(caller), &event.organizer_id),
-            None => false,
-        };
+        || state
+            .store
+            .event_record(ticket.event_id)
+            .await?
+            .is_some_and(|event| may_scan(caller, &event));
     if !allowed {
         return Err(Problem::not_found("ticket"));
     }
@@ -121,17 +121,15 @@ pub async fn check_in(
         .codes
         .admit(&scan.code, event_id)
         .ok_or_else(invalid_code)?;
-    if !(caller.has(Role::Staff) || caller.is_admin()) {
-        let event = state
-            .store
-            .event_record(event_id)
-            .await?
-            .ok_or_else(|| Problem::not_found("event"))?;
-        if !may_manage(Some(&caller), &event.organizer_id) {
-            return Err(Problem::forbidden(
-                "only the event's organizer or staff may check tickets in",
-            ));
-        }
+    let event = state
+        .store
+        .event_record(event_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("event"))?;
+    if !may_scan(&caller, &event) {
+        return Err(Problem::forbidden(
+            "only the event's organizer or its door staff may check tickets in",
+        ));
     }
     let action = Action::CheckIn(CheckIn {
         event_id,

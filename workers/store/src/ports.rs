@@ -128,6 +128,16 @@ pub trait EventStore: Send + Sync {
         done: &Completion,
     ) -> Result<Finished, StoreError>;
 
+    /// Grants `user` door staff at the event (`Some(since)`), or revokes it
+    /// (`None`); `None` back if there is no such event.
+    async fn set_staff(
+        &self,
+        event_id: EventId,
+        user: &UserId,
+        granted: Option<Timestamp>,
+        done: &Completion,
+    ) -> Result<Option<Finished>, StoreError>;
+
     /// The event alone, without its inventory.
     async fn event_record(&self, id: EventId) -> Result<Option<EventRecord>, StoreError>;
 

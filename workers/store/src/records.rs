@@ -172,6 +172,9 @@ pub struct EventRecord {
     pub organizer_id: UserId,
     #[serde(flatten)]
     pub spec: EventSpec,
+    /// Door staff granted for this event, and since when.
+    #[serde(default)]
+    pub staff: BTreeMap<UserId, Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Get, Put, TransactGetItem, TransactWriteItem};
-use eventsys_messages::{EventId, EventStatus};
+use aws_sdk_dynamodb::types::{Get, Put, TransactGetItem, TransactWriteItem, Update};
+use eventsys_messages::{EventId, EventStatus, Timestamp, UserId};
 
 use crate::{
-    Built, DynamoStore, classify,
+    Built, DynamoStore, TxFailure, classify,
     codec::{Item, from_item, n, number, s, string, to_item},
     schema::BY_START_INDEX,
     shards::{Shard, shard_count, shard_item, shard_key, shards_from_items, split, total},
@@ -131,6 +131,41 @@ impl EventStore for DynamoStore {
             )
         })
         .await
+    }
+
+    async fn set_staff(
+        &self,
+        event_id: EventId,
+        user: &UserId,
+        granted: Option<Timestamp>,
+        done: &Completion,
+    ) -> Result<Option<Finished>, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.tables.events)
+            .key("event_id", s(event_id.to_string()))
+            .condition_expression("attribute_exists(event_id)")
+            .expression_attribute_names("#staff", "staff")
+            .expression_attribute_names("#u", user.as_str());
+        let update = match granted {
+            Some(since) => update
+                .update_expression("SET #staff.#u = :since")
+                .expression_attribute_values(":since", s(since.to_string())),
+            None => update.update_expression("REMOVE #staff.#u"),
+        };
+        let items = vec![
+            TransactWriteItem::builder()
+                .update(update.build().built()?)
+                .build(),
+            self.completion(done)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(Finished::Now)),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
+                Ok(Some(Finished::Already))
+            }
+            Err(TxFailure::Conditions(_)) => Ok(None),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
     }
 
     async fn event_record(&self, id: EventId) -> Result<Option<EventRecord>, StoreError> {

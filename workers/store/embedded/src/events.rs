@@ -1,7 +1,7 @@
 //! Events and their inventory in the embedded store.
 
 use async_trait::async_trait;
-use eventsys_messages::{EventId, EventStatus};
+use eventsys_messages::{EventId, EventStatus, Timestamp, UserId};
 
 use crate::{EVENTS, EmbeddedStore, INVENTORY, LISTING, commands, get, open, open_read, page, put};
 use eventsys_store::{
@@ -56,6 +56,33 @@ impl EventStore for EmbeddedStore {
                 &Inventory::initial(&event.spec),
             )?;
             commands::finish(txn, &done)
+        })
+        .await
+    }
+
+    async fn set_staff(
+        &self,
+        event_id: EventId,
+        user: &UserId,
+        granted: Option<Timestamp>,
+        done: &Completion,
+    ) -> Result<Option<Finished>, StoreError> {
+        let (user, done) = (user.clone(), done.clone());
+        self.write(move |txn| {
+            if !commands::unfinished(txn, &done)? {
+                return Ok(Some(Finished::Already));
+            }
+            let mut events = open(txn, EVENTS)?;
+            let key = event_id.to_string();
+            let Some(mut event) = get::<EventRecord>(&events, &key)? else {
+                return Ok(None);
+            };
+            match granted {
+                Some(since) => event.staff.insert(user, since),
+                None => event.staff.remove(&user),
+            };
+            put(&mut events, &key, &event)?;
+            commands::finish(txn, &done).map(Some)
         })
         .await
     }
