@@ -80,6 +80,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{order_id}", get(orders::get))
         .route("/v1/tickets/{ticket_id}", get(tickets::get))
         .route("/v1/tickets/{ticket_id}/qr.svg", get(tickets::qr))
+        .route("/v1/events/{event_id}/publish", post(events::publish))
+        .route("/v1/events/{event_id}/cancel", post(events::cancel))
         .route(
             "/v1/events/{event_id}/staff",
             post(staff::grant).get(staff::list),

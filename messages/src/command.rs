@@ -58,6 +58,10 @@ pub enum Action {
     CheckIn(CheckIn),
     #[serde(rename = "notification.read")]
     MarkNotificationRead(MarkNotificationRead),
+    #[serde(rename = "event.publish")]
+    PublishEvent(EventRef),
+    #[serde(rename = "event.cancel")]
+    CancelEvent(EventRef),
     #[serde(rename = "event.grant_staff")]
     GrantStaff(StaffMember),
     #[serde(rename = "event.revoke_staff")]
@@ -72,6 +76,8 @@ impl Action {
             Self::PlaceOrder(_) => "order.place",
             Self::CheckIn(_) => "ticket.checkin",
             Self::MarkNotificationRead(_) => "notification.read",
+            Self::PublishEvent(_) => "event.publish",
+            Self::CancelEvent(_) => "event.cancel",
             Self::GrantStaff(_) => "event.grant_staff",
             Self::RevokeStaff(_) => "event.revoke_staff",
         }
@@ -88,6 +94,9 @@ impl Action {
         };
         match self {
             Self::CreateEvent(c) => named(&[("event_id", c.event_id.to_string())]),
+            Self::PublishEvent(e) | Self::CancelEvent(e) => {
+                named(&[("event_id", e.event_id.to_string())])
+            }
             Self::PlaceOrder(p) => named(&[("order_id", p.order_id.to_string())]),
             Self::CheckIn(c) => named(&[("ticket_id", c.ticket_id.to_string())]),
             Self::MarkNotificationRead(m) => {
@@ -103,9 +112,11 @@ impl Action {
     /// The worker role that carries this command out.
     pub fn queue(&self) -> WorkQueue {
         match self {
-            Self::CreateEvent(_) | Self::GrantStaff(_) | Self::RevokeStaff(_) => {
-                WorkQueue::Registration
-            }
+            Self::CreateEvent(_)
+            | Self::PublishEvent(_)
+            | Self::CancelEvent(_)
+            | Self::GrantStaff(_)
+            | Self::RevokeStaff(_) => WorkQueue::Registration,
             Self::PlaceOrder(_) | Self::CheckIn(_) => WorkQueue::Ticketing,
             Self::MarkNotificationRead(_) => WorkQueue::Notification,
         }
@@ -130,6 +141,12 @@ pub struct PlaceOrder {
 pub struct CheckIn {
     pub event_id: EventId,
     pub ticket_id: TicketId,
+}
+
+/// A command about one whole event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRef {
+    pub event_id: EventId,
 }
 
 /// Door staff of one event: granted by its organizer, for that event only.
@@ -162,6 +179,12 @@ mod tests {
             }),
             Action::MarkNotificationRead(MarkNotificationRead {
                 notification_id: NotificationId::generate(),
+            }),
+            Action::PublishEvent(EventRef {
+                event_id: EventId::generate(),
+            }),
+            Action::CancelEvent(EventRef {
+                event_id: EventId::generate(),
             }),
             Action::GrantStaff(StaffMember {
                 event_id: EventId::generate(),

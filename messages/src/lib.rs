@@ -19,7 +19,8 @@ pub mod topology;
 pub mod trace;
 
 pub use command::{
-    Action, CheckIn, CommandEnvelope, CreateEvent, MarkNotificationRead, PlaceOrder, StaffMember,
+    Action, CheckIn, CommandEnvelope, CreateEvent, EventRef, MarkNotificationRead, PlaceOrder,
+    StaffMember,
 };
 pub use event::{Event, EventEnvelope, Notification};
 pub use ids::{CommandId, EventId, NotificationId, OrderId, TicketId, TicketTypeId, UserId};

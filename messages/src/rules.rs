@@ -52,9 +52,26 @@ pub fn on_sale(spec: &EventSpec) -> Result<(), Reason> {
     }
 }
 
-/// Whether a ticket, as found (its event and status), may enter `event`.
-pub fn admission(found: Option<(EventId, TicketStatus)>, event: EventId) -> Result<(), Reason> {
+/// Whether `status` may become `to` (see [`EventStatus::reached_from`]).
+pub fn status_change(status: EventStatus, to: EventStatus) -> Result<(), Reason> {
+    if to.reached_from().contains(&status) {
+        Ok(())
+    } else {
+        Err(Reason::Conflict)
+    }
+}
+
+/// Whether a ticket, as found (its event and status), may enter `event`;
+/// a cancelled event's tickets are void.
+pub fn admission(
+    found: Option<(EventId, TicketStatus)>,
+    event: EventId,
+    event_status: EventStatus,
+) -> Result<(), Reason> {
     match found {
+        Some((of, _)) if of == event && event_status == EventStatus::Cancelled => {
+            Err(Reason::TicketCancelled)
+        }
         Some((of, _)) if of != event => Err(Reason::InvalidTicketCode),
         None => Err(Reason::InvalidTicketCode),
         Some((_, TicketStatus::Valid)) => Ok(()),
@@ -109,19 +126,42 @@ mod tests {
     #[test]
     fn each_refusal_at_the_door_has_its_reason() {
         let (here, there) = (EventId::generate(), EventId::generate());
-        assert_eq!(admission(Some((here, TicketStatus::Valid)), here), Ok(()));
+        let open = EventStatus::Published;
         assert_eq!(
-            admission(Some((here, TicketStatus::CheckedIn)), here),
+            admission(Some((here, TicketStatus::Valid)), here, open),
+            Ok(())
+        );
+        assert_eq!(
+            admission(Some((here, TicketStatus::CheckedIn)), here, open),
             Err(Reason::AlreadyCheckedIn)
         );
         assert_eq!(
-            admission(Some((here, TicketStatus::Cancelled)), here),
+            admission(Some((here, TicketStatus::Cancelled)), here, open),
             Err(Reason::TicketCancelled)
         );
         assert_eq!(
-            admission(Some((there, TicketStatus::Valid)), here),
+            admission(
+                Some((here, TicketStatus::Valid)),
+                here,
+                EventStatus::Cancelled
+            ),
+            Err(Reason::TicketCancelled)
+        );
+        assert_eq!(
+            admission(Some((there, TicketStatus::Valid)), here, open),
             Err(Reason::InvalidTicketCode)
         );
-        assert_eq!(admission(None, here), Err(Reason::InvalidTicketCode));
+        assert_eq!(admission(None, here, open), Err(Reason::InvalidTicketCode));
+    }
+
+    #[test]
+    fn drafts_are_published_and_anything_but_cancelled_is_cancelled() {
+        use EventStatus::{Cancelled, Draft, Published};
+        assert_eq!(status_change(Draft, Published), Ok(()));
+        assert_eq!(status_change(Published, Published), Err(Reason::Conflict));
+        assert_eq!(status_change(Published, Cancelled), Ok(()));
+        assert_eq!(status_change(Draft, Cancelled), Ok(()));
+        assert_eq!(status_change(Cancelled, Published), Err(Reason::Conflict));
+        assert_eq!(status_change(Cancelled, Cancelled), Err(Reason::Conflict));
     }
 }

@@ -29,6 +29,17 @@ pub enum EventStatus {
 }
 
 impl EventStatus {
+    /// The statuses an event may move to `self` from: a draft is
+    /// published; a draft or a published event is cancelled; nothing comes
+    /// back from cancelled.
+    pub fn reached_from(self) -> &'static [EventStatus] {
+        match self {
+            Self::Draft => &[],
+            Self::Published => &[Self::Draft],
+            Self::Cancelled => &[Self::Draft, Self::Published],
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Draft => "draft",

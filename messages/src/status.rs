@@ -69,6 +69,9 @@ pub enum Reason {
     TicketCancelled,
     /// The code is not a ticket of this event.
     InvalidTicketCode,
+    /// The resource is not in a state that allows this (e.g. publishing a
+    /// cancelled event).
+    Conflict,
     /// The message could not be read (failed).
     Unprocessable,
     /// The message kept failing (failed).
@@ -87,6 +90,7 @@ impl Reason {
             Self::AlreadyCheckedIn => "already_checked_in",
             Self::TicketCancelled => "ticket_cancelled",
             Self::InvalidTicketCode => "invalid_ticket_code",
+            Self::Conflict => "conflict",
             Self::Unprocessable => "unprocessable",
             Self::GaveUp => "gave_up",
             Self::InternalError => "internal_error",

@@ -7,6 +7,7 @@ mod delivery;
 mod durability;
 mod flash_sale;
 mod idempotency;
+mod lifecycle;
 mod live;
 mod operations;
 mod ownership;

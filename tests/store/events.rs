@@ -1,7 +1,7 @@
 //! Events and their counters: creation once, reads, and the listing.
 
 use eventsys_messages::{EventId, EventStatus};
-use eventsys_store::{Finished, PageRequest, Store};
+use eventsys_store::{Finished, PageRequest, StatusChange, Store};
 
 use crate::{contract, created, event, recorded};
 
@@ -9,6 +9,7 @@ contract!(
     an_event_is_created_once_with_nothing_sold,
     the_listing_holds_published_events_by_start_in_pages,
     staff_are_granted_and_revoked_per_event,
+    a_draft_is_published_once_and_a_cancelled_event_stays_cancelled,
 );
 
 async fn an_event_is_created_once_with_nothing_sold(store: &dyn Store) {
@@ -115,5 +116,77 @@ async fn staff_are_granted_and_revoked_per_event(store: &dyn Store) {
             .await
             .unwrap(),
         None
+    );
+}
+
+async fn listed(store: &dyn Store, id: EventId) -> bool {
+    let page = store
+        .published_events(&PageRequest {
+            limit: 200,
+            after: None,
+        })
+        .await
+        .unwrap();
+    page.items.iter().any(|s| s.event.event_id == id)
+}
+
+async fn a_draft_is_published_once_and_a_cancelled_event_stays_cancelled(store: &dyn Store) {
+    let mut draft = event(5, &[5]);
+    draft.spec.status = EventStatus::Draft;
+    created(store, &draft).await;
+    let id = draft.event_id;
+    assert!(!listed(store, id).await);
+
+    let publish = recorded(store, "olga").await;
+    assert_eq!(
+        store
+            .change_event_status(id, EventStatus::Published, &publish)
+            .await
+            .unwrap(),
+        StatusChange::Changed
+    );
+    assert_eq!(
+        store
+            .change_event_status(id, EventStatus::Published, &publish)
+            .await
+            .unwrap(),
+        StatusChange::Already
+    );
+    assert!(listed(store, id).await);
+    let again = recorded(store, "olga").await;
+    assert_eq!(
+        store
+            .change_event_status(id, EventStatus::Published, &again)
+            .await
+            .unwrap(),
+        StatusChange::Refused(EventStatus::Published)
+    );
+
+    let cancel = recorded(store, "olga").await;
+    assert_eq!(
+        store
+            .change_event_status(id, EventStatus::Cancelled, &cancel)
+            .await
+            .unwrap(),
+        StatusChange::Changed
+    );
+    assert!(!listed(store, id).await);
+    let record = store.event_record(id).await.unwrap().unwrap();
+    assert_eq!(record.spec.status, EventStatus::Cancelled);
+    let revive = recorded(store, "olga").await;
+    assert_eq!(
+        store
+            .change_event_status(id, EventStatus::Published, &revive)
+            .await
+            .unwrap(),
+        StatusChange::Refused(EventStatus::Cancelled)
+    );
+    let missing = recorded(store, "olga").await;
+    assert_eq!(
+        store
+            .change_event_status(EventId::generate(), EventStatus::Cancelled, &missing)
+            .await
+            .unwrap(),
+        StatusChange::NotFound
     );
 }

@@ -25,6 +25,7 @@ contract!(
     a_rejected_order_is_written_once,
     a_holders_tickets_are_listed_newest_first,
     a_ticket_is_admitted_once,
+    a_cancelled_events_tickets_are_not_admitted,
 );
 
 /// An order of `quantity` tickets of `ticket_type` by `buyer`.
@@ -294,5 +295,37 @@ async fn a_ticket_is_admitted_once(store: &dyn Store) {
     assert_eq!(
         (admitted.status, admitted.checked_in_at),
         (TicketStatus::CheckedIn, Some(at))
+    );
+}
+
+async fn a_cancelled_events_tickets_are_not_admitted(store: &dyn Store) {
+    let event = event(5, &[5]);
+    created(store, &event).await;
+    let order = placement(event.event_id, first_type(&event), 1, "ann");
+    store
+        .place_order(&order, &recorded(store, "ann").await)
+        .await
+        .unwrap();
+    let cancel = recorded(store, "olga").await;
+    store
+        .change_event_status(event.event_id, EventStatus::Cancelled, &cancel)
+        .await
+        .unwrap();
+    let scan = recorded(store, "sam").await;
+    assert_eq!(
+        store
+            .check_in(
+                order.tickets[0].ticket_id,
+                event.event_id,
+                Timestamp::now(),
+                &scan
+            )
+            .await
+            .unwrap(),
+        CheckInOutcome::NotAdmissible
+    );
+    assert_eq!(
+        place(store, &event, first_type(&event), 1).await,
+        PlaceOutcome::NotOnSale
     );
 }

@@ -16,8 +16,8 @@
 
 use eventsys_bus::{Exchange, Message};
 use eventsys_messages::{
-    Action, CommandEnvelope, CommandError, CommandId, CommandStatus, Event, EventEnvelope, Reason,
-    Timestamp, UserId, event::CommandUpdated, failpoint, trace,
+    Action, CommandEnvelope, CommandError, CommandId, CommandStatus, Event, EventEnvelope,
+    EventStatus, Reason, Timestamp, UserId, event::CommandUpdated, failpoint, trace,
 };
 use eventsys_store::{Begun, CommandRecord, Completion, Finished};
 
@@ -67,7 +67,10 @@ async fn act(
     command: &CommandEnvelope,
     step: Step<'_>,
 ) -> Result<Executed, WorkError> {
-    use Action::{CheckIn, CreateEvent, GrantStaff, MarkNotificationRead, PlaceOrder, RevokeStaff};
+    use Action::{
+        CancelEvent, CheckIn, CreateEvent, GrantStaff, MarkNotificationRead, PlaceOrder,
+        PublishEvent, RevokeStaff,
+    };
     match (&command.action, step) {
         (CreateEvent(create), Step::CarryOut) => {
             registration::create_event(deps, command, create).await
@@ -85,6 +88,16 @@ async fn act(
         (MarkNotificationRead(read), Step::CarryOut) => {
             notification::mark_read(deps, command, read).await
         }
+        (PublishEvent(event), Step::CarryOut) => {
+            registration::change_status(deps, command, event, EventStatus::Published).await
+        }
+        (CancelEvent(event), Step::CarryOut) => {
+            registration::change_status(deps, command, event, EventStatus::Cancelled).await
+        }
+        (PublishEvent(event) | CancelEvent(event), Step::Recall(record)) => Ok(said_again(
+            record,
+            registration::recall_status(deps, event).await?,
+        )),
         (GrantStaff(member), Step::CarryOut) => {
             registration::set_staff(deps, command, member, true).await
         }

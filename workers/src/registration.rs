@@ -4,10 +4,10 @@
 //! granting and revoking door staff is per event.
 
 use eventsys_messages::{
-    CommandEnvelope, CommandError, CommandResult, CreateEvent, FieldError, Reason, StaffMember,
-    Timestamp,
+    CommandEnvelope, CommandError, CommandResult, CreateEvent, Event, EventRef, EventStatus,
+    FieldError, Reason, StaffMember, Timestamp, event::EventUpdated,
 };
-use eventsys_store::{Completion, EventRecord, Finished};
+use eventsys_store::{Completion, EventRecord, Finished, StatusChange};
 
 use crate::{
     Deps, WorkError,
@@ -45,6 +45,57 @@ pub(crate) async fn create_event(
         }),
         Finished::Already => Executed::Already,
     })
+}
+
+/// Publishes or cancels an event, as its status allows.
+pub(crate) async fn change_status(
+    deps: &Deps,
+    command: &CommandEnvelope,
+    event: &EventRef,
+    to: EventStatus,
+) -> Result<Executed, WorkError> {
+    let id = command.command_id();
+    let changed = CommandResult {
+        event_id: Some(event.event_id),
+        ..CommandResult::default()
+    };
+    let done = Completion::succeeded(id, changed);
+    let refusal = match deps
+        .store
+        .change_event_status(event.event_id, to, &done)
+        .await?
+    {
+        StatusChange::Changed => {
+            return Ok(Executed::now(Outcome {
+                completion: done,
+                events: recall_status(deps, event).await?,
+            }));
+        }
+        StatusChange::Already => return Ok(Executed::Already),
+        StatusChange::NotFound => CommandError::new(Reason::NotFound, "the event does not exist"),
+        StatusChange::Refused(now) => CommandError::new(
+            Reason::Conflict,
+            format!("a {} event cannot become {}", now.as_str(), to.as_str()),
+        ),
+    };
+    end_without_effect(deps, Completion::rejected(id, refusal)).await
+}
+
+/// The event's status and availability, for its subscribers.
+pub(crate) async fn recall_status(deps: &Deps, event: &EventRef) -> Result<Vec<Event>, WorkError> {
+    Ok(deps
+        .store
+        .event(event.event_id)
+        .await?
+        .map(|s| {
+            Event::EventUpdated(EventUpdated {
+                event_id: event.event_id,
+                remaining: s.inventory.remaining,
+                status: s.event.spec.status,
+            })
+        })
+        .into_iter()
+        .collect())
 }
 
 /// Grants (`granted`) or revokes door staff at one event.

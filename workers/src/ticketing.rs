@@ -225,7 +225,12 @@ pub(crate) async fn admit(
         CheckInOutcome::NotAdmissible => {
             let ticket = deps.store.ticket(c.ticket_id).await?;
             let found = ticket.as_ref().map(|t| (t.event_id, t.status));
-            let reason = match rules::admission(found, c.event_id) {
+            let event_status = deps
+                .store
+                .event_record(c.event_id)
+                .await?
+                .map_or(EventStatus::Cancelled, |e| e.spec.status);
+            let reason = match rules::admission(found, c.event_id, event_status) {
                 // Valid again already: it changed under us; look again.
                 Ok(()) => {
                     return Err(WorkError::Changing(format!(
@@ -239,6 +244,9 @@ pub(crate) async fn admit(
             let message = match (reason, first) {
                 (Reason::AlreadyCheckedIn, Some(first)) => {
                     format!("the ticket was checked in at {first}")
+                }
+                (Reason::TicketCancelled, _) if event_status == EventStatus::Cancelled => {
+                    "the event was cancelled".to_owned()
                 }
                 (Reason::TicketCancelled, _) => "the ticket was cancelled".to_owned(),
                 _ => "no such ticket for this event".to_owned(),

@@ -1,13 +1,15 @@
-//! `/v1/events`: creating, listing and reading events.
+//! `/v1/events`: creating, listing and reading events, their life
+//! (publish, cancel), and who may act on them.
 
 use axum::{
     Json,
     extract::{Path, State},
+    http::StatusCode,
     response::Response,
 };
 use eventsys_messages::{
-    Action, CreateEvent, EventId, EventSpec, EventStatus, TicketTypeId, TicketTypeSpec, Timestamp,
-    spec::DEFAULT_MAX_PER_ORDER,
+    Action, CreateEvent, EventId, EventRef, EventSpec, EventStatus, TicketTypeId, TicketTypeSpec,
+    Timestamp, rules, spec::DEFAULT_MAX_PER_ORDER,
 };
 use eventsys_store::EventRecord;
 use serde::Deserialize;
@@ -136,6 +138,55 @@ pub async fn get(
         return Err(Problem::not_found("event"));
     }
     Ok(Json(json!(views::event(&snapshot))))
+}
+
+/// `POST /v1/events/{id}/publish`: a draft goes on sale.
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(event_id): Path<String>,
+    request: CommandRequest,
+) -> Result<Response, Problem> {
+    change_status(&state, &caller, &event_id, request, EventStatus::Published).await
+}
+
+/// `POST /v1/events/{id}/cancel`: sales stop and its tickets are void.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(event_id): Path<String>,
+    request: CommandRequest,
+) -> Result<Response, Problem> {
+    change_status(&state, &caller, &event_id, request, EventStatus::Cancelled).await
+}
+
+async fn change_status(
+    state: &AppState,
+    caller: &Caller,
+    event_id: &str,
+    request: CommandRequest,
+    to: EventStatus,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::Organizer])?;
+    let event_id: EventId = path_id(event_id, "event")?;
+    let event = managed_event(state, caller, event_id).await?;
+    rules::status_change(event.spec.status, to).map_err(|reason| {
+        Problem::new(
+            StatusCode::CONFLICT,
+            reason.as_str(),
+            format!(
+                "a {} event cannot become {}",
+                event.spec.status.as_str(),
+                to.as_str()
+            ),
+        )
+    })?;
+    let target = EventRef { event_id };
+    let action = match to {
+        EventStatus::Published => Action::PublishEvent(target),
+        _ => Action::CancelEvent(target),
+    };
+    state.submit(caller, request, action).await
 }
 
 /// `GET /v1/events/{id}/verification-key`: the public keys that verify

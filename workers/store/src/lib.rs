@@ -21,7 +21,7 @@ pub use error::{Cause, StoreError};
 pub use inventory::{Inventory, TypeSlice};
 pub use ports::{
     Begun, CheckInOutcome, CommandLog, EventStore, Finished, NotificationStore, OrderStore,
-    PlaceOutcome, Recorded, Store,
+    PlaceOutcome, Recorded, StatusChange, Store,
 };
 pub use records::*;
 

@@ -6,7 +6,9 @@
 //! keep that promise is not an adapter of this port.
 
 use async_trait::async_trait;
-use eventsys_messages::{CommandId, EventId, NotificationId, OrderId, TicketId, Timestamp, UserId};
+use eventsys_messages::{
+    CommandId, EventId, EventStatus, NotificationId, OrderId, TicketId, Timestamp, UserId,
+};
 
 use crate::{
     StoreError,
@@ -60,6 +62,17 @@ pub enum PlaceOutcome {
     NotOnSale,
     /// Fewer seats of the type, or of the event, are left than the order asks.
     SoldOut,
+}
+
+/// What asking an event to change status found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusChange {
+    Changed,
+    /// The command had finished before: nothing was written.
+    Already,
+    NotFound,
+    /// The event is in this status, which may not become the one asked.
+    Refused(EventStatus),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +141,15 @@ pub trait EventStore: Send + Sync {
         done: &Completion,
     ) -> Result<Finished, StoreError>;
 
+    /// Moves the event to `to`, on condition that its status is one of
+    /// `to.reached_from()`; a published event is listed, any other not.
+    async fn change_event_status(
+        &self,
+        event_id: EventId,
+        to: EventStatus,
+        done: &Completion,
+    ) -> Result<StatusChange, StoreError>;
+
     /// Grants `user` door staff at the event (`Some(since)`), or revokes it
     /// (`None`); `None` back if there is no such event.
     async fn set_staff(
@@ -181,7 +203,8 @@ pub trait OrderStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<TicketRecord>, StoreError>;
 
-    /// Admits a valid ticket of `event_id` once.
+    /// Admits a valid ticket of `event_id` once, unless the event was
+    /// cancelled.
     async fn check_in(
         &self,
         ticket_id: TicketId,

@@ -14,7 +14,7 @@ use crate::{
 };
 use eventsys_store::{
     StoreError,
-    ports::{EventStore, Finished},
+    ports::{CommandLog, EventStore, Finished, StatusChange},
     records::{Completion, EventRecord, EventSnapshot, Page, PageRequest},
     sortable,
 };
@@ -28,17 +28,19 @@ fn event_item(event: &EventRecord, shards: u16) -> Result<Item, StoreError> {
     // Only published events carry the listing attributes, so the listing
     // index holds exactly the events anyone may see.
     if event.spec.status == EventStatus::Published {
-        item.insert("listing".into(), s("published"));
-        item.insert(
-            "listing_sort".into(),
-            s(format!(
-                "{}#{}",
-                sortable(event.spec.starts_at),
-                event.event_id
-            )),
-        );
+        let (listing, listing_sort) = listing_attrs(event);
+        item.insert("listing".into(), s(listing));
+        item.insert("listing_sort".into(), s(listing_sort));
     }
     Ok(item)
+}
+
+/// The listing index's key of a published event.
+fn listing_attrs(event: &EventRecord) -> (&'static str, String) {
+    (
+        "published",
+        format!("{}#{}", sortable(event.spec.starts_at), event.event_id),
+    )
 }
 
 impl DynamoStore {
@@ -131,6 +133,81 @@ impl EventStore for DynamoStore {
             )
         })
         .await
+    }
+
+    async fn change_event_status(
+        &self,
+        event_id: EventId,
+        to: EventStatus,
+        done: &Completion,
+    ) -> Result<StatusChange, StoreError> {
+        // The listing key needs the start time: read the event, then write
+        // on condition that its status is still one that may change.
+        let event = self.event_record(event_id).await?;
+        let from = to.reached_from();
+        let refusal = match &event {
+            None => Some(StatusChange::NotFound),
+            Some(e) if !from.contains(&e.spec.status) => Some(StatusChange::Refused(e.spec.status)),
+            Some(_) => None,
+        };
+        // A command that finished before is answered as such, whatever the
+        // event's status has become since.
+        if let Some(refusal) = refusal {
+            let finished = self
+                .command(done.command_id)
+                .await?
+                .is_some_and(|c| !c.is_unfinished());
+            return Ok(if finished {
+                StatusChange::Already
+            } else {
+                refusal
+            });
+        }
+        let Some(event) = event else {
+            return Ok(StatusChange::NotFound);
+        };
+        let mut update = Update::builder()
+            .table_name(&self.tables.events)
+            .key("event_id", s(event_id.to_string()))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":at", s(done.at.to_string()));
+        let mut allowed = Vec::new();
+        for (i, status) in from.iter().enumerate() {
+            let name = format!(":from{i}");
+            update = update.expression_attribute_values(&name, s(status.as_str()));
+            allowed.push(name);
+        }
+        update = update.condition_expression(format!("#s IN ({})", allowed.join(", ")));
+        update = if to == EventStatus::Published {
+            let (listing, listing_sort) = listing_attrs(&event);
+            update
+                .update_expression(
+                    "SET #s = :to, updated_at = :at, listing = :l, listing_sort = :ls",
+                )
+                .expression_attribute_values(":l", s(listing))
+                .expression_attribute_values(":ls", s(listing_sort))
+        } else {
+            update.update_expression("SET #s = :to, updated_at = :at REMOVE listing, listing_sort")
+        };
+        let items = vec![
+            TransactWriteItem::builder()
+                .update(update.build().built()?)
+                .build(),
+            self.completion(done)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(StatusChange::Changed),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
+                Ok(StatusChange::Already)
+            }
+            // Someone else changed it meanwhile: say what it is now.
+            Err(TxFailure::Conditions(_)) => Ok(match self.event_record(event_id).await? {
+                Some(now) => StatusChange::Refused(now.spec.status),
+                None => StatusChange::NotFound,
+            }),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
     }
 
     async fn set_staff(

@@ -336,14 +336,25 @@ impl OrderStore for DynamoStore {
             .update_expression("SET #s = :checked_in, checked_in_at = :at")
             .condition_expression("#s = :valid AND event_id = :event")
             .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":checked_in", s(status_name(TicketStatus::CheckedIn)))
-            .expression_attribute_values(":valid", s(status_name(TicketStatus::Valid)))
+            .expression_attribute_values(":checked_in", s(TicketStatus::CheckedIn.as_str()))
+            .expression_attribute_values(":valid", s(TicketStatus::Valid.as_str()))
             .expression_attribute_values(":event", s(event_id.to_string()))
             .expression_attribute_values(":at", s(at.to_string()))
             .build()
             .built()?;
+        let not_cancelled = ConditionCheck::builder()
+            .table_name(&self.tables.events)
+            .key("event_id", s(event_id.to_string()))
+            .condition_expression("#s <> :cancelled")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":cancelled", s(EventStatus::Cancelled.as_str()))
+            .build()
+            .built()?;
         let items = vec![
             TransactWriteItem::builder().update(admit).build(),
+            TransactWriteItem::builder()
+                .condition_check(not_cancelled)
+                .build(),
             self.completion(done)?,
         ];
         match self.transact(items).await {
@@ -354,13 +365,5 @@ impl OrderStore for DynamoStore {
             Err(TxFailure::Conditions(_)) => Ok(CheckInOutcome::NotAdmissible),
             Err(TxFailure::Store(e)) => Err(e),
         }
-    }
-}
-
-fn status_name(status: TicketStatus) -> &'static str {
-    match status {
-        TicketStatus::Valid => "valid",
-        TicketStatus::CheckedIn => "checked_in",
-        TicketStatus::Cancelled => "cancelled",
     }
 }

@@ -3,10 +3,13 @@
 use async_trait::async_trait;
 use eventsys_messages::{EventId, EventStatus, Timestamp, UserId};
 
-use crate::{EVENTS, EmbeddedStore, INVENTORY, LISTING, commands, get, open, open_read, page, put};
+use crate::{
+    EVENTS, EmbeddedStore, INVENTORY, LISTING, commands, get, open, open_read, page, put,
+    unavailable,
+};
 use eventsys_store::{
     Inventory, StoreError,
-    ports::{EventStore, Finished},
+    ports::{EventStore, Finished, StatusChange},
     records::{Completion, EventRecord, EventSnapshot, Page, PageRequest},
     sortable,
 };
@@ -56,6 +59,42 @@ impl EventStore for EmbeddedStore {
                 &Inventory::initial(&event.spec),
             )?;
             commands::finish(txn, &done)
+        })
+        .await
+    }
+
+    async fn change_event_status(
+        &self,
+        event_id: EventId,
+        to: EventStatus,
+        done: &Completion,
+    ) -> Result<StatusChange, StoreError> {
+        let done = done.clone();
+        self.write(move |txn| {
+            if !commands::unfinished(txn, &done)? {
+                return Ok(StatusChange::Already);
+            }
+            let mut events = open(txn, EVENTS)?;
+            let key = event_id.to_string();
+            let Some(mut event) = get::<EventRecord>(&events, &key)? else {
+                return Ok(StatusChange::NotFound);
+            };
+            if !to.reached_from().contains(&event.spec.status) {
+                return Ok(StatusChange::Refused(event.spec.status));
+            }
+            let mut listing = open(txn, LISTING)?;
+            if to == EventStatus::Published {
+                put(&mut listing, &listing_key(&event), &event.event_id)?;
+            } else {
+                listing
+                    .remove(listing_key(&event).as_str())
+                    .map_err(unavailable)?;
+            }
+            event.spec.status = to;
+            event.updated_at = done.at;
+            put(&mut events, &key, &event)?;
+            commands::finish(txn, &done)?;
+            Ok(StatusChange::Changed)
         })
         .await
     }

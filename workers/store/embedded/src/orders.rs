@@ -160,6 +160,11 @@ impl OrderStore for EmbeddedStore {
             if !commands::unfinished(txn, &done)? {
                 return Ok(CheckInOutcome::Already);
             }
+            let cancelled = get::<EventRecord>(&open(txn, EVENTS)?, &event_id.to_string())?
+                .is_none_or(|e| e.spec.status == EventStatus::Cancelled);
+            if cancelled {
+                return Ok(CheckInOutcome::NotAdmissible);
+            }
             let mut tickets = open(txn, TICKETS)?;
             let key = ticket_id.to_string();
             match get::<TicketRecord>(&tickets, &key)? {
