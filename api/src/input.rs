@@ -86,6 +86,19 @@ impl<S: Send + Sync> FromRequest<S> for CommandRequest {
 }
 
 impl CommandRequest {
+    /// A command the API issues itself on behalf of a request (one scan of
+    /// an uploaded batch): no body, no key, the request's trace.
+    pub fn internal(traceparent: Option<String>) -> Self {
+        Self {
+            fingerprint: Vec::new(),
+            idempotency_key: None,
+            wait: None,
+            traceparent,
+            content_type: None,
+            body: Bytes::new(),
+        }
+    }
+
     /// The JSON body, with errors that name the offending field.
     pub fn body<T: DeserializeOwned>(&self) -> Result<T, Problem> {
         let content_type = self

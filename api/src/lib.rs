@@ -71,12 +71,14 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    use routes::{commands, events, health, notifications, orders, staff, tickets};
+    use routes::{commands, doors, events, health, notifications, orders, staff, tickets};
     Router::new()
         .route("/v1/events", post(events::create).get(events::list))
         .route("/v1/events/{event_id}", get(events::get))
         .route("/v1/events/{event_id}/orders", post(orders::place))
-        .route("/v1/events/{event_id}/checkins", post(tickets::check_in))
+        .route("/v1/events/{event_id}/checkins", post(doors::check_in))
+        .route("/v1/events/{event_id}/checkins/batch", post(doors::batch))
+        .route("/v1/events/{event_id}/stats", get(doors::stats))
         .route("/v1/orders/{order_id}", get(orders::get))
         .route("/v1/tickets/{ticket_id}", get(tickets::get))
         .route("/v1/tickets/{ticket_id}/qr.svg", get(tickets::qr))

@@ -113,6 +113,8 @@ pub struct TicketView<'a> {
     ticket_type_id: TicketTypeId,
     status: TicketStatus,
     checked_in_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checked_in_gate: Option<&'a str>,
     created_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<String>,
@@ -127,6 +129,7 @@ pub fn ticket(ticket: &TicketRecord, code: Option<String>) -> TicketView<'_> {
         ticket_type_id: ticket.ticket_type_id,
         status: ticket.status,
         checked_in_at: ticket.checked_in_at,
+        checked_in_gate: ticket.checked_in_gate.as_deref(),
         created_at: ticket.created_at,
         code,
     }

@@ -141,6 +141,13 @@ pub struct PlaceOrder {
 pub struct CheckIn {
     pub event_id: EventId,
     pub ticket_id: TicketId,
+    /// The door that scanned, if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+    /// When an offline door scanned; `None`: now, online. The earliest
+    /// scan of a ticket wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned_at: Option<Timestamp>,
 }
 
 /// A command about one whole event.
@@ -176,6 +183,8 @@ mod tests {
             Action::CheckIn(CheckIn {
                 event_id: EventId::generate(),
                 ticket_id: TicketId::generate(),
+                gate: Some("north".into()),
+                scanned_at: None,
             }),
             Action::MarkNotificationRead(MarkNotificationRead {
                 notification_id: NotificationId::generate(),

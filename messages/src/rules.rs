@@ -5,7 +5,7 @@
 //! that express the same rules; it does not decide them.
 
 use crate::{
-    Reason,
+    Reason, Timestamp,
     ids::EventId,
     spec::{EventSpec, EventStatus, FieldError, TicketStatus, TicketTypeSpec},
 };
@@ -50,6 +50,14 @@ pub fn on_sale(spec: &EventSpec) -> Result<(), Reason> {
         EventStatus::Published => Ok(()),
         EventStatus::Draft | EventStatus::Cancelled => Err(Reason::NotOnSale),
     }
+}
+
+/// Of two scans of one ticket the earlier stands: an offline door's scan
+/// uploaded late replaces a later one, never the other way round. (An
+/// online scan is stamped when handled, so among online scans the first
+/// handled wins instead.)
+pub fn replaces(first: Timestamp, scan: Timestamp) -> bool {
+    scan < first
 }
 
 /// Whether `status` may become `to` (see [`EventStatus::reached_from`]).

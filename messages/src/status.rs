@@ -130,6 +130,9 @@ pub struct CommandResult {
     /// A check-in's time, or for `already_checked_in` the first one's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_in_at: Option<Timestamp>,
+    /// The gate of that check-in, if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification_id: Option<NotificationId>,
 }

@@ -34,6 +34,111 @@ on_both!(
     Setup::Serve
 );
 on_both!(staff_act_only_at_the_events_they_were_granted, Setup::Serve);
+on_both!(
+    an_offline_door_uploads_its_scans_and_the_earliest_scan_wins,
+    Setup::Serve
+);
+
+/// A door that lost the network uploads its scans in one batch: each is
+/// reported against the ticket as it stands, the earliest scan of a ticket
+/// wins over a later online one, and the counts stay exact however often
+/// the batch is uploaded.
+async fn an_offline_door_uploads_its_scans_and_the_earliest_scan_wins(setup: Setup) {
+    let system = System::start(setup).await;
+    let organizer = system.client("organizer", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(10)).await;
+    let buyer = system.client("ann", &[Role::Attendee]);
+    let mut tickets = Vec::new();
+    for _ in 0..3 {
+        tickets.push(buy_one(&buyer, &event_id).await);
+    }
+    let (online, offline) = (
+        system.client("door-a", &[Role::Staff]),
+        system.client("door-b", &[Role::Staff]),
+    );
+    organizer.grant_staff(&event_id, "door-a").await;
+    organizer.grant_staff(&event_id, "door-b").await;
+    let event = format!("/v1/events/{event_id}");
+
+    // Door A is online and scans ticket 0 now.
+    let now = jiff::Timestamp::now().as_second();
+    let at = |s: i64| jiff::Timestamp::from_second(s).expect("a time").to_string();
+    let scanned = online
+        .post(
+            &format!("{event}/checkins"),
+            &json!({ "code": tickets[0].1, "gate": "A" }),
+        )
+        .await;
+    assert_eq!(scanned.status, 200, "{:?}", scanned.body);
+
+    // Door B was offline for the last ten minutes.
+    let batch = json!({
+        "gate": "B",
+        "scans": [
+            { "code": tickets[0].1, "scanned_at": at(now - 600) },
+            { "code": tickets[1].1, "scanned_at": at(now - 540) },
+            { "code": tickets[1].1, "scanned_at": at(now - 480) },
+            { "code": format!("{}x", tickets[2].1), "scanned_at": at(now - 420) },
+            { "code": tickets[2].1, "scanned_at": at(now + 3600) },
+        ]
+    });
+    let expected = json!([
+        { "status": "checked_in", "checked_in_at": at(now - 600), "gate": "B" },
+        { "status": "checked_in", "checked_in_at": at(now - 540), "gate": "B" },
+        { "status": "already_checked_in", "checked_in_at": at(now - 540), "gate": "B" },
+        { "status": "invalid_ticket_code" },
+        { "status": "invalid_scan_time" },
+    ]);
+    for upload in 0..2 {
+        let reply = offline
+            .post(&format!("{event}/checkins/batch"), &batch)
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        assert_eq!(reply.body["results"], expected, "upload {upload}");
+    }
+
+    // The earlier offline scan stands over the later online one.
+    let first = buyer.get(&format!("/v1/tickets/{}", tickets[0].0)).await;
+    assert_eq!(
+        (&first.body["checked_in_at"], &first.body["checked_in_gate"]),
+        (&json!(at(now - 600)), &json!("B"))
+    );
+    let again = online
+        .post(
+            &format!("{event}/checkins"),
+            &json!({ "code": tickets[0].1 }),
+        )
+        .await;
+    assert_eq!(
+        (
+            again.status,
+            &again.body["first_checked_in_at"],
+            &again.body["first_gate"]
+        ),
+        (409, &json!(at(now - 600)), &json!("B"))
+    );
+
+    let stats = organizer.get(&format!("{event}/stats")).await;
+    assert_eq!(stats.status, 200, "{:?}", stats.body);
+    assert_eq!(
+        (
+            &stats.body["sold"],
+            &stats.body["remaining"],
+            &stats.body["checked_in"]
+        ),
+        (&json!(3), &json!(7), &json!(2))
+    );
+    assert_eq!(stats.body["ticket_types"][0]["checked_in"], 2);
+    let stranger = system.client("mallory", &[Role::Staff]);
+    assert_eq!(stranger.get(&format!("{event}/stats")).await.status, 403);
+    assert_eq!(
+        stranger
+            .post(&format!("{event}/checkins/batch"), &batch)
+            .await
+            .status,
+        403
+    );
+}
 
 /// A `staff` token scans and reads tickets at the events its organizer
 /// granted it, and nowhere else; a revoked grant ends at once.

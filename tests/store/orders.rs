@@ -9,7 +9,7 @@ use eventsys_messages::{
 };
 use eventsys_store::{
     CheckInOutcome, Completion, EventRecord, Finished, OrderRecord, OrderStatus, PageRequest,
-    PlaceOutcome, Placement, Store, TicketRecord, TicketStatus,
+    PlaceOutcome, Placement, Scan, Store, TicketRecord, TicketStatus,
 };
 use futures::future::join_all;
 
@@ -25,6 +25,7 @@ contract!(
     a_rejected_order_is_written_once,
     a_holders_tickets_are_listed_newest_first,
     a_ticket_is_admitted_once,
+    the_earliest_scan_of_a_ticket_stands,
     a_cancelled_events_tickets_are_not_admitted,
 );
 
@@ -47,6 +48,7 @@ fn placement(
             status: TicketStatus::Valid,
             created_at: now,
             checked_in_at: None,
+            checked_in_gate: None,
         })
         .collect();
     Placement {
@@ -109,6 +111,12 @@ async fn an_order_is_placed_once_and_reads_back_with_its_tickets(store: &dyn Sto
         store.tickets(&order.order.ticket_ids).await.unwrap(),
         tickets
     );
+    let twice = [
+        order.order.ticket_ids.clone(),
+        order.order.ticket_ids.clone(),
+    ]
+    .concat();
+    assert_eq!(store.tickets(&twice).await.unwrap(), tickets, "each once");
     assert_eq!(
         store.ticket(tickets[0].ticket_id).await.unwrap(),
         Some(tickets[0].clone())
@@ -241,6 +249,33 @@ async fn a_holders_tickets_are_listed_newest_first(store: &dyn Store) {
     assert_eq!((ids(&rest.items), rest.next), (vec![mine[0]], None));
 }
 
+/// A scan of the first ticket of `order`, at `at`, through `gate`.
+fn scan_of(order: &Placement, at: Timestamp, gate: &str) -> Scan {
+    let ticket = &order.tickets[0];
+    Scan {
+        ticket_id: ticket.ticket_id,
+        event_id: ticket.event_id,
+        ticket_type_id: ticket.ticket_type_id,
+        at,
+        gate: Some(gate.to_owned()),
+        offline: false,
+    }
+}
+
+async fn checked_in(store: &dyn Store, event: &EventRecord) -> u32 {
+    let counters = store
+        .event(event.event_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .inventory;
+    assert_eq!(
+        counters.checked_in,
+        counters.type_checked_in(first_type(event))
+    );
+    counters.checked_in
+}
+
 async fn a_ticket_is_admitted_once(store: &dyn Store) {
     let event = event(5, &[5]);
     created(store, &event).await;
@@ -249,53 +284,98 @@ async fn a_ticket_is_admitted_once(store: &dyn Store) {
         .place_order(&order, &recorded(store, "ann").await)
         .await
         .unwrap();
-    let ticket = order.tickets[0].ticket_id;
     let at = Timestamp::now();
+    let scan = scan_of(&order, at, "north");
 
-    let elsewhere = recorded(store, "sam").await;
+    let elsewhere = Scan {
+        event_id: EventId::generate(),
+        ..scan.clone()
+    };
+    let done = recorded(store, "sam").await;
     assert_eq!(
-        store
-            .check_in(ticket, EventId::generate(), at, &elsewhere)
-            .await
-            .unwrap(),
+        store.check_in(&elsewhere, &done).await.unwrap(),
         CheckInOutcome::NotAdmissible
     );
-    let unknown = recorded(store, "sam").await;
+    let unknown = Scan {
+        ticket_id: TicketId::generate(),
+        ..scan.clone()
+    };
+    let done = recorded(store, "sam").await;
     assert_eq!(
-        store
-            .check_in(TicketId::generate(), event.event_id, at, &unknown)
-            .await
-            .unwrap(),
+        store.check_in(&unknown, &done).await.unwrap(),
         CheckInOutcome::NotAdmissible
     );
-    let scan = recorded(store, "sam").await;
+    let done = recorded(store, "sam").await;
     assert_eq!(
-        store
-            .check_in(ticket, event.event_id, at, &scan)
-            .await
-            .unwrap(),
+        store.check_in(&scan, &done).await.unwrap(),
         CheckInOutcome::CheckedIn
     );
     assert_eq!(
-        store
-            .check_in(ticket, event.event_id, at, &scan)
-            .await
-            .unwrap(),
+        store.check_in(&scan, &done).await.unwrap(),
         CheckInOutcome::Already
     );
-    let second_scan = recorded(store, "sam").await;
+    let later = scan_of(&order, at + Duration::from_secs(5), "south");
+    let done = recorded(store, "sam").await;
     assert_eq!(
-        store
-            .check_in(ticket, event.event_id, Timestamp::now(), &second_scan)
-            .await
-            .unwrap(),
+        store.check_in(&later, &done).await.unwrap(),
         CheckInOutcome::NotAdmissible
     );
-    let admitted = store.ticket(ticket).await.unwrap().unwrap();
+    let admitted = store.ticket(scan.ticket_id).await.unwrap().unwrap();
     assert_eq!(
-        (admitted.status, admitted.checked_in_at),
-        (TicketStatus::CheckedIn, Some(at))
+        (
+            admitted.status,
+            admitted.checked_in_at,
+            admitted.checked_in_gate.as_deref()
+        ),
+        (TicketStatus::CheckedIn, Some(at), Some("north"))
     );
+    assert_eq!(checked_in(store, &event).await, 1);
+}
+
+/// A door that was offline uploads a scan earlier than the one recorded:
+/// the earlier scan stands, and the ticket is still counted once.
+async fn the_earliest_scan_of_a_ticket_stands(store: &dyn Store) {
+    let event = event(5, &[5]);
+    created(store, &event).await;
+    let order = placement(event.event_id, first_type(&event), 1, "ann");
+    store
+        .place_order(&order, &recorded(store, "ann").await)
+        .await
+        .unwrap();
+    let online = Timestamp::now();
+    let done = recorded(store, "sam").await;
+    store
+        .check_in(&scan_of(&order, online, "north"), &done)
+        .await
+        .unwrap();
+    let earlier = scan_of(&order, online - Duration::from_secs(30), "north");
+    let done = recorded(store, "sam").await;
+    assert_eq!(
+        store.check_in(&earlier, &done).await.unwrap(),
+        CheckInOutcome::NotAdmissible,
+        "an online scan never replaces another, whatever its stamp"
+    );
+    let offline = Scan {
+        offline: true,
+        ..scan_of(&order, online - Duration::from_secs(60), "offline-gate")
+    };
+    let done = recorded(store, "sam").await;
+    assert_eq!(
+        store.check_in(&offline, &done).await.unwrap(),
+        CheckInOutcome::Earlier
+    );
+    // The same upload again changes nothing.
+    let again = recorded(store, "sam").await;
+    assert_eq!(
+        store.check_in(&offline, &again).await.unwrap(),
+        CheckInOutcome::NotAdmissible
+    );
+    let admitted = store.ticket(offline.ticket_id).await.unwrap().unwrap();
+    assert_eq!(
+        (admitted.checked_in_at, admitted.checked_in_gate.as_deref()),
+        (Some(offline.at), Some("offline-gate"))
+    );
+    assert_eq!(checked_in(store, &event).await, 1);
 }
 
 async fn a_cancelled_events_tickets_are_not_admitted(store: &dyn Store) {
@@ -311,15 +391,10 @@ async fn a_cancelled_events_tickets_are_not_admitted(store: &dyn Store) {
         .change_event_status(event.event_id, EventStatus::Cancelled, &cancel)
         .await
         .unwrap();
-    let scan = recorded(store, "sam").await;
+    let done = recorded(store, "sam").await;
     assert_eq!(
         store
-            .check_in(
-                order.tickets[0].ticket_id,
-                event.event_id,
-                Timestamp::now(),
-                &scan
-            )
+            .check_in(&scan_of(&order, Timestamp::now(), "north"), &done)
             .await
             .unwrap(),
         CheckInOutcome::NotAdmissible

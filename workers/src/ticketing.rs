@@ -7,14 +7,14 @@
 //! sale, admissible) are [`eventsys_messages::rules`], shared with the API.
 
 use eventsys_messages::{
-    CheckIn, CommandEnvelope, CommandError, CommandResult, CommandStatus, Event, EventStatus,
-    PlaceOrder, Reason, TicketId, TicketStatus, Timestamp,
+    CheckIn, CommandEnvelope, CommandError, CommandId, CommandResult, CommandStatus, Event,
+    EventStatus, PlaceOrder, Reason, TicketId, TicketStatus, Timestamp,
     event::{EventUpdated, OrderRejected, TicketCheckedIn, TicketsSold},
     rules,
 };
 use eventsys_store::{
     CheckInOutcome, CommandRecord, Completion, Finished, OrderRecord, OrderStatus, PlaceOutcome,
-    Placement, TicketRecord,
+    Placement, Scan, TicketRecord,
 };
 
 use crate::{
@@ -60,6 +60,7 @@ pub(crate) async fn place_order(
             status: TicketStatus::Valid,
             created_at: now,
             checked_in_at: None,
+            checked_in_gate: None,
         })
         .collect();
     let ticket_ids: Vec<TicketId> = tickets.iter().map(|t| t.ticket_id).collect();
@@ -193,75 +194,98 @@ fn checked_in(ticket: &TicketRecord, at: Timestamp) -> Event {
     })
 }
 
-/// Admits a ticket at the door, once: the first scan wins, across replicas.
+/// Admits a ticket at the door, once: across replicas and doors, online
+/// or uploaded later from an offline door, the earliest scan wins.
 pub(crate) async fn admit(
     deps: &Deps,
     command: &CommandEnvelope,
     c: &CheckIn,
 ) -> Result<Executed, WorkError> {
     let id = command.command_id();
-    let at = Timestamp::now();
+    let at = c.scanned_at.unwrap_or_else(Timestamp::now);
+    let ticket = deps.store.ticket(c.ticket_id).await?;
+    let event_status = deps
+        .store
+        .event_record(c.event_id)
+        .await?
+        .map_or(EventStatus::Cancelled, |e| e.spec.status);
+    let found = ticket.as_ref().map(|t| (t.event_id, t.status));
+    let first = ticket.as_ref().and_then(|t| t.checked_in_at);
+    let admissible = match rules::admission(found, c.event_id, event_status) {
+        Ok(()) => Ok(()),
+        Err(Reason::AlreadyCheckedIn)
+            if c.scanned_at.is_some() && first.is_some_and(|f| rules::replaces(f, at)) =>
+        {
+            Ok(())
+        }
+        Err(reason) => Err(reason),
+    };
+    let (Ok(()), Some(ticket)) = (admissible, &ticket) else {
+        let reason = admissible.err().unwrap_or(Reason::InvalidTicketCode);
+        return refuse(deps, id, c, reason, ticket.as_ref(), event_status).await;
+    };
+    let scan = Scan {
+        ticket_id: c.ticket_id,
+        event_id: c.event_id,
+        ticket_type_id: ticket.ticket_type_id,
+        at,
+        gate: c.gate.clone(),
+        offline: c.scanned_at.is_some(),
+    };
     let admitted = CommandResult {
         event_id: Some(c.event_id),
         ticket_id: Some(c.ticket_id),
         checked_in_at: Some(at),
+        gate: c.gate.clone(),
         ..CommandResult::default()
     };
     let done = Completion::succeeded(id, admitted);
-    match deps
-        .store
-        .check_in(c.ticket_id, c.event_id, at, &done)
-        .await?
-    {
-        CheckInOutcome::CheckedIn => {
-            let ticket = deps.store.ticket(c.ticket_id).await?;
-            let events = ticket.iter().map(|t| checked_in(t, at)).collect();
-            Ok(Executed::now(Outcome {
-                completion: done,
-                events,
-            }))
-        }
+    match deps.store.check_in(&scan, &done).await? {
+        CheckInOutcome::CheckedIn | CheckInOutcome::Earlier => Ok(Executed::now(Outcome {
+            completion: done,
+            events: vec![checked_in(ticket, at)],
+        })),
         CheckInOutcome::Already => Ok(Executed::Already),
-        CheckInOutcome::NotAdmissible => {
-            let ticket = deps.store.ticket(c.ticket_id).await?;
-            let found = ticket.as_ref().map(|t| (t.event_id, t.status));
-            let event_status = deps
-                .store
-                .event_record(c.event_id)
-                .await?
-                .map_or(EventStatus::Cancelled, |e| e.spec.status);
-            let reason = match rules::admission(found, c.event_id, event_status) {
-                // Valid again already: it changed under us; look again.
-                Ok(()) => {
-                    return Err(WorkError::Changing(format!(
-                        "ticket {} changed during check-in",
-                        c.ticket_id
-                    )));
-                }
-                Err(reason) => reason,
-            };
-            let first = ticket.and_then(|t| t.checked_in_at);
-            let message = match (reason, first) {
-                (Reason::AlreadyCheckedIn, Some(first)) => {
-                    format!("the ticket was checked in at {first}")
-                }
-                (Reason::TicketCancelled, _) if event_status == EventStatus::Cancelled => {
-                    "the event was cancelled".to_owned()
-                }
-                (Reason::TicketCancelled, _) => "the ticket was cancelled".to_owned(),
-                _ => "no such ticket for this event".to_owned(),
-            };
-            let mut done = Completion::rejected(id, CommandError::new(reason, message));
-            if reason == Reason::AlreadyCheckedIn {
-                done.result = Some(CommandResult {
-                    ticket_id: Some(c.ticket_id),
-                    checked_in_at: first,
-                    ..CommandResult::default()
-                });
-            }
-            end_without_effect(deps, done).await
-        }
+        // Another scan or a cancellation got there between our read and
+        // our write: look again.
+        CheckInOutcome::NotAdmissible => Err(WorkError::Changing(format!(
+            "ticket {} changed during check-in",
+            c.ticket_id
+        ))),
     }
+}
+
+/// Turns a scan away, saying why; `already_checked_in` carries the
+/// winning scan's time and gate.
+async fn refuse(
+    deps: &Deps,
+    id: CommandId,
+    c: &CheckIn,
+    reason: Reason,
+    ticket: Option<&TicketRecord>,
+    event_status: EventStatus,
+) -> Result<Executed, WorkError> {
+    let first = ticket.and_then(|t| t.checked_in_at);
+    let message = match (reason, first) {
+        (Reason::AlreadyCheckedIn, Some(first)) => {
+            format!("the ticket was checked in at {first}")
+        }
+        (Reason::TicketCancelled, _) if event_status == EventStatus::Cancelled => {
+            "the event was cancelled".to_owned()
+        }
+        (Reason::TicketCancelled, _) => "the ticket was cancelled".to_owned(),
+        _ => "no such ticket for this event".to_owned(),
+    };
+    let mut done = Completion::rejected(id, CommandError::new(reason, message));
+    if reason == Reason::AlreadyCheckedIn {
+        done.result = Some(CommandResult {
+            ticket_id: Some(c.ticket_id),
+            checked_in_at: first,
+            gate: ticket.and_then(|t| t.checked_in_gate.clone()),
+            ..CommandResult::default()
+        });
+    }
+    end_without_effect(deps, done).await
 }
 
 /// A check-in this command made, to announce it again.

@@ -1,6 +1,7 @@
 //! The HTTP routes of the public contract, one module per resource.
 
 pub mod commands;
+pub mod doors;
 pub mod events;
 pub mod health;
 pub mod notifications;

@@ -1,6 +1,4 @@
-//! Tickets: my tickets, one ticket with its code, and check-in at the door.
-
-use std::time::Duration;
+//! Tickets: my tickets, one ticket with its code, and its QR code.
 
 use axum::{
     Json,
@@ -8,22 +6,17 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use eventsys_messages::{Action, CheckIn, CommandStatus, EventId, Reason, TicketId};
-use serde::Deserialize;
+use eventsys_messages::TicketId;
 use serde_json::{Value, json};
 
 use super::events::may_scan;
 use crate::{
     AppState,
-    auth::{Caller, Role},
-    input::{CommandRequest, Paging, path_id},
+    auth::Caller,
+    input::{Paging, path_id},
     problem::Problem,
-    submit::{accepted, applied},
     views,
 };
-
-/// The door needs an answer now: check-ins wait this long by default.
-const CHECK_IN_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn mine(
     State(state): State<AppState>,
@@ -96,91 +89,4 @@ async fn visible_ticket(
         return Err(Problem::not_found("ticket"));
     }
     Ok(ticket)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Scan {
-    code: String,
-}
-
-/// `POST /v1/events/{id}/checkins`: 200 admitted, 409 already checked in
-/// (with the first time), 422 forged or foreign code, 202 if the answer
-/// takes longer than the wait.
-pub async fn check_in(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(event_id): Path<String>,
-    request: CommandRequest,
-) -> Result<Response, Problem> {
-    caller.require(&[Role::Organizer, Role::Staff])?;
-    let event_id: EventId = path_id(&event_id, "event")?;
-    let scan: Scan = request.body()?;
-    // A forged or foreign code is refused before anything is read.
-    let ticket_id = state
-        .codes
-        .admit(&scan.code, event_id)
-        .ok_or_else(invalid_code)?;
-    let event = state
-        .store
-        .event_record(event_id)
-        .await?
-        .ok_or_else(|| Problem::not_found("event"))?;
-    if !may_scan(&caller, &event) {
-        return Err(Problem::forbidden(
-            "only the event's organizer or its door staff may check tickets in",
-        ));
-    }
-    let action = Action::CheckIn(CheckIn {
-        event_id,
-        ticket_id,
-    });
-    let submitted = state
-        .submit_waiting(&caller, request, action, Some(CHECK_IN_WAIT))
-        .await?;
-    let record = &submitted.record;
-    let wait = submitted.waited.unwrap_or(CHECK_IN_WAIT);
-    let first = record.result.as_ref().and_then(|r| r.checked_in_at);
-    let mut response = match (record.status, record.error.as_ref().map(|e| e.code)) {
-        (CommandStatus::Succeeded, _) => Json(json!({
-            "command_id": record.command_id,
-            "ticket_id": ticket_id,
-            "status": "checked_in",
-            "checked_in_at": first,
-        }))
-        .into_response(),
-        (CommandStatus::Rejected, Some(Reason::AlreadyCheckedIn)) => Problem::new(
-            StatusCode::CONFLICT,
-            Reason::AlreadyCheckedIn.as_str(),
-            "this ticket was already checked in",
-        )
-        .with("ticket_id", ticket_id.to_string())
-        .with("first_checked_in_at", json!(first))
-        .with("command_id", record.command_id.to_string())
-        .into_response(),
-        (CommandStatus::Rejected, Some(Reason::TicketCancelled)) => Problem::new(
-            StatusCode::CONFLICT,
-            Reason::TicketCancelled.as_str(),
-            "this ticket was cancelled",
-        )
-        .into_response(),
-        (CommandStatus::Rejected, _) => invalid_code().into_response(),
-        (CommandStatus::Failed, _) => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Reason::InternalError.as_str(),
-            "the check-in could not be carried out",
-        )
-        .into_response(),
-        _ => return Ok(accepted(record)),
-    };
-    applied(&mut response, wait);
-    Ok(response)
-}
-
-fn invalid_code() -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Reason::InvalidTicketCode.as_str(),
-        "this code is not a ticket for this event",
-    )
 }

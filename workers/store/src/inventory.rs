@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 pub struct TypeSlice {
     pub quota: u32,
     pub remaining: u32,
+    /// Tickets of this type admitted at the door.
+    #[serde(default)]
+    pub checked_in: u32,
 }
 
 /// An event's counters: two levels, the capacity and each type's quota;
@@ -23,6 +26,9 @@ pub struct TypeSlice {
 pub struct Inventory {
     pub capacity: u32,
     pub remaining: u32,
+    /// Tickets admitted at the door.
+    #[serde(default)]
+    pub checked_in: u32,
     pub types: BTreeMap<TicketTypeId, TypeSlice>,
 }
 
@@ -32,6 +38,7 @@ impl Inventory {
         Self {
             capacity: spec.capacity,
             remaining: spec.capacity,
+            checked_in: 0,
             types: spec
                 .ticket_types
                 .iter()
@@ -39,6 +46,7 @@ impl Inventory {
                     let slice = TypeSlice {
                         quota: tt.quota,
                         remaining: tt.quota,
+                        checked_in: 0,
                     };
                     (tt.ticket_type_id, slice)
                 })
@@ -52,10 +60,12 @@ impl Inventory {
         for part in parts {
             total.capacity += part.capacity;
             total.remaining += part.remaining;
+            total.checked_in += part.checked_in;
             for (tt, slice) in &part.types {
                 let sum = total.types.entry(*tt).or_default();
                 sum.quota += slice.quota;
                 sum.remaining += slice.remaining;
+                sum.checked_in += slice.checked_in;
             }
         }
         total
@@ -80,6 +90,16 @@ impl Inventory {
             slice.remaining -= quantity;
         }
         true
+    }
+
+    /// Counts one admission of a ticket of `ticket_type`.
+    pub fn admit(&mut self, ticket_type: TicketTypeId) {
+        self.checked_in += 1;
+        self.types.entry(ticket_type).or_default().checked_in += 1;
+    }
+
+    pub fn type_checked_in(&self, ticket_type: TicketTypeId) -> u32 {
+        self.types.get(&ticket_type).map_or(0, |s| s.checked_in)
     }
 
     pub fn sold(&self) -> u32 {

@@ -14,7 +14,7 @@ use crate::{
     StoreError,
     records::{
         CommandRecord, Completion, EventRecord, EventSnapshot, IdempotencyClaim,
-        NotificationRecord, OrderRecord, Page, PageRequest, Placement, TicketRecord,
+        NotificationRecord, OrderRecord, Page, PageRequest, Placement, Scan, TicketRecord,
     },
 };
 
@@ -78,6 +78,9 @@ pub enum StatusChange {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CheckInOutcome {
     CheckedIn,
+    /// The ticket was checked in by a later scan; this earlier one takes
+    /// its place (the count is unchanged).
+    Earlier,
     Already,
     /// The ticket is not a valid ticket of this event; read it to learn why.
     NotAdmissible,
@@ -194,6 +197,7 @@ pub trait OrderStore: Send + Sync {
 
     async fn ticket(&self, id: TicketId) -> Result<Option<TicketRecord>, StoreError>;
 
+    /// The tickets of `ids` that exist, each once, by id.
     async fn tickets(&self, ids: &[TicketId]) -> Result<Vec<TicketRecord>, StoreError>;
 
     /// A holder's tickets, newest first.
@@ -203,15 +207,10 @@ pub trait OrderStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<TicketRecord>, StoreError>;
 
-    /// Admits a valid ticket of `event_id` once, unless the event was
-    /// cancelled.
-    async fn check_in(
-        &self,
-        ticket_id: TicketId,
-        event_id: EventId,
-        at: Timestamp,
-        done: &Completion,
-    ) -> Result<CheckInOutcome, StoreError>;
+    /// Admits a valid ticket of the scan's event once, unless the event was
+    /// cancelled, and counts it; an offline scan earlier than the one
+    /// recorded takes its place.
+    async fn check_in(&self, scan: &Scan, done: &Completion) -> Result<CheckInOutcome, StoreError>;
 }
 
 #[async_trait]

@@ -219,6 +219,24 @@ pub struct TicketRecord {
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_in_at: Option<Timestamp>,
+    /// The gate of the winning scan, if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_in_gate: Option<String>,
+}
+
+/// One scan of a ticket at a door, as a check-in writes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scan {
+    pub ticket_id: TicketId,
+    pub event_id: EventId,
+    /// The ticket's type, whose checked-in count the scan may raise.
+    pub ticket_type_id: TicketTypeId,
+    pub at: Timestamp,
+    pub gate: Option<String>,
+    /// Scanned by a door that was offline: it may replace a later scan.
+    /// An online scan is stamped when handled, and handling order is not
+    /// scanning order, so it only ever admits a valid ticket.
+    pub offline: bool,
 }
 
 /// A confirmed order and its tickets, to be written at once with the seats

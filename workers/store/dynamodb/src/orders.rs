@@ -4,18 +4,23 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
-use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, Timestamp, UserId};
+use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, UserId};
 
 use crate::{
     Built, DynamoStore, TxFailure,
     codec::{Item, from_item, n, s, to_item},
     schema::BY_HOLDER_INDEX,
-    shards::{Choice, Shard, choose, quota_attr, remaining_attr, shard_key},
+    shards::{
+        CHECKED_IN_ATTR, Choice, Shard, checked_in_attr, choose, quota_attr, remaining_attr,
+        shard_key,
+    },
 };
 use eventsys_store::{
     StoreError,
     ports::{CheckInOutcome, Finished, OrderStore, PlaceOutcome},
-    records::{Completion, OrderRecord, Page, PageRequest, Placement, TicketRecord, TicketStatus},
+    records::{
+        Completion, OrderRecord, Page, PageRequest, Placement, Scan, TicketRecord, TicketStatus,
+    },
     sortable,
 };
 
@@ -101,6 +106,95 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
+    /// One way of writing a check-in: `first` admits a valid ticket and
+    /// counts it; otherwise the scan replaces a later one. `None` when the
+    /// ticket's condition failed.
+    async fn admit(
+        &self,
+        scan: &Scan,
+        done: &Completion,
+        first: bool,
+    ) -> Result<Option<CheckInOutcome>, StoreError> {
+        let sort = sortable(scan.at);
+        let mut admit = Update::builder()
+            .table_name(&self.tables.tickets)
+            .key("ticket_id", s(scan.ticket_id.to_string()))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":checked_in", s(TicketStatus::CheckedIn.as_str()))
+            .expression_attribute_values(":event", s(scan.event_id.to_string()))
+            .expression_attribute_values(":at", s(scan.at.to_string()))
+            .expression_attribute_values(":sort", s(sort));
+        admit = if first {
+            admit
+                .condition_expression("#s = :valid AND event_id = :event")
+                .expression_attribute_values(":valid", s(TicketStatus::Valid.as_str()))
+        } else {
+            admit.condition_expression(
+                "#s = :checked_in AND event_id = :event AND checked_in_sort > :sort",
+            )
+        };
+        admit = match &scan.gate {
+            Some(gate) => admit
+                .update_expression(
+                    "SET #s = :checked_in, checked_in_at = :at, checked_in_sort = :sort, \
+                     checked_in_gate = :gate",
+                )
+                .expression_attribute_values(":gate", s(gate)),
+            None => admit.update_expression(
+                "SET #s = :checked_in, checked_in_at = :at, checked_in_sort = :sort \
+                 REMOVE checked_in_gate",
+            ),
+        };
+        let not_cancelled = ConditionCheck::builder()
+            .table_name(&self.tables.events)
+            .key("event_id", s(scan.event_id.to_string()))
+            .condition_expression("#s <> :cancelled")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":cancelled", s(EventStatus::Cancelled.as_str()))
+            .build()
+            .built()?;
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(admit.build().built()?)
+                .build(),
+            TransactWriteItem::builder()
+                .condition_check(not_cancelled)
+                .build(),
+        ];
+        if first {
+            let mut e = Expr::default();
+            let (all, of_type) = (
+                e.name(CHECKED_IN_ATTR),
+                e.name(&checked_in_attr(scan.ticket_type_id)),
+            );
+            let one = e.value(1);
+            let count = Update::builder()
+                .table_name(&self.tables.inventory)
+                .set_key(Some(shard_key(scan.event_id, 0)))
+                .update_expression(format!("ADD {all} {one}, {of_type} {one}"))
+                .condition_expression("attribute_exists(shard_id)")
+                .set_expression_attribute_names(Some(e.names))
+                .set_expression_attribute_values(Some(e.values))
+                .build()
+                .built()?;
+            items.push(TransactWriteItem::builder().update(count).build());
+        }
+        items.push(self.completion(done)?);
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(if first {
+                CheckInOutcome::CheckedIn
+            } else {
+                CheckInOutcome::Earlier
+            })),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
+                Ok(Some(CheckInOutcome::Already))
+            }
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 0) => Ok(None),
+            Err(TxFailure::Conditions(_)) => Ok(Some(CheckInOutcome::NotAdmissible)),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+
     /// Writes the order against one shard: `None` if that shard is short.
     async fn place_in_shard(
         &self,
@@ -293,6 +387,8 @@ impl OrderStore for DynamoStore {
     }
 
     async fn tickets(&self, ids: &[TicketId]) -> Result<Vec<TicketRecord>, StoreError> {
+        // A batch read refuses a key named twice.
+        let ids: std::collections::BTreeSet<&TicketId> = ids.iter().collect();
         let keys = ids
             .iter()
             .map(|id| [("ticket_id".to_owned(), s(id.to_string()))].into())
@@ -323,47 +419,16 @@ impl OrderStore for DynamoStore {
         self.query_page(query, page).await
     }
 
-    async fn check_in(
-        &self,
-        ticket_id: TicketId,
-        event_id: EventId,
-        at: Timestamp,
-        done: &Completion,
-    ) -> Result<CheckInOutcome, StoreError> {
-        let admit = Update::builder()
-            .table_name(&self.tables.tickets)
-            .key("ticket_id", s(ticket_id.to_string()))
-            .update_expression("SET #s = :checked_in, checked_in_at = :at")
-            .condition_expression("#s = :valid AND event_id = :event")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":checked_in", s(TicketStatus::CheckedIn.as_str()))
-            .expression_attribute_values(":valid", s(TicketStatus::Valid.as_str()))
-            .expression_attribute_values(":event", s(event_id.to_string()))
-            .expression_attribute_values(":at", s(at.to_string()))
-            .build()
-            .built()?;
-        let not_cancelled = ConditionCheck::builder()
-            .table_name(&self.tables.events)
-            .key("event_id", s(event_id.to_string()))
-            .condition_expression("#s <> :cancelled")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":cancelled", s(EventStatus::Cancelled.as_str()))
-            .build()
-            .built()?;
-        let items = vec![
-            TransactWriteItem::builder().update(admit).build(),
-            TransactWriteItem::builder()
-                .condition_check(not_cancelled)
-                .build(),
-            self.completion(done)?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(CheckInOutcome::CheckedIn),
-            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
-                Ok(CheckInOutcome::Already)
-            }
-            Err(TxFailure::Conditions(_)) => Ok(CheckInOutcome::NotAdmissible),
-            Err(TxFailure::Store(e)) => Err(e),
+    async fn check_in(&self, scan: &Scan, done: &Completion) -> Result<CheckInOutcome, StoreError> {
+        // A valid ticket is admitted and counted; failing that, a scan
+        // earlier than the one recorded takes its place, uncounted.
+        match self.admit(scan, done, true).await? {
+            Some(outcome) => Ok(outcome),
+            None if scan.offline => Ok(self
+                .admit(scan, done, false)
+                .await?
+                .unwrap_or(CheckInOutcome::NotAdmissible)),
+            None => Ok(CheckInOutcome::NotAdmissible),
         }
     }
 }

@@ -63,6 +63,7 @@ pub fn split(spec: &EventSpec, shards: u16) -> Vec<Shard> {
             counters: Inventory {
                 capacity: share(whole.capacity, i),
                 remaining: share(whole.capacity, i),
+                checked_in: 0,
                 types: whole
                     .types
                     .iter()
@@ -73,6 +74,7 @@ pub fn split(spec: &EventSpec, shards: u16) -> Vec<Shard> {
                             TypeSlice {
                                 quota,
                                 remaining: quota,
+                                checked_in: 0,
                             },
                         )
                     })
@@ -124,6 +126,23 @@ pub fn remaining_attr(tt: TicketTypeId) -> String {
     format!("r_{tt}")
 }
 
+/// Admissions are counted on shard 0 only: doors scan far below what one
+/// partition absorbs, and the count is then one read.
+pub const CHECKED_IN_ATTR: &str = "checked_in";
+
+pub fn checked_in_attr(tt: TicketTypeId) -> String {
+    format!("c_{tt}")
+}
+
+/// A counter that starts missing (added on first use).
+fn count(item: &Item, name: &str) -> Result<u32, StoreError> {
+    if item.contains_key(name) {
+        number(item, name)
+    } else {
+        Ok(0)
+    }
+}
+
 pub fn shard_key(event_id: EventId, index: u16) -> Item {
     [("shard_id".to_owned(), s(format!("{event_id}#{index}")))].into()
 }
@@ -154,6 +173,7 @@ pub fn shard_from_item(item: &Item) -> Result<Shard, StoreError> {
                 TypeSlice {
                     quota: number(item, name)?,
                     remaining: number(item, &remaining_attr(tt))?,
+                    checked_in: count(item, &checked_in_attr(tt))?,
                 },
             );
         }
@@ -164,6 +184,7 @@ pub fn shard_from_item(item: &Item) -> Result<Shard, StoreError> {
         counters: Inventory {
             capacity: number(item, "capacity")?,
             remaining: number(item, "remaining")?,
+            checked_in: count(item, CHECKED_IN_ATTR)?,
             types,
         },
     })
@@ -198,6 +219,7 @@ mod tests {
             counters: Inventory {
                 capacity: 10,
                 remaining,
+                checked_in: 0,
                 types: types
                     .iter()
                     .map(|&(tt, r)| {
@@ -206,6 +228,7 @@ mod tests {
                             TypeSlice {
                                 quota: 10,
                                 remaining: r,
+                                checked_in: 0,
                             },
                         )
                     })

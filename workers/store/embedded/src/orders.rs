@@ -1,7 +1,7 @@
 //! Orders, tickets and check-ins in the embedded store.
 
 use async_trait::async_trait;
-use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, Timestamp, UserId};
+use eventsys_messages::{EventStatus, OrderId, TicketId, UserId};
 
 use crate::{
     EVENTS, EmbeddedStore, INVENTORY, ORDERS, TICKETS, TICKETS_BY_HOLDER, commands, get, open,
@@ -11,7 +11,7 @@ use eventsys_store::{
     Inventory, StoreError,
     ports::{CheckInOutcome, Finished, OrderStore, PlaceOutcome},
     records::{
-        Completion, EventRecord, OrderRecord, Page, PageRequest, Placement, TicketRecord,
+        Completion, EventRecord, OrderRecord, Page, PageRequest, Placement, Scan, TicketRecord,
         TicketStatus,
     },
     sortable,
@@ -106,7 +106,7 @@ impl OrderStore for EmbeddedStore {
     }
 
     async fn tickets(&self, ids: &[TicketId]) -> Result<Vec<TicketRecord>, StoreError> {
-        let ids = ids.to_vec();
+        let ids: std::collections::BTreeSet<TicketId> = ids.iter().copied().collect();
         self.read(move |txn| {
             let table = open_read(txn, TICKETS)?;
             let mut found: Vec<TicketRecord> = Vec::with_capacity(ids.len());
@@ -148,37 +148,45 @@ impl OrderStore for EmbeddedStore {
         .await
     }
 
-    async fn check_in(
-        &self,
-        ticket_id: TicketId,
-        event_id: EventId,
-        at: Timestamp,
-        done: &Completion,
-    ) -> Result<CheckInOutcome, StoreError> {
-        let done = done.clone();
+    async fn check_in(&self, scan: &Scan, done: &Completion) -> Result<CheckInOutcome, StoreError> {
+        let (scan, done) = (scan.clone(), done.clone());
         self.write(move |txn| {
             if !commands::unfinished(txn, &done)? {
                 return Ok(CheckInOutcome::Already);
             }
-            let cancelled = get::<EventRecord>(&open(txn, EVENTS)?, &event_id.to_string())?
+            let event_key = scan.event_id.to_string();
+            let cancelled = get::<EventRecord>(&open(txn, EVENTS)?, &event_key)?
                 .is_none_or(|e| e.spec.status == EventStatus::Cancelled);
             if cancelled {
                 return Ok(CheckInOutcome::NotAdmissible);
             }
             let mut tickets = open(txn, TICKETS)?;
-            let key = ticket_id.to_string();
-            match get::<TicketRecord>(&tickets, &key)? {
-                Some(mut ticket)
-                    if ticket.event_id == event_id && ticket.status == TicketStatus::Valid =>
-                {
-                    ticket.status = TicketStatus::CheckedIn;
-                    ticket.checked_in_at = Some(at);
-                    put(&mut tickets, &key, &ticket)?;
-                    commands::finish(txn, &done)?;
-                    Ok(CheckInOutcome::CheckedIn)
+            let key = scan.ticket_id.to_string();
+            let Some(mut ticket) =
+                get::<TicketRecord>(&tickets, &key)?.filter(|t| t.event_id == scan.event_id)
+            else {
+                return Ok(CheckInOutcome::NotAdmissible);
+            };
+            let outcome = match (ticket.status, ticket.checked_in_at) {
+                (TicketStatus::Valid, _) => CheckInOutcome::CheckedIn,
+                (TicketStatus::CheckedIn, Some(first)) if scan.offline && scan.at < first => {
+                    CheckInOutcome::Earlier
                 }
-                _ => Ok(CheckInOutcome::NotAdmissible),
+                _ => return Ok(CheckInOutcome::NotAdmissible),
+            };
+            ticket.status = TicketStatus::CheckedIn;
+            ticket.checked_in_at = Some(scan.at);
+            ticket.checked_in_gate = scan.gate.clone();
+            put(&mut tickets, &key, &ticket)?;
+            if outcome == CheckInOutcome::CheckedIn {
+                let mut counters = open(txn, INVENTORY)?;
+                if let Some(mut inventory) = get::<Inventory>(&counters, &event_key)? {
+                    inventory.admit(ticket.ticket_type_id);
+                    put(&mut counters, &event_key, &inventory)?;
+                }
             }
+            commands::finish(txn, &done)?;
+            Ok(outcome)
         })
         .await
     }
