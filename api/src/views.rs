@@ -64,6 +64,7 @@ pub struct EventView<'a> {
     sold: u32,
     remaining: u32,
     max_per_order: u32,
+    hold_seconds: u32,
     ticket_types: Vec<TicketTypeView<'a>>,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -85,6 +86,7 @@ pub fn event(snapshot: &EventSnapshot) -> EventView<'_> {
         sold: counters.sold(),
         remaining: counters.remaining,
         max_per_order: spec.max_per_order,
+        hold_seconds: spec.hold_seconds,
         ticket_types: spec
             .ticket_types
             .iter()
@@ -144,6 +146,8 @@ pub struct OrderView<'a> {
     status: OrderStatus,
     quantity: u32,
     created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
     tickets: Vec<TicketView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rejection: Option<&'a CommandError>,
@@ -158,6 +162,7 @@ pub fn order<'a>(order: &'a OrderRecord, tickets: Vec<TicketView<'a>>) -> OrderV
         status: order.status,
         quantity: order.quantity,
         created_at: order.created_at,
+        expires_at: order.expires_at,
         tickets,
         rejection: order.rejection.as_ref(),
     }

@@ -26,8 +26,15 @@ pub struct CommandEnvelope {
 
 impl CommandEnvelope {
     pub fn new(issuer: UserId, action: Action) -> Self {
+        Self::with_id(CommandId::generate(), issuer, action)
+    }
+
+    /// A command whose id the issuer chose: the system names a command it
+    /// may issue from several places (a hold's expiry) after what it is
+    /// about, so that it is recorded once.
+    pub fn with_id(id: CommandId, issuer: UserId, action: Action) -> Self {
         Self {
-            message_id: CommandId::generate(),
+            message_id: id,
             version: SCHEMA_VERSION,
             occurred_at: Timestamp::now(),
             issuer,
@@ -54,8 +61,17 @@ pub enum Action {
     CreateEvent(CreateEvent),
     #[serde(rename = "order.place")]
     PlaceOrder(PlaceOrder),
+    #[serde(rename = "order.confirm")]
+    ConfirmOrder(OrderRef),
+    /// Issued by the system when a hold runs out.
+    #[serde(rename = "order.expire")]
+    ExpireOrder(OrderRef),
+    #[serde(rename = "order.cancel")]
+    CancelOrder(OrderRef),
     #[serde(rename = "ticket.checkin")]
     CheckIn(CheckIn),
+    #[serde(rename = "ticket.cancel")]
+    CancelTicket(TicketRef),
     #[serde(rename = "notification.read")]
     MarkNotificationRead(MarkNotificationRead),
     #[serde(rename = "event.publish")]
@@ -74,7 +90,11 @@ impl Action {
         match self {
             Self::CreateEvent(_) => "event.create",
             Self::PlaceOrder(_) => "order.place",
+            Self::ConfirmOrder(_) => "order.confirm",
+            Self::ExpireOrder(_) => "order.expire",
+            Self::CancelOrder(_) => "order.cancel",
             Self::CheckIn(_) => "ticket.checkin",
+            Self::CancelTicket(_) => "ticket.cancel",
             Self::MarkNotificationRead(_) => "notification.read",
             Self::PublishEvent(_) => "event.publish",
             Self::CancelEvent(_) => "event.cancel",
@@ -98,7 +118,11 @@ impl Action {
                 named(&[("event_id", e.event_id.to_string())])
             }
             Self::PlaceOrder(p) => named(&[("order_id", p.order_id.to_string())]),
+            Self::ConfirmOrder(o) | Self::ExpireOrder(o) | Self::CancelOrder(o) => {
+                named(&[("order_id", o.order_id.to_string())])
+            }
             Self::CheckIn(c) => named(&[("ticket_id", c.ticket_id.to_string())]),
+            Self::CancelTicket(t) => named(&[("ticket_id", t.ticket_id.to_string())]),
             Self::MarkNotificationRead(m) => {
                 named(&[("notification_id", m.notification_id.to_string())])
             }
@@ -117,7 +141,12 @@ impl Action {
             | Self::CancelEvent(_)
             | Self::GrantStaff(_)
             | Self::RevokeStaff(_) => WorkQueue::Registration,
-            Self::PlaceOrder(_) | Self::CheckIn(_) => WorkQueue::Ticketing,
+            Self::PlaceOrder(_)
+            | Self::ConfirmOrder(_)
+            | Self::ExpireOrder(_)
+            | Self::CancelOrder(_)
+            | Self::CheckIn(_)
+            | Self::CancelTicket(_) => WorkQueue::Ticketing,
             Self::MarkNotificationRead(_) => WorkQueue::Notification,
         }
     }
@@ -148,6 +177,18 @@ pub struct CheckIn {
     /// scan of a ticket wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scanned_at: Option<Timestamp>,
+}
+
+/// A command about one order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderRef {
+    pub order_id: OrderId,
+}
+
+/// A command about one ticket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketRef {
+    pub ticket_id: TicketId,
 }
 
 /// A command about one whole event.

@@ -65,6 +65,9 @@ pub enum Event {
     TicketsSold(TicketsSold),
     #[serde(rename = "order.rejected")]
     OrderRejected(OrderRejected),
+    /// A hold ran out, or an order or ticket was cancelled: seats are back.
+    #[serde(rename = "order.released")]
+    OrderReleased(OrderReleased),
     #[serde(rename = "ticket.checked_in")]
     TicketCheckedIn(TicketCheckedIn),
     #[serde(rename = "notification.created")]
@@ -79,6 +82,7 @@ impl Event {
             Self::EventUpdated(_) => "event.updated",
             Self::TicketsSold(_) => "ticket.sold",
             Self::OrderRejected(_) => "order.rejected",
+            Self::OrderReleased(_) => "order.released",
             Self::TicketCheckedIn(_) => "ticket.checked_in",
             Self::NotificationCreated(_) => "notification.created",
         }
@@ -126,6 +130,21 @@ pub struct OrderRejected {
     pub event_name: String,
     pub buyer_id: UserId,
     pub reason: CommandError,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderReleased {
+    pub order_id: OrderId,
+    pub event_id: EventId,
+    pub buyer_id: UserId,
+    /// `expired` or `cancelled`.
+    pub status: crate::OrderStatus,
+    /// The tickets cancelled, when only some of the order's were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticket_ids: Vec<TicketId>,
+    pub seats: u32,
+    /// When it happened; the same however often the fact is announced.
+    pub at: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -19,12 +19,12 @@ pub mod topology;
 pub mod trace;
 
 pub use command::{
-    Action, CheckIn, CommandEnvelope, CreateEvent, EventRef, MarkNotificationRead, PlaceOrder,
-    StaffMember,
+    Action, CheckIn, CommandEnvelope, CreateEvent, EventRef, MarkNotificationRead, OrderRef,
+    PlaceOrder, StaffMember, TicketRef,
 };
 pub use event::{Event, EventEnvelope, Notification};
 pub use ids::{CommandId, EventId, NotificationId, OrderId, TicketId, TicketTypeId, UserId};
-pub use spec::{EventSpec, EventStatus, FieldError, TicketStatus, TicketTypeSpec};
+pub use spec::{EventSpec, EventStatus, FieldError, OrderStatus, TicketStatus, TicketTypeSpec};
 pub use status::{CommandError, CommandResult, CommandStatus, Reason};
 pub use topology::WorkQueue;
 

@@ -32,6 +32,11 @@ pub fn ticket_type<'a>(
     }
 }
 
+/// A ticket type with a price makes an order a hold until it is paid.
+pub fn is_paid(ticket_type: &TicketTypeSpec) -> bool {
+    ticket_type.price_minor > 0
+}
+
 /// An order's quantity is between 1 and the event's per-order maximum.
 pub fn quantity(spec: &EventSpec, quantity: u32) -> Result<(), FieldError> {
     if (1..=spec.max_per_order).contains(&quantity) {

@@ -17,6 +17,13 @@ pub const DEFAULT_MAX_PER_ORDER: u32 = 10;
 /// items; 50 keeps that well inside DynamoDB's 100-item limit.
 pub const MAX_PER_ORDER_LIMIT: u32 = 50;
 pub const PRICE_MINOR_MAX: u64 = 100_000_000_000;
+/// How long a hold blocks its seats when the organizer does not say.
+pub const DEFAULT_HOLD_SECONDS: u32 = 900;
+pub const HOLD_SECONDS_MAX: u32 = 86_400;
+
+fn default_hold_seconds() -> u32 {
+    DEFAULT_HOLD_SECONDS
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,6 +51,31 @@ impl EventStatus {
         match self {
             Self::Draft => "draft",
             Self::Published => "published",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where an order stands: a paid order is a hold until confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Seats held until `expires_at`, waiting for payment.
+    PendingPayment,
+    Confirmed,
+    Rejected,
+    /// The hold ran out before it was confirmed.
+    Expired,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingPayment => "pending_payment",
+            Self::Confirmed => "confirmed",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
             Self::Cancelled => "cancelled",
         }
     }
@@ -78,6 +110,10 @@ pub struct EventSpec {
     pub ends_at: Timestamp,
     pub capacity: u32,
     pub max_per_order: u32,
+    /// How long an order of a paid ticket type holds its seats before it
+    /// must be confirmed.
+    #[serde(default = "default_hold_seconds")]
+    pub hold_seconds: u32,
     pub status: EventStatus,
     pub ticket_types: Vec<TicketTypeSpec>,
 }
@@ -121,6 +157,7 @@ impl EventSpec {
             ends_at: Timestamp::from_second(1_906_585_200).unwrap_or_default(),
             capacity,
             max_per_order: DEFAULT_MAX_PER_ORDER,
+            hold_seconds: DEFAULT_HOLD_SECONDS,
             status: EventStatus::Published,
             ticket_types: quotas
                 .iter()
@@ -161,6 +198,12 @@ impl EventSpec {
             errors.push(FieldError::new(
                 "max_per_order",
                 format!("must be between 1 and {MAX_PER_ORDER_LIMIT}"),
+            ));
+        }
+        if !(1..=HOLD_SECONDS_MAX).contains(&self.hold_seconds) {
+            errors.push(FieldError::new(
+                "hold_seconds",
+                format!("must be between 1 and {HOLD_SECONDS_MAX}"),
             ));
         }
         if self.status == EventStatus::Cancelled {

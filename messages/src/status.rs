@@ -72,6 +72,8 @@ pub enum Reason {
     /// The resource is not in a state that allows this (e.g. publishing a
     /// cancelled event).
     Conflict,
+    /// A hold was confirmed too late.
+    HoldExpired,
     /// The message could not be read (failed).
     Unprocessable,
     /// The message kept failing (failed).
@@ -91,6 +93,7 @@ impl Reason {
             Self::TicketCancelled => "ticket_cancelled",
             Self::InvalidTicketCode => "invalid_ticket_code",
             Self::Conflict => "conflict",
+            Self::HoldExpired => "hold_expired",
             Self::Unprocessable => "unprocessable",
             Self::GaveUp => "gave_up",
             Self::InternalError => "internal_error",
@@ -123,6 +126,12 @@ pub struct CommandResult {
     pub event_id: Option<EventId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<OrderId>,
+    /// Where the order stands once the command is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_status: Option<crate::OrderStatus>,
+    /// Until when a hold blocks its seats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ticket_ids: Vec<TicketId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -71,7 +71,12 @@ impl WorkQueue {
     pub fn event_patterns(self) -> &'static [&'static str] {
         match self {
             Self::Registration | Self::Ticketing => &[],
-            Self::Notification => &["ticket.sold", "order.rejected", "ticket.checked_in"],
+            Self::Notification => &[
+                "ticket.sold",
+                "order.rejected",
+                "order.released",
+                "ticket.checked_in",
+            ],
         }
     }
 }

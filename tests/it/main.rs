@@ -6,6 +6,7 @@ mod check_in;
 mod delivery;
 mod durability;
 mod flash_sale;
+mod holds;
 mod idempotency;
 mod lifecycle;
 mod live;

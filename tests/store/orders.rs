@@ -8,8 +8,8 @@ use eventsys_messages::{
     CommandError, EventId, EventStatus, OrderId, Reason, TicketId, TicketTypeId, Timestamp,
 };
 use eventsys_store::{
-    CheckInOutcome, Completion, EventRecord, Finished, OrderRecord, OrderStatus, PageRequest,
-    PlaceOutcome, Placement, Scan, Store, TicketRecord, TicketStatus,
+    CheckInOutcome, Completion, EventRecord, Finished, OrderChange, OrderRecord, OrderStatus,
+    PageRequest, PlaceOutcome, Placement, Scan, Store, TicketRecord, TicketStatus,
 };
 use futures::future::join_all;
 
@@ -27,6 +27,9 @@ contract!(
     a_ticket_is_admitted_once,
     the_earliest_scan_of_a_ticket_stands,
     a_cancelled_events_tickets_are_not_admitted,
+    a_hold_takes_its_seats_until_confirmed,
+    a_hold_runs_out_or_is_confirmed_never_both,
+    cancelling_gives_the_seats_back,
 );
 
 /// An order of `quantity` tickets of `ticket_type` by `buyer`.
@@ -60,6 +63,7 @@ fn placement(
             quantity,
             status: OrderStatus::Confirmed,
             created_at: now,
+            expires_at: None,
             ticket_ids: tickets.iter().map(|t| t.ticket_id).collect(),
             rejection: None,
         },
@@ -403,4 +407,248 @@ async fn a_cancelled_events_tickets_are_not_admitted(store: &dyn Store) {
         place(store, &event, first_type(&event), 1).await,
         PlaceOutcome::NotOnSale
     );
+}
+
+/// A hold of `n` seats of the first type, running out at `expires`.
+fn hold(event: &EventRecord, n: u32, expires: Timestamp) -> Placement {
+    let mut held = placement(event.event_id, first_type(event), n, "ann");
+    held.order.status = OrderStatus::PendingPayment;
+    held.order.expires_at = Some(expires);
+    held.order.ticket_ids.clear();
+    held.tickets.clear();
+    held
+}
+
+/// The tickets a confirmation of `order` writes.
+fn tickets_for(order: &OrderRecord) -> Vec<TicketRecord> {
+    placement(order.event_id, order.ticket_type_id, order.quantity, "ann")
+        .tickets
+        .into_iter()
+        .map(|t| TicketRecord {
+            order_id: order.order_id,
+            ..t
+        })
+        .collect()
+}
+
+/// (remaining, held, sold) of the event.
+async fn seats(store: &dyn Store, event: &EventRecord) -> (u32, u32, u32) {
+    let c = store
+        .event(event.event_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .inventory;
+    (c.remaining, c.held, c.sold())
+}
+
+async fn is_due(store: &dyn Store, order: OrderId) -> bool {
+    let due = store
+        .due_holds(Timestamp::now() + Duration::from_secs(7200), 100)
+        .await
+        .unwrap();
+    due.iter().any(|o| o.order_id == order)
+}
+
+async fn a_hold_takes_its_seats_until_confirmed(store: &dyn Store) {
+    let event = event(5, &[5]);
+    created(store, &event).await;
+    let held = hold(&event, 2, Timestamp::now() + Duration::from_secs(3600));
+    let id = held.order.order_id;
+    store
+        .place_order(&held, &recorded(store, "ann").await)
+        .await
+        .unwrap();
+    assert_eq!(seats(store, &event).await, (3, 2, 0));
+    assert!(is_due(store, id).await, "indexed until it ends");
+
+    let tickets = tickets_for(&held.order);
+    let done = recorded(store, "ann").await;
+    let now = Timestamp::now();
+    assert_eq!(
+        store.confirm_order(id, &tickets, now, &done).await.unwrap(),
+        OrderChange::Changed
+    );
+    assert_eq!(
+        store.confirm_order(id, &tickets, now, &done).await.unwrap(),
+        OrderChange::Already
+    );
+    assert_eq!(seats(store, &event).await, (3, 0, 2));
+    let confirmed = store.order(id).await.unwrap().unwrap();
+    assert_eq!(confirmed.status, OrderStatus::Confirmed);
+    assert_eq!(confirmed.ticket_ids.len(), 2);
+    assert_eq!(store.tickets(&confirmed.ticket_ids).await.unwrap().len(), 2);
+    assert!(!is_due(store, id).await);
+    let again = recorded(store, "ann").await;
+    assert_eq!(
+        store
+            .confirm_order(id, &tickets_for(&held.order), now, &again)
+            .await
+            .unwrap(),
+        OrderChange::Refused(OrderStatus::Confirmed)
+    );
+}
+
+/// A confirmation and an expiry of the same hold, each right by its own
+/// clock, race: exactly one of them wins, and the counts add up.
+async fn a_hold_runs_out_or_is_confirmed_never_both(store: &dyn Store) {
+    let event = event(10, &[10]);
+    created(store, &event).await;
+    let early = Timestamp::now() - Duration::from_secs(1);
+    let ran_out = hold(&event, 1, early);
+    store
+        .place_order(&ran_out, &recorded(store, "ann").await)
+        .await
+        .unwrap();
+    let id = ran_out.order.order_id;
+    assert!(is_due(store, id).await);
+    let late = recorded(store, "ann").await;
+    assert_eq!(
+        store
+            .confirm_order(id, &tickets_for(&ran_out.order), Timestamp::now(), &late)
+            .await
+            .unwrap(),
+        OrderChange::Expired
+    );
+    let expiry = recorded(store, "system").await;
+    assert_eq!(
+        store
+            .expire_order(id, Timestamp::now(), &expiry)
+            .await
+            .unwrap(),
+        OrderChange::Changed
+    );
+    assert_eq!(
+        store.order(id).await.unwrap().unwrap().status,
+        OrderStatus::Expired
+    );
+    assert!(!is_due(store, id).await);
+    let not_yet = hold(&event, 1, Timestamp::now() + Duration::from_secs(3600));
+    store
+        .place_order(&not_yet, &recorded(store, "ann").await)
+        .await
+        .unwrap();
+    let early_expiry = recorded(store, "system").await;
+    assert_eq!(
+        store
+            .expire_order(not_yet.order.order_id, Timestamp::now(), &early_expiry)
+            .await
+            .unwrap(),
+        OrderChange::Refused(OrderStatus::PendingPayment)
+    );
+
+    // The race: five holds, each confirmed and expired at once.
+    let edge = Timestamp::now() + Duration::from_secs(2);
+    let mut winners = 0;
+    for _ in 0..5 {
+        let contested = hold(&event, 1, edge);
+        let id = contested.order.order_id;
+        store
+            .place_order(&contested, &recorded(store, "ann").await)
+            .await
+            .unwrap();
+        let (confirm, expire) = (
+            recorded(store, "ann").await,
+            recorded(store, "system").await,
+        );
+        let tickets = tickets_for(&contested.order);
+        let (confirmed, expired) = tokio::join!(
+            store.confirm_order(id, &tickets, edge - Duration::from_millis(1), &confirm),
+            store.expire_order(id, edge + Duration::from_millis(1), &expire),
+        );
+        let outcomes = [confirmed.unwrap(), expired.unwrap()];
+        let won = outcomes
+            .iter()
+            .filter(|o| **o == OrderChange::Changed)
+            .count();
+        assert_eq!(won, 1, "{outcomes:?}");
+        winners += won;
+    }
+    assert_eq!(winners, 5);
+    let (remaining, held, sold) = seats(store, &event).await;
+    assert_eq!(remaining + held + sold, 10, "no seat counted twice or lost");
+    assert_eq!(held, 1, "only the hold not yet due");
+}
+
+async fn cancelling_gives_the_seats_back(store: &dyn Store) {
+    let event = event(5, &[5]);
+    created(store, &event).await;
+    let order = placement(event.event_id, first_type(&event), 3, "ann");
+    store
+        .place_order(&order, &recorded(store, "ann").await)
+        .await
+        .unwrap();
+    assert_eq!(seats(store, &event).await, (2, 0, 3));
+    let one = order.tickets[0].ticket_id;
+    let done = recorded(store, "ann").await;
+    assert_eq!(
+        store.cancel_ticket(one, &done).await.unwrap(),
+        OrderChange::Changed
+    );
+    assert_eq!(
+        store.cancel_ticket(one, &done).await.unwrap(),
+        OrderChange::Already
+    );
+    assert_eq!(seats(store, &event).await, (3, 0, 2));
+    let twice = recorded(store, "ann").await;
+    assert_eq!(
+        store.cancel_ticket(one, &twice).await.unwrap(),
+        OrderChange::Refused(OrderStatus::Confirmed)
+    );
+    let whole = recorded(store, "ann").await;
+    assert_eq!(
+        store
+            .cancel_order(order.order.order_id, &whole)
+            .await
+            .unwrap(),
+        OrderChange::Changed
+    );
+    assert_eq!(seats(store, &event).await, (5, 0, 0));
+    let tickets = store.tickets(&order.order.ticket_ids).await.unwrap();
+    assert!(tickets.iter().all(|t| t.status == TicketStatus::Cancelled));
+    let again = recorded(store, "ann").await;
+    assert_eq!(
+        store
+            .cancel_order(order.order.order_id, &again)
+            .await
+            .unwrap(),
+        OrderChange::Refused(OrderStatus::Cancelled)
+    );
+
+    // A hold cancelled gives back what it held.
+    let held = hold(&event, 2, Timestamp::now() + Duration::from_secs(3600));
+    store
+        .place_order(&held, &recorded(store, "ann").await)
+        .await
+        .unwrap();
+    let done = recorded(store, "ann").await;
+    store
+        .cancel_order(held.order.order_id, &done)
+        .await
+        .unwrap();
+    assert_eq!(seats(store, &event).await, (5, 0, 0));
+    assert!(!is_due(store, held.order.order_id).await);
+
+    // An order whose ticket was admitted stays.
+    let used = placement(event.event_id, first_type(&event), 1, "ann");
+    store
+        .place_order(&used, &recorded(store, "ann").await)
+        .await
+        .unwrap();
+    store
+        .check_in(
+            &scan_of(&used, Timestamp::now(), "north"),
+            &recorded(store, "sam").await,
+        )
+        .await
+        .unwrap();
+    let refused = recorded(store, "ann").await;
+    assert_eq!(
+        store
+            .cancel_order(used.order.order_id, &refused)
+            .await
+            .unwrap(),
+        OrderChange::Refused(OrderStatus::Confirmed)
+    );
+    assert_eq!(store.order(OrderId::generate()).await.unwrap(), None);
 }

@@ -12,6 +12,7 @@
 //! that already finished changes nothing and announces the outcome again.
 
 mod error;
+pub mod holds;
 mod lifecycle;
 mod notification;
 mod registration;

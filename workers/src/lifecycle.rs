@@ -21,7 +21,7 @@ use eventsys_messages::{
 };
 use eventsys_store::{Begun, CommandRecord, Completion, Finished};
 
-use crate::{Deps, WorkError, notification, registration, ticketing};
+use crate::{Deps, WorkError, holds, notification, registration, ticketing};
 
 /// One delivery as the rules see it: the message as it arrived, and how
 /// often it arrived before.
@@ -68,8 +68,8 @@ async fn act(
     step: Step<'_>,
 ) -> Result<Executed, WorkError> {
     use Action::{
-        CancelEvent, CheckIn, CreateEvent, GrantStaff, MarkNotificationRead, PlaceOrder,
-        PublishEvent, RevokeStaff,
+        CancelEvent, CancelOrder, CancelTicket, CheckIn, ConfirmOrder, CreateEvent, ExpireOrder,
+        GrantStaff, MarkNotificationRead, PlaceOrder, PublishEvent, RevokeStaff,
     };
     match (&command.action, step) {
         (CreateEvent(create), Step::CarryOut) => {
@@ -79,6 +79,17 @@ async fn act(
         (PlaceOrder(order), Step::Recall(record)) => Ok(said_again(
             record,
             ticketing::recall_order(deps, order).await?,
+        )),
+        (ConfirmOrder(order), Step::CarryOut) => holds::confirm(deps, command, order).await,
+        (ExpireOrder(order), Step::CarryOut) => holds::expire(deps, command, order).await,
+        (CancelOrder(order), Step::CarryOut) => holds::cancel_order(deps, command, order).await,
+        (CancelTicket(ticket), Step::CarryOut) => holds::cancel_ticket(deps, command, ticket).await,
+        (
+            ConfirmOrder(_) | ExpireOrder(_) | CancelOrder(_) | CancelTicket(_),
+            Step::Recall(record),
+        ) => Ok(said_again(
+            record,
+            holds::recall(deps, &command.action, record).await?,
         )),
         (CheckIn(scan), Step::CarryOut) => ticketing::admit(deps, command, scan).await,
         (CheckIn(scan), Step::Recall(record)) => Ok(said_again(

@@ -7,7 +7,7 @@
 use eventsys_bus::{Exchange, Message};
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandResult, Event, EventEnvelope, MarkNotificationRead,
-    NotificationId, Reason, Timestamp, trace,
+    NotificationId, OrderStatus, Reason, Timestamp, trace,
 };
 use eventsys_store::{Completion, Finished, NotificationRecord};
 
@@ -75,6 +75,7 @@ fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
         Event::TicketsSold(sold) => sold.ordered_at,
         Event::OrderRejected(rejected) => rejected.ordered_at,
         Event::TicketCheckedIn(admitted) => admitted.checked_in_at,
+        Event::OrderReleased(released) => released.at,
         _ => return None,
     };
     let base = |user_id, kind: &str, message: String| NotificationRecord {
@@ -126,6 +127,22 @@ fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
                 ),
             )
         }),
+        Event::OrderReleased(released) => {
+            let (kind, message) = match (released.status, released.ticket_ids.len()) {
+                (OrderStatus::Expired, _) => (
+                    "order.expired",
+                    "Your hold ran out before it was paid; its seats are back on sale.".to_owned(),
+                ),
+                (_, 0) => ("order.cancelled", "Your order was cancelled.".to_owned()),
+                _ => ("ticket.cancelled", "Your ticket was cancelled.".to_owned()),
+            };
+            Some(NotificationRecord {
+                event_id: Some(released.event_id),
+                order_id: Some(released.order_id),
+                ticket_id: released.ticket_ids.first().copied(),
+                ..base(released.buyer_id.clone(), kind, message)
+            })
+        }
         Event::TicketCheckedIn(admitted) => Some(NotificationRecord {
             event_id: Some(admitted.event_id),
             ticket_id: Some(admitted.ticket_id),

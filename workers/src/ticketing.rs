@@ -6,9 +6,11 @@
 //! refuses one it does. The rules themselves (which type, how many, on
 //! sale, admissible) are [`eventsys_messages::rules`], shared with the API.
 
+use std::time::Duration;
+
 use eventsys_messages::{
     CheckIn, CommandEnvelope, CommandError, CommandId, CommandResult, CommandStatus, Event,
-    EventStatus, PlaceOrder, Reason, TicketId, TicketStatus, Timestamp,
+    EventId, EventStatus, PlaceOrder, Reason, TicketId, TicketStatus, Timestamp, UserId,
     event::{EventUpdated, OrderRejected, TicketCheckedIn, TicketsSold},
     rules,
 };
@@ -36,8 +38,9 @@ pub(crate) async fn place_order(
     let checked = rules::on_sale(&event.spec)
         .map_err(|reason| CommandError::new(reason, "the event is not on sale"))
         .and_then(|()| {
-            rules::ticket_type(&event.spec, Some(&wanted))
-                .and_then(|_| rules::quantity(&event.spec, p.quantity))
+            let ticket_type = rules::ticket_type(&event.spec, Some(&wanted));
+            rules::quantity(&event.spec, p.quantity)
+                .and(ticket_type)
                 .map_err(|e| {
                     CommandError::new(
                         Reason::ValidationFailed,
@@ -45,50 +48,44 @@ pub(crate) async fn place_order(
                     )
                 })
         });
-    if let Err(reason) = checked {
-        return reject(deps, command, p, name, reason).await;
-    }
+    let ticket_type = match checked {
+        Ok(ticket_type) => ticket_type,
+        Err(reason) => return reject(deps, command, p, name, reason).await,
+    };
 
     let now = Timestamp::now();
-    let tickets: Vec<TicketRecord> = (0..p.quantity)
-        .map(|_| TicketRecord {
-            ticket_id: TicketId::generate(),
-            event_id: p.event_id,
-            order_id: p.order_id,
-            holder_id: command.issuer.clone(),
-            ticket_type_id: p.ticket_type_id,
-            status: TicketStatus::Valid,
-            created_at: now,
-            checked_in_at: None,
-            checked_in_gate: None,
-        })
-        .collect();
-    let ticket_ids: Vec<TicketId> = tickets.iter().map(|t| t.ticket_id).collect();
-    let order = order_record(command, p, now, Ok(ticket_ids.clone()));
+    // A paid type is held until it is paid for; a free one is confirmed now.
+    let (order, tickets) = if rules::is_paid(ticket_type) {
+        let expires = now + Duration::from_secs(u64::from(event.spec.hold_seconds));
+        let order = OrderRecord {
+            status: OrderStatus::PendingPayment,
+            expires_at: Some(expires),
+            ..order_record(command, p, now, Ok(Vec::new()))
+        };
+        (order, Vec::new())
+    } else {
+        let tickets = issue_tickets(&command.issuer, p, now);
+        let ids = tickets.iter().map(|t| t.ticket_id).collect();
+        (order_record(command, p, now, Ok(ids)), tickets)
+    };
     let done = Completion::succeeded(
         command.command_id(),
         CommandResult {
             order_id: Some(p.order_id),
-            ticket_ids,
+            order_status: Some(order.status),
+            expires_at: order.expires_at,
+            ticket_ids: order.ticket_ids.clone(),
             ..CommandResult::default()
         },
     );
     let placement = Placement { order, tickets };
     match deps.store.place_order(&placement, &done).await? {
         PlaceOutcome::Placed => {
-            let remaining = deps
-                .store
-                .event(p.event_id)
-                .await?
-                .map_or(0, |s| s.inventory.remaining);
-            let events = vec![
-                order_fact(&placement.order, name),
-                Event::EventUpdated(EventUpdated {
-                    event_id: p.event_id,
-                    remaining,
-                    status: EventStatus::Published,
-                }),
-            ];
+            let mut events = Vec::new();
+            if placement.order.status == OrderStatus::Confirmed {
+                events.push(order_fact(&placement.order, name));
+            }
+            events.extend(availability(deps, p.event_id).await?);
             Ok(Executed::now(Outcome {
                 completion: done,
                 events,
@@ -139,6 +136,40 @@ async fn reject(
     })
 }
 
+/// The tickets of an order, made when it is confirmed.
+pub(crate) fn issue_tickets(holder: &UserId, p: &PlaceOrder, at: Timestamp) -> Vec<TicketRecord> {
+    (0..p.quantity)
+        .map(|_| TicketRecord {
+            ticket_id: TicketId::generate(),
+            event_id: p.event_id,
+            order_id: p.order_id,
+            holder_id: holder.clone(),
+            ticket_type_id: p.ticket_type_id,
+            status: TicketStatus::Valid,
+            created_at: at,
+            checked_in_at: None,
+            checked_in_gate: None,
+        })
+        .collect()
+}
+
+/// What subscribers of an event see of it after a change of its seats.
+pub(crate) async fn availability(deps: &Deps, event_id: EventId) -> Result<Vec<Event>, WorkError> {
+    Ok(deps
+        .store
+        .event(event_id)
+        .await?
+        .map(|s| {
+            Event::EventUpdated(EventUpdated {
+                event_id,
+                remaining: s.inventory.remaining,
+                status: s.event.spec.status,
+            })
+        })
+        .into_iter()
+        .collect())
+}
+
 /// The order `p` as it ends: confirmed with its tickets, or turned down.
 fn order_record(
     command: &CommandEnvelope,
@@ -158,13 +189,14 @@ fn order_record(
         quantity: p.quantity,
         status,
         created_at: at,
+        expires_at: None,
         ticket_ids,
         rejection,
     }
 }
 
 /// What an order's outcome means to the rest of the system.
-fn order_fact(order: &OrderRecord, event_name: String) -> Event {
+pub(crate) fn order_fact(order: &OrderRecord, event_name: String) -> Event {
     match &order.rejection {
         None => Event::TicketsSold(TicketsSold {
             order_id: order.order_id,

@@ -287,7 +287,7 @@ fn counts(snapshot: &EventSnapshot) -> Value {
             json!({
                 "ticket_type_id": id,
                 "sold": counters.type_sold(id),
-                "held": 0,
+                "held": counters.type_held(id),
                 "remaining": counters.type_remaining(id),
                 "checked_in": counters.type_checked_in(id),
             })
@@ -295,7 +295,7 @@ fn counts(snapshot: &EventSnapshot) -> Value {
         .collect();
     json!({
         "sold": counters.sold(),
-        "held": 0,
+        "held": counters.held,
         "remaining": counters.remaining,
         "checked_in": counters.checked_in,
         "ticket_types": types,

@@ -9,7 +9,8 @@ use axum::{
 };
 use eventsys_messages::{
     Action, CreateEvent, EventId, EventRef, EventSpec, EventStatus, TicketTypeId, TicketTypeSpec,
-    Timestamp, rules, spec::DEFAULT_MAX_PER_ORDER,
+    Timestamp, rules,
+    spec::{DEFAULT_HOLD_SECONDS, DEFAULT_MAX_PER_ORDER},
 };
 use eventsys_store::EventRecord;
 use serde::Deserialize;
@@ -38,6 +39,8 @@ pub struct NewEvent {
     ticket_types: Option<Vec<NewTicketType>>,
     #[serde(default)]
     max_per_order: Option<u32>,
+    #[serde(default)]
+    hold_seconds: Option<u32>,
     #[serde(default)]
     status: Option<NewStatus>,
 }
@@ -88,6 +91,7 @@ impl NewEvent {
             ends_at: self.ends_at,
             capacity: self.capacity,
             max_per_order: self.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER),
+            hold_seconds: self.hold_seconds.unwrap_or(DEFAULT_HOLD_SECONDS),
             status: match self.status {
                 Some(NewStatus::Draft) => EventStatus::Draft,
                 _ => EventStatus::Published,

@@ -6,7 +6,7 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use eventsys_messages::{Action, EventId, EventStatus, OrderId, PlaceOrder, rules};
+use eventsys_messages::{Action, EventId, EventStatus, OrderId, OrderRef, PlaceOrder, rules};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -84,4 +84,62 @@ pub async fn get(
         .map(|t| views::ticket(t, Some(state.codes.of(t))))
         .collect();
     Ok(Json(json!(views::order(&order, tickets))))
+}
+
+/// `POST /v1/orders/{id}/confirm`: its buyer (or a payment callback with
+/// an admin token) turns a hold into tickets; `hold_expired` if too late.
+pub async fn confirm(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(order_id): Path<String>,
+    request: CommandRequest,
+) -> Result<Response, Problem> {
+    let order_id: OrderId = path_id(&order_id, "order")?;
+    state
+        .store
+        .order(order_id)
+        .await?
+        .filter(|o| o.buyer_id == caller.user || caller.is_admin())
+        .ok_or_else(|| Problem::not_found("order"))?;
+    let action = Action::ConfirmOrder(OrderRef { order_id });
+    state.submit(&caller, request, action).await
+}
+
+/// `POST /v1/orders/{id}/cancel`: its buyer or the event's organizer
+/// cancels the whole order; its seats go back on sale.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(order_id): Path<String>,
+    request: CommandRequest,
+) -> Result<Response, Problem> {
+    let order_id: OrderId = path_id(&order_id, "order")?;
+    let order = state
+        .store
+        .order(order_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("order"))?;
+    if !may_act_for(&state, &caller, &order.buyer_id, order.event_id).await? {
+        return Err(Problem::not_found("order"));
+    }
+    let action = Action::CancelOrder(OrderRef { order_id });
+    state.submit(&caller, request, action).await
+}
+
+/// Whether `caller` may cancel what `owner` bought at `event_id`: the
+/// owner, the event's organizer, or an admin.
+pub async fn may_act_for(
+    state: &AppState,
+    caller: &Caller,
+    owner: &eventsys_messages::UserId,
+    event_id: EventId,
+) -> Result<bool, Problem> {
+    if *owner == caller.user || caller.is_admin() {
+        return Ok(true);
+    }
+    Ok(state
+        .store
+        .event_record(event_id)
+        .await?
+        .is_some_and(|e| may_manage(Some(caller), &e.organizer_id)))
 }

@@ -6,14 +6,14 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use eventsys_messages::TicketId;
+use eventsys_messages::{Action, TicketId, TicketRef};
 use serde_json::{Value, json};
 
-use super::events::may_scan;
+use super::{events::may_scan, orders::may_act_for};
 use crate::{
     AppState,
     auth::Caller,
-    input::{Paging, path_id},
+    input::{CommandRequest, Paging, path_id},
     problem::Problem,
     views,
 };
@@ -62,6 +62,27 @@ pub async fn qr(
         .min_dimensions(256, 256)
         .build();
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
+/// `POST /v1/tickets/{id}/cancel`: its holder or the event's organizer
+/// cancels one ticket; its seat goes back on sale.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ticket_id): Path<String>,
+    request: CommandRequest,
+) -> Result<Response, Problem> {
+    let ticket_id: TicketId = path_id(&ticket_id, "ticket")?;
+    let ticket = state
+        .store
+        .ticket(ticket_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("ticket"))?;
+    if !may_act_for(&state, &caller, &ticket.holder_id, ticket.event_id).await? {
+        return Err(Problem::not_found("ticket"));
+    }
+    let action = Action::CancelTicket(TicketRef { ticket_id });
+    state.submit(&caller, request, action).await
 }
 
 /// The ticket `raw` names, if `caller` may see it and its code: its

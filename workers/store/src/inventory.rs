@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 pub struct TypeSlice {
     pub quota: u32,
     pub remaining: u32,
+    /// Seats of this type in holds waiting for payment.
+    #[serde(default)]
+    pub held: u32,
     /// Tickets of this type admitted at the door.
     #[serde(default)]
     pub checked_in: u32,
@@ -26,6 +29,9 @@ pub struct TypeSlice {
 pub struct Inventory {
     pub capacity: u32,
     pub remaining: u32,
+    /// Seats in holds waiting for payment: neither sold nor for sale.
+    #[serde(default)]
+    pub held: u32,
     /// Tickets admitted at the door.
     #[serde(default)]
     pub checked_in: u32,
@@ -38,6 +44,7 @@ impl Inventory {
         Self {
             capacity: spec.capacity,
             remaining: spec.capacity,
+            held: 0,
             checked_in: 0,
             types: spec
                 .ticket_types
@@ -46,6 +53,7 @@ impl Inventory {
                     let slice = TypeSlice {
                         quota: tt.quota,
                         remaining: tt.quota,
+                        held: 0,
                         checked_in: 0,
                     };
                     (tt.ticket_type_id, slice)
@@ -60,11 +68,13 @@ impl Inventory {
         for part in parts {
             total.capacity += part.capacity;
             total.remaining += part.remaining;
+            total.held += part.held;
             total.checked_in += part.checked_in;
             for (tt, slice) in &part.types {
                 let sum = total.types.entry(*tt).or_default();
                 sum.quota += slice.quota;
                 sum.remaining += slice.remaining;
+                sum.held += slice.held;
                 sum.checked_in += slice.checked_in;
             }
         }
@@ -80,16 +90,39 @@ impl Inventory {
                 .is_some_and(|slice| slice.remaining >= quantity)
     }
 
-    /// Takes `quantity` seats of `ticket_type`, if they are there.
-    pub fn take(&mut self, ticket_type: TicketTypeId, quantity: u32) -> bool {
+    /// Takes `quantity` seats of `ticket_type`, if they are there: sold,
+    /// or only held when `hold`.
+    pub fn take(&mut self, ticket_type: TicketTypeId, quantity: u32, hold: bool) -> bool {
         if !self.can_serve(ticket_type, quantity) {
             return false;
         }
+        let held = if hold { quantity } else { 0 };
         self.remaining -= quantity;
+        self.held += held;
         if let Some(slice) = self.types.get_mut(&ticket_type) {
             slice.remaining -= quantity;
+            slice.held += held;
         }
         true
+    }
+
+    /// Held seats become sold.
+    pub fn settle(&mut self, ticket_type: TicketTypeId, quantity: u32) {
+        self.held = self.held.saturating_sub(quantity);
+        if let Some(slice) = self.types.get_mut(&ticket_type) {
+            slice.held = slice.held.saturating_sub(quantity);
+        }
+    }
+
+    /// Seats come back for sale: from a hold (`held`) or a sale.
+    pub fn release(&mut self, ticket_type: TicketTypeId, quantity: u32, held: bool) {
+        if held {
+            self.settle(ticket_type, quantity);
+        }
+        self.remaining += quantity;
+        if let Some(slice) = self.types.get_mut(&ticket_type) {
+            slice.remaining += quantity;
+        }
     }
 
     /// Counts one admission of a ticket of `ticket_type`.
@@ -103,7 +136,7 @@ impl Inventory {
     }
 
     pub fn sold(&self) -> u32 {
-        self.capacity - self.remaining
+        self.capacity - self.remaining - self.held
     }
 
     pub fn type_quota(&self, ticket_type: TicketTypeId) -> u32 {
@@ -121,7 +154,11 @@ impl Inventory {
     pub fn type_sold(&self, ticket_type: TicketTypeId) -> u32 {
         self.types
             .get(&ticket_type)
-            .map_or(0, |s| s.quota - s.remaining)
+            .map_or(0, |s| s.quota - s.remaining - s.held)
+    }
+
+    pub fn type_held(&self, ticket_type: TicketTypeId) -> u32 {
+        self.types.get(&ticket_type).map_or(0, |s| s.held)
     }
 }
 
@@ -141,13 +178,13 @@ mod tests {
             s.ticket_types[1].ticket_type_id,
         );
         let mut inv = Inventory::initial(&s);
-        assert!(inv.take(a, 7));
+        assert!(inv.take(a, 7, false));
         assert_eq!(inv.type_remaining(a), 3);
         assert_eq!(inv.type_remaining(b), 3);
         assert_eq!(inv.type_sold(a), 7);
         assert_eq!(inv.sold(), 7);
         assert!(inv.can_serve(b, 3));
-        assert!(!inv.take(b, 4));
+        assert!(!inv.take(b, 4, false));
         assert_eq!(inv.remaining, 3, "a refused take changes nothing");
     }
 
@@ -156,7 +193,7 @@ mod tests {
         let s = spec(10, &[6]);
         let tt = s.ticket_types[0].ticket_type_id;
         let (mut a, b) = (Inventory::initial(&s), Inventory::initial(&s));
-        assert!(a.take(tt, 2));
+        assert!(a.take(tt, 2, false));
         let total = Inventory::sum([&a, &b]);
         assert_eq!((total.capacity, total.remaining), (20, 18));
         assert_eq!((total.type_quota(tt), total.type_sold(tt)), (12, 2));

@@ -20,8 +20,8 @@ pub mod records;
 pub use error::{Cause, StoreError};
 pub use inventory::{Inventory, TypeSlice};
 pub use ports::{
-    Begun, CheckInOutcome, CommandLog, EventStore, Finished, NotificationStore, OrderStore,
-    PlaceOutcome, Recorded, StatusChange, Store,
+    Begun, CheckInOutcome, CommandLog, EventStore, Finished, NotificationStore, OrderChange,
+    OrderStore, PlaceOutcome, Recorded, StatusChange, Store,
 };
 pub use records::*;
 

@@ -7,7 +7,8 @@
 
 use async_trait::async_trait;
 use eventsys_messages::{
-    CommandId, EventId, EventStatus, NotificationId, OrderId, TicketId, Timestamp, UserId,
+    CommandId, EventId, EventStatus, NotificationId, OrderId, OrderStatus, TicketId, Timestamp,
+    UserId,
 };
 
 use crate::{
@@ -62,6 +63,20 @@ pub enum PlaceOutcome {
     NotOnSale,
     /// Fewer seats of the type, or of the event, are left than the order asks.
     SoldOut,
+}
+
+/// What asking an order, or one of its tickets, to change found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderChange {
+    Changed,
+    /// The command had finished before: nothing was written.
+    Already,
+    NotFound,
+    /// The order (or ticket) is in a state that does not allow it: the
+    /// order's status is this.
+    Refused(OrderStatus),
+    /// A hold confirmed after it ran out.
+    Expired,
 }
 
 /// What asking an event to change status found.
@@ -176,15 +191,56 @@ pub trait EventStore: Send + Sync {
 
 #[async_trait]
 pub trait OrderStore: Send + Sync {
-    /// Writes a confirmed order and its tickets and takes their seats, all
-    /// at once, on condition that the event is published and has the seats:
-    /// the whole order or nothing, never a seat it does not have, never a
-    /// refusal while it has them.
+    /// Writes an order and takes its seats, all at once, on condition that
+    /// the event is published and has the seats: the whole order or
+    /// nothing, never a seat it does not have, never a refusal while it has
+    /// them. A `confirmed` order's tickets are written with it; a
+    /// `pending_payment` order only holds its seats until its `expires_at`.
     async fn place_order(
         &self,
         placement: &Placement,
         done: &Completion,
     ) -> Result<PlaceOutcome, StoreError>;
+
+    /// Confirms a `pending_payment` order before it runs out (`now` before
+    /// its `expires_at`): its held seats become sold and `tickets` are
+    /// written. Against its expiry, exactly one of the two wins.
+    async fn confirm_order(
+        &self,
+        id: OrderId,
+        tickets: &[TicketRecord],
+        now: Timestamp,
+        done: &Completion,
+    ) -> Result<OrderChange, StoreError>;
+
+    /// Ends a hold that ran out (`expires_at` not after `now`); its seats
+    /// come back for sale.
+    async fn expire_order(
+        &self,
+        id: OrderId,
+        now: Timestamp,
+        done: &Completion,
+    ) -> Result<OrderChange, StoreError>;
+
+    /// Cancels a held or confirmed order whole; its seats come back and a
+    /// confirmed order's tickets are cancelled (refused if one was already
+    /// checked in).
+    async fn cancel_order(&self, id: OrderId, done: &Completion)
+    -> Result<OrderChange, StoreError>;
+
+    /// Cancels one valid ticket; its seat comes back.
+    async fn cancel_ticket(
+        &self,
+        id: TicketId,
+        done: &Completion,
+    ) -> Result<OrderChange, StoreError>;
+
+    /// Holds that ran out before `before`, soonest first.
+    async fn due_holds(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError>;
 
     /// Writes an order that was turned down, so that it can be read back.
     async fn reject_order(

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-pub use eventsys_messages::TicketStatus;
 use eventsys_messages::event::CommandUpdated;
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandId, CommandResult, CommandStatus, EventId, EventSpec,
     OrderId, TicketId, TicketTypeId, Timestamp, UserId,
 };
+pub use eventsys_messages::{OrderStatus, TicketStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
@@ -186,13 +186,6 @@ pub struct EventSnapshot {
     pub inventory: Inventory,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    Confirmed,
-    Rejected,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OrderRecord {
     pub order_id: OrderId,
@@ -202,6 +195,9 @@ pub struct OrderRecord {
     pub quantity: u32,
     pub status: OrderStatus,
     pub created_at: Timestamp,
+    /// Until when a `pending_payment` order holds its seats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
     #[serde(default)]
     pub ticket_ids: Vec<TicketId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,22 +4,23 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
-use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, UserId};
+use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, TicketTypeId, Timestamp, UserId};
 
 use crate::{
-    Built, DynamoStore, TxFailure,
-    codec::{Item, from_item, n, s, to_item},
-    schema::BY_HOLDER_INDEX,
+    Built, DynamoStore, TxFailure, classify,
+    codec::{Item, from_item, n, number, s, to_item, to_value},
+    schema::{BY_HOLDER_INDEX, HOLD_SHARDS, HOLDS_INDEX},
     shards::{
-        CHECKED_IN_ATTR, Choice, Shard, checked_in_attr, choose, quota_attr, remaining_attr,
-        shard_key,
+        CHECKED_IN_ATTR, Choice, HELD_ATTR, Shard, checked_in_attr, choose, held_attr, quota_attr,
+        remaining_attr, shard_key,
     },
 };
 use eventsys_store::{
     StoreError,
-    ports::{CheckInOutcome, Finished, OrderStore, PlaceOutcome},
+    ports::{CheckInOutcome, CommandLog, Finished, OrderChange, OrderStore, PlaceOutcome},
     records::{
-        Completion, OrderRecord, Page, PageRequest, Placement, Scan, TicketRecord, TicketStatus,
+        Completion, OrderRecord, OrderStatus, Page, PageRequest, Placement, Scan, TicketRecord,
+        TicketStatus,
     },
     sortable,
 };
@@ -52,6 +53,10 @@ impl Expr {
     }
 
     fn value(&mut self, value: u32) -> String {
+        self.signed(i64::from(value))
+    }
+
+    fn signed(&mut self, value: i64) -> String {
         let key = format!(":v{}", self.values.len());
         self.values.insert(key.clone(), n(value));
         key
@@ -77,26 +82,41 @@ impl DynamoStore {
             .build())
     }
 
-    /// Takes `quantity` seats of one type from one shard, if it has them.
-    fn take_seats(
+    /// Moves seats of one type within one shard: `to_sale` more (or fewer)
+    /// for sale, `to_hold` more (or fewer) held. Taking seats from sale is
+    /// conditioned on the shard having them.
+    fn shift_seats(
         &self,
-        placement: &Placement,
+        event_id: EventId,
         shard: u16,
+        ticket_type: TicketTypeId,
+        to_sale: i64,
+        to_hold: i64,
     ) -> Result<TransactWriteItem, StoreError> {
-        let order = &placement.order;
         let mut e = Expr::default();
-        let (rem, rem_tt) = (
-            e.name("remaining"),
-            e.name(&remaining_attr(order.ticket_type_id)),
-        );
-        let q = e.value(order.quantity);
-        let update = Update::builder()
+        let mut update = Update::builder()
             .table_name(&self.tables.inventory)
-            .set_key(Some(shard_key(order.event_id, shard)))
-            .update_expression(format!(
-                "SET {rem} = {rem} - {q}, {rem_tt} = {rem_tt} - {q}"
-            ))
-            .condition_expression(format!("{rem} >= {q} AND {rem_tt} >= {q}"))
+            .set_key(Some(shard_key(event_id, shard)));
+        let mut expression = String::new();
+        if to_sale != 0 {
+            let (rem, rem_tt) = (e.name("remaining"), e.name(&remaining_attr(ticket_type)));
+            let delta = e.signed(to_sale);
+            expression.push_str(&format!(
+                "SET {rem} = {rem} + {delta}, {rem_tt} = {rem_tt} + {delta} "
+            ));
+            if to_sale < 0 {
+                let need = e.signed(-to_sale);
+                update =
+                    update.condition_expression(format!("{rem} >= {need} AND {rem_tt} >= {need}"));
+            }
+        }
+        if to_hold != 0 {
+            let (held, held_tt) = (e.name(HELD_ATTR), e.name(&held_attr(ticket_type)));
+            let delta = e.signed(to_hold);
+            expression.push_str(&format!("ADD {held} {delta}, {held_tt} {delta}"));
+        }
+        let update = update
+            .update_expression(expression.trim_end())
             .set_expression_attribute_names(Some(e.names))
             .set_expression_attribute_values(Some(e.values))
             .build()
@@ -104,6 +124,116 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 }
+
+impl DynamoStore {
+    /// An order and the shard its seats came from.
+    async fn order_with_shard(
+        &self,
+        id: OrderId,
+    ) -> Result<Option<(OrderRecord, u16)>, StoreError> {
+        let Some(item) = self
+            .get_item(&self.tables.orders, "order_id", id.to_string())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let shard = match item.get(SHARD_ATTR) {
+            Some(_) => u16::try_from(number(&item, SHARD_ATTR)?)
+                .map_err(|_| StoreError::corrupt(format!("order {id}: bad shard")))?,
+            None => 0,
+        };
+        Ok(Some((from_item(item)?, shard)))
+    }
+
+    /// A refusal decided from a read, unless the command had finished
+    /// before: then that is the answer, whatever the order became since.
+    async fn refused(
+        &self,
+        done: &Completion,
+        refusal: OrderChange,
+    ) -> Result<OrderChange, StoreError> {
+        let finished = self
+            .command(done.command_id)
+            .await?
+            .is_some_and(|c| !c.is_unfinished());
+        Ok(if finished {
+            OrderChange::Already
+        } else {
+            refusal
+        })
+    }
+
+    /// Runs an order's change, its first item being the order's own
+    /// conditional update; when that condition fails, says why from the
+    /// order as it now stands.
+    async fn order_change(
+        &self,
+        items: Vec<TransactWriteItem>,
+        id: OrderId,
+        now: Timestamp,
+    ) -> Result<OrderChange, StoreError> {
+        match self.transact(items).await {
+            Ok(()) => Ok(OrderChange::Changed),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
+                Ok(OrderChange::Already)
+            }
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 0) => {
+                Ok(match self.order(id).await? {
+                    None => OrderChange::NotFound,
+                    Some(o)
+                        if o.status == OrderStatus::PendingPayment
+                            && o.expires_at.is_none_or(|at| at <= now) =>
+                    {
+                        OrderChange::Expired
+                    }
+                    Some(o) => OrderChange::Refused(o.status),
+                })
+            }
+            // A ticket was checked in or cancelled meanwhile.
+            Err(TxFailure::Conditions(_)) => Ok(match self.order(id).await? {
+                Some(o) => OrderChange::Refused(o.status),
+                None => OrderChange::NotFound,
+            }),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+
+    fn cancel_ticket_item(&self, id: TicketId) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.tables.tickets)
+            .key("ticket_id", s(id.to_string()))
+            .update_expression("SET #s = :cancelled")
+            .condition_expression("#s = :valid")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":cancelled", s(TicketStatus::Cancelled.as_str()))
+            .expression_attribute_values(":valid", s(TicketStatus::Valid.as_str()))
+            .build()
+            .built()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+/// An order as stored: the record, the shard its seats came from, and
+/// while it is a hold, its place in the expiry index.
+fn order_item(order: &OrderRecord, shard: u16) -> Result<Item, StoreError> {
+    let mut item = to_item(order)?;
+    item.insert(SHARD_ATTR.into(), n(shard));
+    if let (OrderStatus::PendingPayment, Some(expires)) = (order.status, order.expires_at) {
+        let index = order.order_id.0.as_bytes()[15] % HOLD_SHARDS;
+        item.insert("hold_key".into(), s(format!("held#{index}")));
+        item.insert(
+            "hold_sort".into(),
+            s(format!("{}#{}", sortable(expires), order.order_id)),
+        );
+        item.insert(EXPIRES_SORT_ATTR.into(), s(sortable(expires)));
+    }
+    Ok(item)
+}
+
+/// The shard an order's seats came from.
+const SHARD_ATTR: &str = "shard";
+/// A hold's expiry, sortable, for conditions.
+const EXPIRES_SORT_ATTR: &str = "expires_sort";
 
 impl DynamoStore {
     /// One way of writing a check-in: `first` admits a valid ticket and
@@ -215,8 +345,18 @@ impl DynamoStore {
             TransactWriteItem::builder()
                 .condition_check(on_sale)
                 .build(),
-            self.take_seats(placement, shard)?,
-            self.put(&self.tables.orders, to_item(order)?, "order_id")?,
+            self.shift_seats(
+                order.event_id,
+                shard,
+                order.ticket_type_id,
+                -i64::from(order.quantity),
+                if order.status == OrderStatus::PendingPayment {
+                    i64::from(order.quantity)
+                } else {
+                    0
+                },
+            )?,
+            self.put(&self.tables.orders, order_item(order, shard)?, "order_id")?,
         ];
         for ticket in &placement.tickets {
             items.push(self.put(&self.tables.tickets, ticket_item(ticket)?, "ticket_id")?);
@@ -361,6 +501,195 @@ impl OrderStore for DynamoStore {
             "the counters of event {} kept changing",
             order.event_id
         )))
+    }
+
+    async fn confirm_order(
+        &self,
+        id: OrderId,
+        tickets: &[TicketRecord],
+        now: Timestamp,
+        done: &Completion,
+    ) -> Result<OrderChange, StoreError> {
+        let Some((order, shard)) = self.order_with_shard(id).await? else {
+            return self.refused(done, OrderChange::NotFound).await;
+        };
+        if order.status != OrderStatus::PendingPayment {
+            return self.refused(done, OrderChange::Refused(order.status)).await;
+        }
+        if order.expires_at.is_none_or(|at| at <= now) {
+            return self.refused(done, OrderChange::Expired).await;
+        }
+        let ids: Vec<TicketId> = tickets.iter().map(|t| t.ticket_id).collect();
+        let confirm = Update::builder()
+            .table_name(&self.tables.orders)
+            .key("order_id", s(id.to_string()))
+            .update_expression("SET #s = :confirmed, ticket_ids = :ids REMOVE hold_key, hold_sort")
+            .condition_expression("#s = :pending AND expires_sort > :now")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":confirmed", s(OrderStatus::Confirmed.as_str()))
+            .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
+            .expression_attribute_values(":now", s(sortable(now)))
+            .expression_attribute_values(":ids", to_value(&ids)?)
+            .build()
+            .built()?;
+        let quantity = i64::from(order.quantity);
+        let mut items = vec![
+            TransactWriteItem::builder().update(confirm).build(),
+            self.shift_seats(order.event_id, shard, order.ticket_type_id, 0, -quantity)?,
+        ];
+        for ticket in tickets {
+            items.push(self.put(&self.tables.tickets, ticket_item(ticket)?, "ticket_id")?);
+        }
+        items.push(self.completion(done)?);
+        self.order_change(items, id, now).await
+    }
+
+    async fn expire_order(
+        &self,
+        id: OrderId,
+        now: Timestamp,
+        done: &Completion,
+    ) -> Result<OrderChange, StoreError> {
+        let Some((order, shard)) = self.order_with_shard(id).await? else {
+            return self.refused(done, OrderChange::NotFound).await;
+        };
+        let due = order.expires_at.is_some_and(|at| at <= now);
+        if order.status != OrderStatus::PendingPayment || !due {
+            return self.refused(done, OrderChange::Refused(order.status)).await;
+        }
+        let expire = Update::builder()
+            .table_name(&self.tables.orders)
+            .key("order_id", s(id.to_string()))
+            .update_expression("SET #s = :expired REMOVE hold_key, hold_sort")
+            .condition_expression("#s = :pending AND expires_sort <= :now")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":expired", s(OrderStatus::Expired.as_str()))
+            .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
+            .expression_attribute_values(":now", s(sortable(now)))
+            .build()
+            .built()?;
+        let quantity = i64::from(order.quantity);
+        let items = vec![
+            TransactWriteItem::builder().update(expire).build(),
+            self.shift_seats(
+                order.event_id,
+                shard,
+                order.ticket_type_id,
+                quantity,
+                -quantity,
+            )?,
+            self.completion(done)?,
+        ];
+        self.order_change(items, id, now).await
+    }
+
+    async fn cancel_order(
+        &self,
+        id: OrderId,
+        done: &Completion,
+    ) -> Result<OrderChange, StoreError> {
+        let Some((order, shard)) = self.order_with_shard(id).await? else {
+            return self.refused(done, OrderChange::NotFound).await;
+        };
+        let (from, to_sale, to_hold, mut items) = match order.status {
+            OrderStatus::PendingPayment => {
+                let q = i64::from(order.quantity);
+                (order.status, q, -q, Vec::new())
+            }
+            OrderStatus::Confirmed => {
+                let tickets = self.tickets(&order.ticket_ids).await?;
+                if tickets.iter().any(|t| t.status == TicketStatus::CheckedIn) {
+                    return self.refused(done, OrderChange::Refused(order.status)).await;
+                }
+                let mut items = Vec::new();
+                for ticket in tickets.iter().filter(|t| t.status == TicketStatus::Valid) {
+                    items.push(self.cancel_ticket_item(ticket.ticket_id)?);
+                }
+                let seats = i64::try_from(items.len()).unwrap_or(i64::MAX);
+                (order.status, seats, 0, items)
+            }
+            other => return self.refused(done, OrderChange::Refused(other)).await,
+        };
+        let cancel = Update::builder()
+            .table_name(&self.tables.orders)
+            .key("order_id", s(id.to_string()))
+            .update_expression("SET #s = :cancelled REMOVE hold_key, hold_sort")
+            .condition_expression("#s = :from")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":cancelled", s(OrderStatus::Cancelled.as_str()))
+            .expression_attribute_values(":from", s(from.as_str()))
+            .build()
+            .built()?;
+        items.insert(0, TransactWriteItem::builder().update(cancel).build());
+        if to_sale != 0 || to_hold != 0 {
+            items.push(self.shift_seats(
+                order.event_id,
+                shard,
+                order.ticket_type_id,
+                to_sale,
+                to_hold,
+            )?);
+        }
+        items.push(self.completion(done)?);
+        self.order_change(items, id, Timestamp::now()).await
+    }
+
+    async fn cancel_ticket(
+        &self,
+        id: TicketId,
+        done: &Completion,
+    ) -> Result<OrderChange, StoreError> {
+        let Some(ticket) = self.ticket(id).await? else {
+            return self.refused(done, OrderChange::NotFound).await;
+        };
+        let Some((order, shard)) = self.order_with_shard(ticket.order_id).await? else {
+            return Err(StoreError::corrupt(format!("ticket {id} has no order")));
+        };
+        if ticket.status != TicketStatus::Valid {
+            return self.refused(done, OrderChange::Refused(order.status)).await;
+        }
+        let items = vec![
+            self.cancel_ticket_item(id)?,
+            self.shift_seats(order.event_id, shard, order.ticket_type_id, 1, 0)?,
+            self.completion(done)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(OrderChange::Changed),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
+                Ok(OrderChange::Already)
+            }
+            // Checked in or cancelled meanwhile.
+            Err(TxFailure::Conditions(_)) => Ok(OrderChange::Refused(order.status)),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+
+    async fn due_holds(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut due: Vec<OrderRecord> = Vec::new();
+        for shard in 0..HOLD_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.orders)
+                .index_name(HOLDS_INDEX)
+                .key_condition_expression("hold_key = :h AND hold_sort < :before")
+                .expression_attribute_values(":h", s(format!("held#{shard}")))
+                .expression_attribute_values(":before", s(sortable(before)))
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out.items.unwrap_or_default() {
+                due.push(from_item(item)?);
+            }
+        }
+        due.sort_by_key(|o| (o.expires_at, o.order_id));
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(due)
     }
 
     async fn reject_order(

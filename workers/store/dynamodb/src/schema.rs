@@ -7,7 +7,7 @@
 //! | `idempotency` | `key_hash` | TTL `expires_at_epoch` | `Idempotency-Key` replays |
 //! | `events` | `event_id` | `by_start` (`listing`, `listing_sort`), sparse: published only | event reads, listing |
 //! | `inventory` | `shard_id` = `{event_id}#{index}` | | capacity conditions |
-//! | `orders` | `order_id` | | order reads |
+//! | `orders` | `order_id` | `holds` (`hold_key`, `hold_sort`), sparse: `pending_payment` only, in 8 shards | order reads, hold expiry |
 //! | `tickets` | `ticket_id` | `by_holder` (`holder_id`, `holder_sort`) | ticket reads, my tickets, check-in |
 //! | `notifications` | `user_id`, `notification_id` | | a user's inbox, newest first |
 
@@ -27,6 +27,10 @@ use eventsys_store::StoreError;
 pub const BY_START_INDEX: &str = "by_start";
 pub const BY_HOLDER_INDEX: &str = "by_holder";
 pub const PENDING_INDEX: &str = "pending";
+pub const HOLDS_INDEX: &str = "holds";
+/// Holds are indexed under this many partition keys, like the pending
+/// commands.
+pub const HOLD_SHARDS: u8 = 8;
 /// The pending index is written on every command; spread over this many
 /// partition keys it never becomes a hot partition.
 pub const PENDING_SHARDS: u8 = 8;
@@ -113,7 +117,7 @@ impl DynamoStore {
                 name: &t.orders,
                 hash: "order_id",
                 range: None,
-                index: None,
+                index: Some((HOLDS_INDEX, "hold_key", "hold_sort")),
             },
             TableDef {
                 name: &t.tickets,

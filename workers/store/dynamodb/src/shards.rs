@@ -63,6 +63,7 @@ pub fn split(spec: &EventSpec, shards: u16) -> Vec<Shard> {
             counters: Inventory {
                 capacity: share(whole.capacity, i),
                 remaining: share(whole.capacity, i),
+                held: 0,
                 checked_in: 0,
                 types: whole
                     .types
@@ -74,6 +75,7 @@ pub fn split(spec: &EventSpec, shards: u16) -> Vec<Shard> {
                             TypeSlice {
                                 quota,
                                 remaining: quota,
+                                held: 0,
                                 checked_in: 0,
                             },
                         )
@@ -134,6 +136,13 @@ pub fn checked_in_attr(tt: TicketTypeId) -> String {
     format!("c_{tt}")
 }
 
+/// Seats in holds: on the shard the hold took them from.
+pub const HELD_ATTR: &str = "held";
+
+pub fn held_attr(tt: TicketTypeId) -> String {
+    format!("h_{tt}")
+}
+
 /// A counter that starts missing (added on first use).
 fn count(item: &Item, name: &str) -> Result<u32, StoreError> {
     if item.contains_key(name) {
@@ -173,6 +182,7 @@ pub fn shard_from_item(item: &Item) -> Result<Shard, StoreError> {
                 TypeSlice {
                     quota: number(item, name)?,
                     remaining: number(item, &remaining_attr(tt))?,
+                    held: count(item, &held_attr(tt))?,
                     checked_in: count(item, &checked_in_attr(tt))?,
                 },
             );
@@ -184,6 +194,7 @@ pub fn shard_from_item(item: &Item) -> Result<Shard, StoreError> {
         counters: Inventory {
             capacity: number(item, "capacity")?,
             remaining: number(item, "remaining")?,
+            held: count(item, HELD_ATTR)?,
             checked_in: count(item, CHECKED_IN_ATTR)?,
             types,
         },
@@ -219,6 +230,7 @@ mod tests {
             counters: Inventory {
                 capacity: 10,
                 remaining,
+                held: 0,
                 checked_in: 0,
                 types: types
                     .iter()
@@ -228,6 +240,7 @@ mod tests {
                             TypeSlice {
                                 quota: 10,
                                 remaining: r,
+                                held: 0,
                                 checked_in: 0,
                             },
                         )

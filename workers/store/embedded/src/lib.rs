@@ -36,13 +36,15 @@ const LISTING: Def = TableDefinition::new("events_by_start");
 /// partitions to spread writes over).
 const INVENTORY: Def = TableDefinition::new("inventory");
 const ORDERS: Def = TableDefinition::new("orders");
+/// `{expires_at}#{order_id}` of `pending_payment` orders, for expiry.
+const HOLDS: Def = TableDefinition::new("holds");
 const TICKETS: Def = TableDefinition::new("tickets");
 /// `{holder}\0{created_at}#{ticket_id}`.
 const TICKETS_BY_HOLDER: Def = TableDefinition::new("tickets_by_holder");
 /// `{user}\0{notification_id}`.
 const NOTIFICATIONS: Def = TableDefinition::new("notifications");
 
-const ALL: [Def; 10] = [
+const ALL: [Def; 11] = [
     COMMANDS,
     PENDING,
     CLAIMS,
@@ -50,6 +52,7 @@ const ALL: [Def; 10] = [
     LISTING,
     INVENTORY,
     ORDERS,
+    HOLDS,
     TICKETS,
     TICKETS_BY_HOLDER,
     NOTIFICATIONS,

@@ -1,18 +1,18 @@
 //! Orders, tickets and check-ins in the embedded store.
 
 use async_trait::async_trait;
-use eventsys_messages::{EventStatus, OrderId, TicketId, UserId};
+use eventsys_messages::{EventStatus, OrderId, TicketId, Timestamp, UserId};
 
 use crate::{
-    EVENTS, EmbeddedStore, INVENTORY, ORDERS, TICKETS, TICKETS_BY_HOLDER, commands, get, open,
-    open_read, page, put,
+    EVENTS, EmbeddedStore, HOLDS, INVENTORY, ORDERS, TICKETS, TICKETS_BY_HOLDER, commands, get,
+    open, open_read, page, put, unavailable,
 };
 use eventsys_store::{
     Inventory, StoreError,
-    ports::{CheckInOutcome, Finished, OrderStore, PlaceOutcome},
+    ports::{CheckInOutcome, Finished, OrderChange, OrderStore, PlaceOutcome},
     records::{
-        Completion, EventRecord, OrderRecord, Page, PageRequest, Placement, Scan, TicketRecord,
-        TicketStatus,
+        Completion, EventRecord, OrderRecord, OrderStatus, Page, PageRequest, Placement, Scan,
+        TicketRecord, TicketStatus,
     },
     sortable,
 };
@@ -29,6 +29,43 @@ fn holder_key(ticket: &TicketRecord) -> String {
 /// Keys of one holder's index entries lie in `[holder\0, holder\x01)`.
 fn holder_range(holder: &UserId) -> (String, String) {
     (format!("{holder}\0"), format!("{holder}\u{1}"))
+}
+
+/// Where a held order sits in the expiry index.
+fn hold_key(order: &OrderRecord) -> Option<String> {
+    (order.status == OrderStatus::PendingPayment)
+        .then_some(order.expires_at)
+        .flatten()
+        .map(|at| format!("{}#{}", sortable(at), order.order_id))
+}
+
+/// Writes `order` changed: out of the expiry index if it is no longer held.
+fn rewrite_order(
+    txn: &redb::WriteTransaction,
+    before: &OrderRecord,
+    after: &OrderRecord,
+) -> Result<(), StoreError> {
+    if let Some(key) = hold_key(before).filter(|_| hold_key(after).is_none()) {
+        open(txn, HOLDS)?
+            .remove(key.as_str())
+            .map_err(unavailable)?;
+    }
+    put(&mut open(txn, ORDERS)?, &after.order_id.to_string(), after)
+}
+
+/// Gives `quantity` seats of `order` back for sale.
+fn release(
+    txn: &redb::WriteTransaction,
+    order: &OrderRecord,
+    quantity: u32,
+    held: bool,
+) -> Result<(), StoreError> {
+    let mut counters = open(txn, INVENTORY)?;
+    let key = order.event_id.to_string();
+    let mut inventory = get::<Inventory>(&counters, &key)?
+        .ok_or_else(|| StoreError::corrupt(format!("event {key} has no inventory")))?;
+    inventory.release(order.ticket_type_id, quantity, held);
+    put(&mut counters, &key, &inventory)
 }
 
 fn write_order(txn: &redb::WriteTransaction, order: &OrderRecord) -> Result<(), StoreError> {
@@ -63,11 +100,15 @@ impl OrderStore for EmbeddedStore {
             let Some(mut inventory) = get::<Inventory>(&counters, &key)? else {
                 return Ok(PlaceOutcome::NotOnSale);
             };
-            if !inventory.take(order.ticket_type_id, order.quantity) {
+            let hold = order.status == OrderStatus::PendingPayment;
+            if !inventory.take(order.ticket_type_id, order.quantity, hold) {
                 return Ok(PlaceOutcome::SoldOut);
             }
             put(&mut counters, &key, &inventory)?;
             write_order(txn, order)?;
+            if let Some(key) = hold_key(order) {
+                put(&mut open(txn, HOLDS)?, &key, &order.order_id)?;
+            }
             let (mut tickets, mut by_holder) = (open(txn, TICKETS)?, open(txn, TICKETS_BY_HOLDER)?);
             for ticket in &placement.tickets {
                 put(&mut tickets, &ticket.ticket_id.to_string(), ticket)?;
@@ -75,6 +116,179 @@ impl OrderStore for EmbeddedStore {
             }
             commands::finish(txn, &done)?;
             Ok(PlaceOutcome::Placed)
+        })
+        .await
+    }
+
+    async fn confirm_order(
+        &self,
+        id: OrderId,
+        tickets: &[TicketRecord],
+        now: Timestamp,
+        done: &Completion,
+    ) -> Result<OrderChange, StoreError> {
+        let (tickets, done) = (tickets.to_vec(), done.clone());
+        self.write(move |txn| {
+            if !commands::unfinished(txn, &done)? {
+                return Ok(OrderChange::Already);
+            }
+            let Some(order) = get::<OrderRecord>(&open(txn, ORDERS)?, &id.to_string())? else {
+                return Ok(OrderChange::NotFound);
+            };
+            if order.status != OrderStatus::PendingPayment {
+                return Ok(OrderChange::Refused(order.status));
+            }
+            if order.expires_at.is_none_or(|at| at <= now) {
+                return Ok(OrderChange::Expired);
+            }
+            let mut counters = open(txn, INVENTORY)?;
+            let key = order.event_id.to_string();
+            if let Some(mut inventory) = get::<Inventory>(&counters, &key)? {
+                inventory.settle(order.ticket_type_id, order.quantity);
+                put(&mut counters, &key, &inventory)?;
+            }
+            let confirmed = OrderRecord {
+                status: OrderStatus::Confirmed,
+                ticket_ids: tickets.iter().map(|t| t.ticket_id).collect(),
+                ..order.clone()
+            };
+            rewrite_order(txn, &order, &confirmed)?;
+            let (mut table, mut by_holder) = (open(txn, TICKETS)?, open(txn, TICKETS_BY_HOLDER)?);
+            for ticket in &tickets {
+                put(&mut table, &ticket.ticket_id.to_string(), ticket)?;
+                put(&mut by_holder, &holder_key(ticket), &ticket.ticket_id)?;
+            }
+            commands::finish(txn, &done)?;
+            Ok(OrderChange::Changed)
+        })
+        .await
+    }
+
+    async fn expire_order(
+        &self,
+        id: OrderId,
+        now: Timestamp,
+        done: &Completion,
+    ) -> Result<OrderChange, StoreError> {
+        let done = done.clone();
+        self.write(move |txn| {
+            if !commands::unfinished(txn, &done)? {
+                return Ok(OrderChange::Already);
+            }
+            let Some(order) = get::<OrderRecord>(&open(txn, ORDERS)?, &id.to_string())? else {
+                return Ok(OrderChange::NotFound);
+            };
+            let due = order.expires_at.is_some_and(|at| at <= now);
+            if order.status != OrderStatus::PendingPayment || !due {
+                return Ok(OrderChange::Refused(order.status));
+            }
+            release(txn, &order, order.quantity, true)?;
+            let expired = OrderRecord {
+                status: OrderStatus::Expired,
+                ..order.clone()
+            };
+            rewrite_order(txn, &order, &expired)?;
+            commands::finish(txn, &done)?;
+            Ok(OrderChange::Changed)
+        })
+        .await
+    }
+
+    async fn cancel_order(
+        &self,
+        id: OrderId,
+        done: &Completion,
+    ) -> Result<OrderChange, StoreError> {
+        let done = done.clone();
+        self.write(move |txn| {
+            if !commands::unfinished(txn, &done)? {
+                return Ok(OrderChange::Already);
+            }
+            let Some(order) = get::<OrderRecord>(&open(txn, ORDERS)?, &id.to_string())? else {
+                return Ok(OrderChange::NotFound);
+            };
+            match order.status {
+                OrderStatus::PendingPayment => release(txn, &order, order.quantity, true)?,
+                OrderStatus::Confirmed => {
+                    let mut table = open(txn, TICKETS)?;
+                    let mut valid = Vec::new();
+                    for ticket_id in &order.ticket_ids {
+                        let key = ticket_id.to_string();
+                        let Some(ticket) = get::<TicketRecord>(&table, &key)? else {
+                            continue;
+                        };
+                        match ticket.status {
+                            TicketStatus::Valid => valid.push(ticket),
+                            TicketStatus::CheckedIn => {
+                                return Ok(OrderChange::Refused(order.status));
+                            }
+                            TicketStatus::Cancelled => {}
+                        }
+                    }
+                    let seats = u32::try_from(valid.len()).unwrap_or(u32::MAX);
+                    for mut ticket in valid {
+                        ticket.status = TicketStatus::Cancelled;
+                        put(&mut table, &ticket.ticket_id.to_string(), &ticket)?;
+                    }
+                    release(txn, &order, seats, false)?;
+                }
+                other => return Ok(OrderChange::Refused(other)),
+            }
+            let cancelled = OrderRecord {
+                status: OrderStatus::Cancelled,
+                ..order.clone()
+            };
+            rewrite_order(txn, &order, &cancelled)?;
+            commands::finish(txn, &done)?;
+            Ok(OrderChange::Changed)
+        })
+        .await
+    }
+
+    async fn cancel_ticket(
+        &self,
+        id: TicketId,
+        done: &Completion,
+    ) -> Result<OrderChange, StoreError> {
+        let done = done.clone();
+        self.write(move |txn| {
+            if !commands::unfinished(txn, &done)? {
+                return Ok(OrderChange::Already);
+            }
+            let mut table = open(txn, TICKETS)?;
+            let key = id.to_string();
+            let Some(mut ticket) = get::<TicketRecord>(&table, &key)? else {
+                return Ok(OrderChange::NotFound);
+            };
+            let order = get::<OrderRecord>(&open(txn, ORDERS)?, &ticket.order_id.to_string())?
+                .ok_or_else(|| StoreError::corrupt(format!("ticket {key} has no order")))?;
+            if ticket.status != TicketStatus::Valid {
+                return Ok(OrderChange::Refused(order.status));
+            }
+            ticket.status = TicketStatus::Cancelled;
+            put(&mut table, &key, &ticket)?;
+            release(txn, &order, 1, false)?;
+            commands::finish(txn, &done)?;
+            Ok(OrderChange::Changed)
+        })
+        .await
+    }
+
+    async fn due_holds(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.read(move |txn| {
+            let end = sortable(before);
+            let Page { items, .. } =
+                page::<OrderId>(&open_read(txn, HOLDS)?, ("", &end), None, limit, false)?;
+            let orders = open_read(txn, ORDERS)?;
+            let mut due = Vec::with_capacity(items.len());
+            for (_, id) in items {
+                due.extend(get::<OrderRecord>(&orders, &id.to_string())?);
+            }
+            Ok(due)
         })
         .await
     }
