@@ -99,6 +99,15 @@ impl CommandRequest {
         }
     }
 
+    /// The JSON body, or the default when there is none at all.
+    pub fn body_or_default<T: DeserializeOwned + Default>(&self) -> Result<T, Problem> {
+        if self.body.is_empty() {
+            Ok(T::default())
+        } else {
+            self.body()
+        }
+    }
+
     /// The JSON body, with errors that name the offending field.
     pub fn body<T: DeserializeOwned>(&self) -> Result<T, Problem> {
         let content_type = self

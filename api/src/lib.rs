@@ -76,6 +76,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", post(events::create).get(events::list))
         .route("/v1/events/{event_id}", get(events::get))
         .route("/v1/events/{event_id}/orders", post(orders::place))
+        .route(
+            "/v1/events/{event_id}/registrations",
+            post(orders::register),
+        )
         .route("/v1/events/{event_id}/checkins", post(doors::check_in))
         .route("/v1/events/{event_id}/checkins/batch", post(doors::batch))
         .route("/v1/events/{event_id}/stats", get(doors::stats))

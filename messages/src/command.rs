@@ -61,6 +61,10 @@ pub enum Action {
     CreateEvent(CreateEvent),
     #[serde(rename = "order.place")]
     PlaceOrder(PlaceOrder),
+    /// A free registration (RSVP): one order of one ticket, at most one per
+    /// user and event (its order id is derived from both).
+    #[serde(rename = "registration.create")]
+    Register(PlaceOrder),
     #[serde(rename = "order.confirm")]
     ConfirmOrder(OrderRef),
     /// Issued by the system when a hold runs out.
@@ -90,6 +94,7 @@ impl Action {
         match self {
             Self::CreateEvent(_) => "event.create",
             Self::PlaceOrder(_) => "order.place",
+            Self::Register(_) => "registration.create",
             Self::ConfirmOrder(_) => "order.confirm",
             Self::ExpireOrder(_) => "order.expire",
             Self::CancelOrder(_) => "order.cancel",
@@ -117,7 +122,9 @@ impl Action {
             Self::PublishEvent(e) | Self::CancelEvent(e) => {
                 named(&[("event_id", e.event_id.to_string())])
             }
-            Self::PlaceOrder(p) => named(&[("order_id", p.order_id.to_string())]),
+            Self::PlaceOrder(p) | Self::Register(p) => {
+                named(&[("order_id", p.order_id.to_string())])
+            }
             Self::ConfirmOrder(o) | Self::ExpireOrder(o) | Self::CancelOrder(o) => {
                 named(&[("order_id", o.order_id.to_string())])
             }
@@ -139,6 +146,7 @@ impl Action {
             Self::CreateEvent(_)
             | Self::PublishEvent(_)
             | Self::CancelEvent(_)
+            | Self::Register(_)
             | Self::GrantStaff(_)
             | Self::RevokeStaff(_) => WorkQueue::Registration,
             Self::PlaceOrder(_)

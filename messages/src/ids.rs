@@ -62,6 +62,14 @@ uuid_id!(
     NotificationId
 );
 
+impl OrderId {
+    /// The one registration of `user` at `event`: the same id however
+    /// often they register.
+    pub fn registration(event: EventId, user: &UserId) -> Self {
+        Self(Uuid::new_v5(&event.0, user.as_str().as_bytes()))
+    }
+}
+
 /// A user, as named by the `sub` claim of their token.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -32,6 +32,34 @@ pub fn ticket_type<'a>(
     }
 }
 
+/// The free ticket type a registration (RSVP) takes: the one named, or
+/// the event's first free type.
+pub fn registration_type<'a>(
+    spec: &'a EventSpec,
+    wanted: Option<&str>,
+) -> Result<&'a TicketTypeSpec, FieldError> {
+    let chosen = match wanted {
+        Some(_) => ticket_type(spec, wanted)?,
+        None => spec
+            .ticket_types
+            .iter()
+            .find(|t| !is_paid(t))
+            .ok_or_else(|| {
+                FieldError::new(
+                    "ticket_type",
+                    "the event has no free ticket type: place an order",
+                )
+            })?,
+    };
+    if is_paid(chosen) {
+        return Err(FieldError::new(
+            "ticket_type",
+            "is not free: place an order for it",
+        ));
+    }
+    Ok(chosen)
+}
+
 /// A ticket type with a price makes an order a hold until it is paid.
 pub fn is_paid(ticket_type: &TicketTypeSpec) -> bool {
     ticket_type.price_minor > 0

@@ -70,6 +70,13 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Whether the order holds or owns seats; an order that does not
+    /// (turned down, run out, cancelled) may be placed again under its id
+    /// (a registration after a refusal or a cancellation).
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::PendingPayment | Self::Confirmed)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PendingPayment => "pending_payment",

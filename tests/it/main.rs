@@ -13,3 +13,4 @@ mod live;
 mod operations;
 mod ownership;
 mod poison;
+mod registrations;

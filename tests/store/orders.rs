@@ -128,6 +128,13 @@ async fn an_order_is_placed_once_and_reads_back_with_its_tickets(store: &dyn Sto
     assert_eq!(store.ticket(TicketId::generate()).await.unwrap(), None);
     assert_eq!(store.order(OrderId::generate()).await.unwrap(), None);
     let command = store.command(done.command_id).await.unwrap().unwrap();
+    // Another command with the same order id places nothing.
+    let twin = recorded(store, "ann").await;
+    assert_eq!(
+        store.place_order(&order, &twin).await.unwrap(),
+        PlaceOutcome::Duplicate
+    );
+    assert_eq!(remaining(store, &event).await, 8);
     assert!(command.status.is_terminal());
 }
 

@@ -69,16 +69,18 @@ async fn act(
 ) -> Result<Executed, WorkError> {
     use Action::{
         CancelEvent, CancelOrder, CancelTicket, CheckIn, ConfirmOrder, CreateEvent, ExpireOrder,
-        GrantStaff, MarkNotificationRead, PlaceOrder, PublishEvent, RevokeStaff,
+        GrantStaff, MarkNotificationRead, PlaceOrder, PublishEvent, Register, RevokeStaff,
     };
     match (&command.action, step) {
         (CreateEvent(create), Step::CarryOut) => {
             registration::create_event(deps, command, create).await
         }
-        (PlaceOrder(order), Step::CarryOut) => ticketing::place_order(deps, command, order).await,
-        (PlaceOrder(order), Step::Recall(record)) => Ok(said_again(
+        (PlaceOrder(order) | Register(order), Step::CarryOut) => {
+            ticketing::place_order(deps, command, order).await
+        }
+        (PlaceOrder(order) | Register(order), Step::Recall(record)) => Ok(said_again(
             record,
-            ticketing::recall_order(deps, order).await?,
+            ticketing::recall_order(deps, order, record).await?,
         )),
         (ConfirmOrder(order), Step::CarryOut) => holds::confirm(deps, command, order).await,
         (ExpireOrder(order), Step::CarryOut) => holds::expire(deps, command, order).await,

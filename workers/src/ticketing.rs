@@ -96,6 +96,11 @@ pub(crate) async fn place_order(
             let reason = CommandError::new(Reason::NotOnSale, "the event is not on sale");
             reject(deps, command, p, name, reason).await
         }
+        PlaceOutcome::Duplicate => {
+            let reason = CommandError::new(Reason::Conflict, "already registered for this event");
+            // The order with this id is the earlier registration: leave it.
+            end_without_effect(deps, Completion::rejected(command.command_id(), reason)).await
+        }
         PlaceOutcome::SoldOut => {
             let message = format!("fewer than {} tickets of this type are left", p.quantity);
             let reason = CommandError::new(Reason::SoldOut, message);
@@ -105,10 +110,24 @@ pub(crate) async fn place_order(
 }
 
 /// What an order's outcome meant, to announce it again.
-pub(crate) async fn recall_order(deps: &Deps, p: &PlaceOrder) -> Result<Vec<Event>, WorkError> {
+pub(crate) async fn recall_order(
+    deps: &Deps,
+    p: &PlaceOrder,
+    record: &CommandRecord,
+) -> Result<Vec<Event>, WorkError> {
     let Some(order) = deps.store.order(p.order_id).await? else {
         return Ok(Vec::new());
     };
+    // The order with this id may be another command's (a registration made
+    // twice): only this command's own outcome is said again.
+    let ours = match record.status {
+        CommandStatus::Succeeded => order.rejection.is_none(),
+        CommandStatus::Rejected => order.rejection.is_some() && order.rejection == record.error,
+        _ => false,
+    };
+    if !ours {
+        return Ok(Vec::new());
+    }
     let name = deps
         .store
         .event_record(p.event_id)

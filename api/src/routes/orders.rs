@@ -6,7 +6,9 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use eventsys_messages::{Action, EventId, EventStatus, OrderId, OrderRef, PlaceOrder, rules};
+use eventsys_messages::{
+    Action, EventId, EventStatus, OrderId, OrderRef, PlaceOrder, Reason, rules,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -84,6 +86,63 @@ pub async fn get(
         .map(|t| views::ticket(t, Some(state.codes.of(t))))
         .collect();
     Ok(Json(json!(views::order(&order, tickets))))
+}
+
+/// The body of `POST /v1/events/{id}/registrations`, which may be empty.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRegistration {
+    /// A free ticket type's id or name; the event's first free type if left out.
+    #[serde(default, alias = "ticket_type_id")]
+    ticket_type: Option<String>,
+}
+
+/// `POST /v1/events/{id}/registrations`: a free registration (RSVP), one
+/// per user and event, through the same inventory as orders; cancelled
+/// like any order.
+pub async fn register(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(event_id): Path<String>,
+    request: CommandRequest,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::Attendee])?;
+    let event_id: EventId = path_id(&event_id, "event")?;
+    let wanted: NewRegistration = request.body_or_default()?;
+    let event = state
+        .store
+        .event_record(event_id)
+        .await?
+        .filter(|e| {
+            e.spec.status != EventStatus::Draft || may_manage(Some(&caller), &e.organizer_id)
+        })
+        .ok_or_else(|| Problem::not_found("event"))?;
+    rules::on_sale(&event.spec).map_err(|reason| {
+        Problem::new(
+            StatusCode::CONFLICT,
+            reason.as_str(),
+            "the event is not on sale",
+        )
+    })?;
+    let ticket_type = rules::registration_type(&event.spec, wanted.ticket_type.as_deref())
+        .map_err(|e| Problem::invalid(vec![e]))?;
+    let order_id = OrderId::registration(event_id, &caller.user);
+    let active = state.store.order(order_id).await?;
+    if active.is_some_and(|o| o.status.is_active()) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            Reason::Conflict.as_str(),
+            "you are already registered for this event",
+        )
+        .with("order_id", order_id.to_string()));
+    }
+    let action = Action::Register(PlaceOrder {
+        order_id,
+        event_id,
+        ticket_type_id: ticket_type.ticket_type_id,
+        quantity: 1,
+    });
+    state.submit(&caller, request, action).await
 }
 
 /// `POST /v1/orders/{id}/confirm`: its buyer (or a payment callback with

@@ -63,6 +63,9 @@ pub enum PlaceOutcome {
     NotOnSale,
     /// Fewer seats of the type, or of the event, are left than the order asks.
     SoldOut,
+    /// Another command placed an order with this id before (one
+    /// registration per user and event has an id derived from both).
+    Duplicate,
 }
 
 /// What asking an order, or one of its tickets, to change found.

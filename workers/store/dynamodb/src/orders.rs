@@ -82,6 +82,23 @@ impl DynamoStore {
             .build())
     }
 
+    /// Writes an order, unless an active one (held or confirmed) has its
+    /// id: a registration may be placed again after it ended.
+    fn put_order(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.orders)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(order_id) OR NOT (#s IN (:pending, :confirmed))",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
+            .expression_attribute_values(":confirmed", s(OrderStatus::Confirmed.as_str()))
+            .build()
+            .built()?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// Moves seats of one type within one shard: `to_sale` more (or fewer)
     /// for sale, `to_hold` more (or fewer) held. Taking seats from sale is
     /// conditioned on the shard having them.
@@ -356,7 +373,7 @@ impl DynamoStore {
                     0
                 },
             )?,
-            self.put(&self.tables.orders, order_item(order, shard)?, "order_id")?,
+            self.put_order(order_item(order, shard)?)?,
         ];
         for ticket in &placement.tickets {
             items.push(self.put(&self.tables.tickets, ticket_item(ticket)?, "ticket_id")?);
@@ -370,6 +387,9 @@ impl DynamoStore {
             }
             Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 0) => {
                 Ok(Some(PlaceOutcome::NotOnSale))
+            }
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 2) => {
+                Ok(Some(PlaceOutcome::Duplicate))
             }
             Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 1) => Ok(None),
             Err(TxFailure::Conditions(_)) => Err(StoreError::rejected(format!(
@@ -697,10 +717,7 @@ impl OrderStore for DynamoStore {
         order: &OrderRecord,
         done: &Completion,
     ) -> Result<Finished, StoreError> {
-        let items = vec![
-            self.put(&self.tables.orders, to_item(order)?, "order_id")?,
-            self.completion(done)?,
-        ];
+        let items = vec![self.put_order(to_item(order)?)?, self.completion(done)?];
         self.effect(items, || format!("order {} exists already", order.order_id))
             .await
     }

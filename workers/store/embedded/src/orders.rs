@@ -71,7 +71,7 @@ fn release(
 fn write_order(txn: &redb::WriteTransaction, order: &OrderRecord) -> Result<(), StoreError> {
     let mut orders = open(txn, ORDERS)?;
     let key = order.order_id.to_string();
-    if get::<OrderRecord>(&orders, &key)?.is_some() {
+    if get::<OrderRecord>(&orders, &key)?.is_some_and(|o| o.status.is_active()) {
         return Err(StoreError::rejected(format!("order {key} exists already")));
     }
     put(&mut orders, &key, order)
@@ -94,6 +94,11 @@ impl OrderStore for EmbeddedStore {
                 .is_some_and(|e| e.spec.status == EventStatus::Published);
             if !on_sale {
                 return Ok(PlaceOutcome::NotOnSale);
+            }
+            if get::<OrderRecord>(&open(txn, ORDERS)?, &order.order_id.to_string())?
+                .is_some_and(|o| o.status.is_active())
+            {
+                return Ok(PlaceOutcome::Duplicate);
             }
             let mut counters = open(txn, INVENTORY)?;
             let key = order.event_id.to_string();
