@@ -74,7 +74,18 @@ pub fn router(state: AppState) -> Router {
     use routes::{commands, doors, events, health, notifications, orders, staff, tickets};
     Router::new()
         .route("/v1/events", post(events::create).get(events::list))
-        .route("/v1/events/{event_id}", get(events::get))
+        .route(
+            "/v1/events/{event_id}",
+            get(events::get).patch(events::update),
+        )
+        .route(
+            "/v1/events/{event_id}/ticket-types",
+            post(events::add_ticket_type),
+        )
+        .route(
+            "/v1/events/{event_id}/ticket-types/{ticket_type_id}",
+            axum::routing::patch(events::update_ticket_type),
+        )
         .route("/v1/events/{event_id}/orders", post(orders::place))
         .route(
             "/v1/events/{event_id}/registrations",

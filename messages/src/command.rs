@@ -78,6 +78,8 @@ pub enum Action {
     CancelTicket(TicketRef),
     #[serde(rename = "notification.read")]
     MarkNotificationRead(MarkNotificationRead),
+    #[serde(rename = "event.update")]
+    UpdateEvent(UpdateEvent),
     #[serde(rename = "event.publish")]
     PublishEvent(EventRef),
     #[serde(rename = "event.cancel")]
@@ -101,6 +103,7 @@ impl Action {
             Self::CheckIn(_) => "ticket.checkin",
             Self::CancelTicket(_) => "ticket.cancel",
             Self::MarkNotificationRead(_) => "notification.read",
+            Self::UpdateEvent(_) => "event.update",
             Self::PublishEvent(_) => "event.publish",
             Self::CancelEvent(_) => "event.cancel",
             Self::GrantStaff(_) => "event.grant_staff",
@@ -122,6 +125,13 @@ impl Action {
             Self::PublishEvent(e) | Self::CancelEvent(e) => {
                 named(&[("event_id", e.event_id.to_string())])
             }
+            Self::UpdateEvent(u) => match u.changes.new_ticket_types.as_slice() {
+                [added] => named(&[
+                    ("event_id", u.event_id.to_string()),
+                    ("ticket_type_id", added.ticket_type_id.to_string()),
+                ]),
+                _ => named(&[("event_id", u.event_id.to_string())]),
+            },
             Self::PlaceOrder(p) | Self::Register(p) => {
                 named(&[("order_id", p.order_id.to_string())])
             }
@@ -144,6 +154,7 @@ impl Action {
     pub fn queue(&self) -> WorkQueue {
         match self {
             Self::CreateEvent(_)
+            | Self::UpdateEvent(_)
             | Self::PublishEvent(_)
             | Self::CancelEvent(_)
             | Self::Register(_)
@@ -185,6 +196,13 @@ pub struct CheckIn {
     /// scan of a ticket wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scanned_at: Option<Timestamp>,
+}
+
+/// An organizer's changes to an event and its ticket types.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateEvent {
+    pub event_id: EventId,
+    pub changes: crate::spec::EventChanges,
 }
 
 /// A command about one order.

@@ -20,11 +20,14 @@ pub mod trace;
 
 pub use command::{
     Action, CheckIn, CommandEnvelope, CreateEvent, EventRef, MarkNotificationRead, OrderRef,
-    PlaceOrder, StaffMember, TicketRef,
+    PlaceOrder, StaffMember, TicketRef, UpdateEvent,
 };
 pub use event::{Event, EventEnvelope, Notification};
 pub use ids::{CommandId, EventId, NotificationId, OrderId, TicketId, TicketTypeId, UserId};
-pub use spec::{EventSpec, EventStatus, FieldError, OrderStatus, TicketStatus, TicketTypeSpec};
+pub use spec::{
+    EventChanges, EventSpec, EventStatus, FieldError, OrderStatus, TicketStatus, TicketTypeChange,
+    TicketTypeSpec,
+};
 pub use status::{CommandError, CommandResult, CommandStatus, Reason};
 pub use topology::WorkQueue;
 

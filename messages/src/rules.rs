@@ -17,19 +17,33 @@ pub fn ticket_type<'a>(
     wanted: Option<&str>,
 ) -> Result<&'a TicketTypeSpec, FieldError> {
     let types = &spec.ticket_types;
-    match wanted {
+    let chosen = match wanted {
         Some(wanted) => types
             .iter()
             .find(|t| t.ticket_type_id.to_string() == wanted || t.name == wanted)
-            .ok_or_else(|| FieldError::new("ticket_type", "is not a ticket type of this event")),
-        None => match types.as_slice() {
-            [only] => Ok(only),
-            _ => Err(FieldError::new(
-                "ticket_type",
-                "is required: the event has several ticket types",
-            )),
+            .ok_or_else(|| FieldError::new("ticket_type", "is not a ticket type of this event"))?,
+        None => match types
+            .iter()
+            .filter(|t| !t.closed)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [only] => only,
+            _ => {
+                return Err(FieldError::new(
+                    "ticket_type",
+                    "is required: the event has several ticket types",
+                ));
+            }
         },
+    };
+    if chosen.closed {
+        return Err(FieldError::new(
+            "ticket_type",
+            "is closed: no longer on sale",
+        ));
     }
+    Ok(chosen)
 }
 
 /// The free ticket type a registration (RSVP) takes: the one named, or
@@ -43,7 +57,7 @@ pub fn registration_type<'a>(
         None => spec
             .ticket_types
             .iter()
-            .find(|t| !is_paid(t))
+            .find(|t| !is_paid(t) && !t.closed)
             .ok_or_else(|| {
                 FieldError::new(
                     "ticket_type",

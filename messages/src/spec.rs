@@ -132,6 +132,96 @@ pub struct TicketTypeSpec {
     pub price_minor: u64,
     pub currency: String,
     pub quota: u32,
+    /// No longer on sale; what was sold stays.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
+}
+
+/// What an organizer changes of an event: each field given replaces the
+/// current one; ticket types are changed by id, or added.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_order: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticket_types: Vec<TicketTypeChange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_ticket_types: Vec<TicketTypeSpec>,
+}
+
+/// A change of one ticket type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketTypeChange {
+    pub ticket_type_id: TicketTypeId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_minor: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<bool>,
+}
+
+impl EventChanges {
+    /// Whether people holding tickets must hear of it: the time or the
+    /// place changed.
+    pub fn concerns_holders(&self, before: &EventSpec) -> bool {
+        self.starts_at.is_some_and(|t| t != before.starts_at)
+            || self.ends_at.is_some_and(|t| t != before.ends_at)
+            || self.venue.as_ref().is_some_and(|v| *v != before.venue)
+    }
+
+    /// `spec` with these changes; `None` names a ticket type it lacks.
+    pub fn apply(&self, spec: &EventSpec) -> Result<EventSpec, FieldError> {
+        let mut next = spec.clone();
+        let set = |field: &mut String, value: &Option<String>| {
+            if let Some(value) = value {
+                field.clone_from(value);
+            }
+        };
+        set(&mut next.name, &self.name);
+        set(&mut next.description, &self.description);
+        set(&mut next.venue, &self.venue);
+        next.starts_at = self.starts_at.unwrap_or(next.starts_at);
+        next.ends_at = self.ends_at.unwrap_or(next.ends_at);
+        next.capacity = self.capacity.unwrap_or(next.capacity);
+        next.max_per_order = self.max_per_order.unwrap_or(next.max_per_order);
+        next.hold_seconds = self.hold_seconds.unwrap_or(next.hold_seconds);
+        for (i, change) in self.ticket_types.iter().enumerate() {
+            let tt = next
+                .ticket_types
+                .iter_mut()
+                .find(|t| t.ticket_type_id == change.ticket_type_id)
+                .ok_or_else(|| {
+                    FieldError::new(
+                        format!("ticket_types[{i}].ticket_type_id"),
+                        "is not a ticket type of this event",
+                    )
+                })?;
+            set(&mut tt.name, &change.name);
+            tt.price_minor = change.price_minor.unwrap_or(tt.price_minor);
+            tt.quota = change.quota.unwrap_or(tt.quota);
+            tt.closed = change.closed.unwrap_or(tt.closed);
+        }
+        next.ticket_types
+            .extend(self.new_ticket_types.iter().cloned());
+        Ok(next)
+    }
 }
 
 /// One reason why one field of the input is not acceptable.
@@ -175,6 +265,7 @@ impl EventSpec {
                     price_minor: 0,
                     currency: "EUR".into(),
                     quota,
+                    closed: false,
                 })
                 .collect(),
         }

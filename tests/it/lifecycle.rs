@@ -105,3 +105,127 @@ async fn an_event_goes_from_draft_to_sale_to_cancelled(setup: Setup) {
             .all(|e| e["event_id"] != event_id.as_str())
     );
 }
+
+on_both!(
+    an_organizer_revises_an_event_and_its_ticket_types,
+    Setup::Serve
+);
+
+/// Capacity up and down (never below what is sold), a new paid type, a
+/// type closed and reopened.
+async fn an_organizer_revises_an_event_and_its_ticket_types(setup: Setup) {
+    let system = System::start(setup).await;
+    let organizer = system.client("olga", &[Role::Organizer]);
+    let rival = system.client("rita", &[Role::Organizer]);
+    let buyer = system.client("ann", &[Role::Attendee]);
+    let event_id = organizer.create_event(&event_body(3)).await;
+    let event = format!("/v1/events/{event_id}");
+    let wait = [("prefer", "wait=20")];
+    let patch = |body: serde_json::Value| {
+        let (organizer, event) = (&organizer, &event);
+        async move {
+            organizer
+                .send_with(reqwest::Method::PATCH, event, &body, &wait)
+                .await
+        }
+    };
+
+    let bought = buyer
+        .post_with(&format!("{event}/orders"), &json!({ "quantity": 2 }), &wait)
+        .await;
+    assert_eq!(bought.body["status"], "succeeded", "{:?}", bought.body);
+
+    let moved = patch(json!({ "venue": "Hall 2", "capacity": 5 })).await;
+    assert_eq!(moved.body["status"], "succeeded", "{:?}", moved.body);
+    let now = buyer.get(&event).await.body;
+    assert_eq!(
+        (&now["venue"], &now["capacity"], &now["remaining"]),
+        (&json!("Hall 2"), &json!(5), &json!(3))
+    );
+    // The default type's quota was the old capacity: it still bounds it.
+    let tt = now["ticket_types"][0]["ticket_type_id"]
+        .as_str()
+        .expect("a type")
+        .to_owned();
+    assert_eq!(now["ticket_types"][0]["remaining"], 1);
+
+    let below = patch(json!({ "capacity": 1 })).await;
+    assert_eq!(
+        below.status, 422,
+        "a quota above the capacity: {:?}",
+        below.body
+    );
+    let hijack = rival
+        .send_with(
+            reqwest::Method::PATCH,
+            &event,
+            &json!({ "venue": "Mine" }),
+            &wait,
+        )
+        .await;
+    assert_eq!(hijack.status, 404);
+
+    // A paid type added: ordering it makes a hold.
+    let added = organizer
+        .post_with(
+            &format!("{event}/ticket-types"),
+            &json!({ "name": "VIP", "price_minor": 5000, "currency": "EUR", "quota": 2 }),
+            &wait,
+        )
+        .await;
+    assert_eq!(added.body["status"], "succeeded", "{:?}", added.body);
+    assert!(added.body["ticket_type_id"].is_string(), "{:?}", added.body);
+    let held = buyer
+        .post_with(
+            &format!("{event}/orders"),
+            &json!({ "quantity": 1, "ticket_type": "VIP" }),
+            &wait,
+        )
+        .await;
+    assert_eq!(
+        held.body["result"]["order_status"], "pending_payment",
+        "{:?}",
+        held.body
+    );
+
+    // Closed: no more sales of it, until reopened.
+    let type_path = format!("{event}/ticket-types/{tt}");
+    let closed = organizer
+        .send_with(
+            reqwest::Method::PATCH,
+            &type_path,
+            &json!({ "closed": true }),
+            &wait,
+        )
+        .await;
+    assert_eq!(closed.body["status"], "succeeded", "{:?}", closed.body);
+    let refused = buyer
+        .post(
+            &format!("{event}/orders"),
+            &json!({ "quantity": 1, "ticket_type": tt }),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{:?}", refused.body);
+    let reopened = organizer
+        .send_with(
+            reqwest::Method::PATCH,
+            &type_path,
+            &json!({ "closed": false }),
+            &wait,
+        )
+        .await;
+    assert_eq!(reopened.body["status"], "succeeded", "{:?}", reopened.body);
+    let sold = buyer
+        .post_with(
+            &format!("{event}/orders"),
+            &json!({ "quantity": 1, "ticket_type": tt }),
+            &wait,
+        )
+        .await;
+    assert_eq!(sold.body["status"], "succeeded", "{:?}", sold.body);
+    let stats = organizer.get(&format!("{event}/stats")).await.body;
+    assert_eq!(
+        (&stats["sold"], &stats["held"], &stats["remaining"]),
+        (&json!(3), &json!(1), &json!(1))
+    );
+}

@@ -127,6 +127,25 @@ impl Client {
         self.send(request).await
     }
 
+    /// Any method with a JSON body and extra headers.
+    pub async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request).await
+    }
+
     pub async fn delete_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         let mut request = self.http.delete(format!("{}{path}", self.base));
         for (name, value) in headers {

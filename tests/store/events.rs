@@ -1,7 +1,7 @@
 //! Events and their counters: creation once, reads, and the listing.
 
 use eventsys_messages::{EventId, EventStatus};
-use eventsys_store::{Finished, PageRequest, StatusChange, Store};
+use eventsys_store::{EventRecord, Finished, PageRequest, Revised, Revision, StatusChange, Store};
 
 use crate::{contract, created, event, recorded};
 
@@ -10,6 +10,7 @@ contract!(
     the_listing_holds_published_events_by_start_in_pages,
     staff_are_granted_and_revoked_per_event,
     a_draft_is_published_once_and_a_cancelled_event_stays_cancelled,
+    a_revision_never_takes_sold_seats,
 );
 
 async fn an_event_is_created_once_with_nothing_sold(store: &dyn Store) {
@@ -189,4 +190,85 @@ async fn a_draft_is_published_once_and_a_cancelled_event_stays_cancelled(store: 
             .unwrap(),
         StatusChange::NotFound
     );
+}
+
+/// Sells `n` seats of the event's first type, one order each.
+async fn sell(store: &dyn Store, event: &EventRecord, n: u32) {
+    for _ in 0..n {
+        let order = crate::orders::placement(
+            event.event_id,
+            event.spec.ticket_types[0].ticket_type_id,
+            1,
+            "ann",
+        );
+        store
+            .place_order(&order, &recorded(store, "ann").await)
+            .await
+            .unwrap();
+    }
+}
+
+/// On DynamoDB these 10 seats lie in 4 items: a decrease gathers the unsold
+/// ones before it takes them.
+async fn a_revision_never_takes_sold_seats(store: &dyn Store) {
+    let event = event(10, &[10]);
+    created(store, &event).await;
+    sell(store, &event, 4).await;
+    let revise = |to: EventRecord, seen| async move {
+        let before = store.event_record(to.event_id).await.unwrap().unwrap();
+        let revision = Revision::between(&before.spec, &to.spec);
+        let done = recorded(store, "olga").await;
+        store
+            .revise_event(&to, seen, &revision, &done)
+            .await
+            .unwrap()
+    };
+    let mut smaller = store.event_record(event.event_id).await.unwrap().unwrap();
+    let seen = smaller.updated_at;
+    smaller.spec.capacity = 5;
+    smaller.spec.ticket_types[0].quota = 5;
+    smaller.spec.venue = "Hall 2".into();
+    smaller.updated_at = eventsys_messages::Timestamp::now();
+    assert_eq!(revise(smaller.clone(), seen).await, Revised::Changed);
+    let counters = store.event(event.event_id).await.unwrap().unwrap();
+    assert_eq!(counters.event.spec.venue, "Hall 2");
+    let c = counters.inventory;
+    let tt = event.spec.ticket_types[0].ticket_type_id;
+    assert_eq!((c.capacity, c.remaining, c.sold()), (5, 1, 4));
+    assert_eq!((c.type_quota(tt), c.type_remaining(tt)), (5, 1));
+
+    // Read before that change: stale.
+    assert_eq!(revise(smaller.clone(), seen).await, Revised::Stale);
+    // Below what is sold: refused, nothing changes.
+    let mut too_small = smaller.clone();
+    too_small.spec.capacity = 3;
+    too_small.spec.ticket_types[0].quota = 3;
+    too_small.updated_at = eventsys_messages::Timestamp::now();
+    assert_eq!(revise(too_small, smaller.updated_at).await, Revised::TooFew);
+    let c = store
+        .event(event.event_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .inventory;
+    assert_eq!((c.capacity, c.remaining), (5, 1));
+
+    // A new type, and more seats.
+    let mut larger = smaller.clone();
+    larger.spec.capacity = 8;
+    let mut vip = larger.spec.ticket_types[0].clone();
+    vip.ticket_type_id = eventsys_messages::TicketTypeId::generate();
+    vip.name = "VIP".into();
+    vip.quota = 2;
+    larger.spec.ticket_types.push(vip.clone());
+    larger.updated_at = eventsys_messages::Timestamp::now();
+    assert_eq!(revise(larger, smaller.updated_at).await, Revised::Changed);
+    let c = store
+        .event(event.event_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .inventory;
+    assert_eq!((c.capacity, c.remaining, c.sold()), (8, 4, 4));
+    assert_eq!(c.type_remaining(vip.ticket_type_id), 2);
 }

@@ -33,7 +33,7 @@ contract!(
 );
 
 /// An order of `quantity` tickets of `ticket_type` by `buyer`.
-fn placement(
+pub fn placement(
     event_id: EventId,
     ticket_type: TicketTypeId,
     quantity: u32,

@@ -70,6 +70,7 @@ async fn act(
     use Action::{
         CancelEvent, CancelOrder, CancelTicket, CheckIn, ConfirmOrder, CreateEvent, ExpireOrder,
         GrantStaff, MarkNotificationRead, PlaceOrder, PublishEvent, Register, RevokeStaff,
+        UpdateEvent,
     };
     match (&command.action, step) {
         (CreateEvent(create), Step::CarryOut) => {
@@ -101,6 +102,19 @@ async fn act(
         (MarkNotificationRead(read), Step::CarryOut) => {
             notification::mark_read(deps, command, read).await
         }
+        (UpdateEvent(update), Step::CarryOut) => {
+            registration::update_event(deps, command, update).await
+        }
+        (UpdateEvent(update), Step::Recall(record)) => Ok(said_again(
+            record,
+            registration::recall_status(
+                deps,
+                &eventsys_messages::EventRef {
+                    event_id: update.event_id,
+                },
+            )
+            .await?,
+        )),
         (PublishEvent(event), Step::CarryOut) => {
             registration::change_status(deps, command, event, EventStatus::Published).await
         }

@@ -5,9 +5,9 @@
 
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandResult, CreateEvent, Event, EventRef, EventStatus,
-    FieldError, Reason, StaffMember, Timestamp, event::EventUpdated,
+    FieldError, Reason, StaffMember, Timestamp, UpdateEvent, event::EventUpdated,
 };
-use eventsys_store::{Completion, EventRecord, Finished, StatusChange};
+use eventsys_store::{Completion, EventRecord, Finished, Revised, Revision, StatusChange};
 
 use crate::{
     Deps, WorkError,
@@ -45,6 +45,73 @@ pub(crate) async fn create_event(
         }),
         Finished::Already => Executed::Already,
     })
+}
+
+/// Changes an event's description, capacity and ticket types, as its
+/// organizer asked; seats sold or held are never taken away.
+pub(crate) async fn update_event(
+    deps: &Deps,
+    command: &CommandEnvelope,
+    update: &UpdateEvent,
+) -> Result<Executed, WorkError> {
+    let id = command.command_id();
+    let refuse = |reason: Reason, message: String| {
+        end_without_effect(
+            deps,
+            Completion::rejected(id, CommandError::new(reason, message)),
+        )
+    };
+    let Some(before) = deps.store.event_record(update.event_id).await? else {
+        return refuse(Reason::NotFound, "the event does not exist".into()).await;
+    };
+    if before.spec.status == EventStatus::Cancelled {
+        return refuse(Reason::Conflict, "a cancelled event does not change".into()).await;
+    }
+    let spec = match update.changes.apply(&before.spec) {
+        Ok(spec) => spec,
+        Err(error) => {
+            let message = format!("{} {}", error.field, error.message);
+            return refuse(Reason::ValidationFailed, message).await;
+        }
+    };
+    if let Err(errors) = spec.validate() {
+        return refuse(Reason::ValidationFailed, describe(&errors)).await;
+    }
+    let revision = Revision::between(&before.spec, &spec);
+    let event = EventRecord {
+        spec,
+        updated_at: Timestamp::now(),
+        ..before.clone()
+    };
+    let changed = CommandResult {
+        event_id: Some(update.event_id),
+        ..CommandResult::default()
+    };
+    let done = Completion::succeeded(id, changed);
+    let target = EventRef {
+        event_id: update.event_id,
+    };
+    match deps
+        .store
+        .revise_event(&event, before.updated_at, &revision, &done)
+        .await?
+    {
+        Revised::Changed => Ok(Executed::now(Outcome {
+            completion: done,
+            events: recall_status(deps, &target).await?,
+        })),
+        Revised::Already => Ok(Executed::Already),
+        Revised::NotFound => refuse(Reason::NotFound, "the event does not exist".into()).await,
+        // Someone changed it meanwhile: apply these changes to that.
+        Revised::Stale => Err(WorkError::Changing(format!(
+            "event {} changed while being revised",
+            update.event_id
+        ))),
+        Revised::TooFew => {
+            let message = "a decrease asks for more seats than are unsold".to_owned();
+            refuse(Reason::Conflict, message).await
+        }
+    }
 }
 
 /// Publishes or cancels an event, as its status allows.

@@ -8,8 +8,8 @@ use axum::{
     response::Response,
 };
 use eventsys_messages::{
-    Action, CreateEvent, EventId, EventRef, EventSpec, EventStatus, TicketTypeId, TicketTypeSpec,
-    Timestamp, rules,
+    Action, CreateEvent, EventChanges, EventId, EventRef, EventSpec, EventStatus, Reason,
+    TicketTypeChange, TicketTypeId, TicketTypeSpec, Timestamp, UpdateEvent, rules,
     spec::{DEFAULT_HOLD_SECONDS, DEFAULT_MAX_PER_ORDER},
 };
 use eventsys_store::EventRecord;
@@ -47,7 +47,7 @@ pub struct NewEvent {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewTicketType {
+pub struct NewTicketType {
     name: String,
     price_minor: u64,
     currency: String,
@@ -73,6 +73,7 @@ impl NewEvent {
                     price_minor: t.price_minor,
                     currency: t.currency,
                     quota: t.quota,
+                    closed: false,
                 })
                 .collect(),
             None => vec![TicketTypeSpec {
@@ -81,6 +82,7 @@ impl NewEvent {
                 price_minor: 0,
                 currency: "EUR".into(),
                 quota: self.capacity,
+                closed: false,
             }],
         };
         EventSpec {
@@ -142,6 +144,142 @@ pub async fn get(
         return Err(Problem::not_found("event"));
     }
     Ok(Json(json!(views::event(&snapshot))))
+}
+
+/// The body of `PATCH /v1/events/{id}`: the fields to change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventPatch {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    venue: Option<String>,
+    #[serde(default)]
+    starts_at: Option<Timestamp>,
+    #[serde(default)]
+    ends_at: Option<Timestamp>,
+    #[serde(default)]
+    capacity: Option<u32>,
+    #[serde(default)]
+    max_per_order: Option<u32>,
+    #[serde(default)]
+    hold_seconds: Option<u32>,
+}
+
+/// The body of `PATCH /v1/events/{id}/ticket-types/{type_id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketTypePatch {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    price_minor: Option<u64>,
+    #[serde(default)]
+    quota: Option<u32>,
+    #[serde(default)]
+    closed: Option<bool>,
+}
+
+/// `PATCH /v1/events/{id}`: name, description, venue, times, capacity up
+/// or down (never below what is sold or held), per-order limit, hold time.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(event_id): Path<String>,
+    request: CommandRequest,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::Organizer])?;
+    let event_id: EventId = path_id(&event_id, "event")?;
+    let patch: EventPatch = request.body()?;
+    let changes = EventChanges {
+        name: patch.name,
+        description: patch.description,
+        venue: patch.venue,
+        starts_at: patch.starts_at,
+        ends_at: patch.ends_at,
+        capacity: patch.capacity,
+        max_per_order: patch.max_per_order,
+        hold_seconds: patch.hold_seconds,
+        ..EventChanges::default()
+    };
+    revise(&state, &caller, event_id, request, changes).await
+}
+
+/// `POST /v1/events/{id}/ticket-types`: one more ticket type; 202 with its
+/// `ticket_type_id`.
+pub async fn add_ticket_type(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(event_id): Path<String>,
+    request: CommandRequest,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::Organizer])?;
+    let event_id: EventId = path_id(&event_id, "event")?;
+    let new: NewTicketType = request.body()?;
+    let changes = EventChanges {
+        new_ticket_types: vec![TicketTypeSpec {
+            ticket_type_id: TicketTypeId::generate(),
+            name: new.name,
+            price_minor: new.price_minor,
+            currency: new.currency,
+            quota: new.quota,
+            closed: false,
+        }],
+        ..EventChanges::default()
+    };
+    revise(&state, &caller, event_id, request, changes).await
+}
+
+/// `PATCH /v1/events/{id}/ticket-types/{type_id}`: rename, reprice, change
+/// the quota (never below what is sold or held), close or reopen.
+pub async fn update_ticket_type(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((event_id, ticket_type_id)): Path<(String, String)>,
+    request: CommandRequest,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::Organizer])?;
+    let event_id: EventId = path_id(&event_id, "event")?;
+    let ticket_type_id: TicketTypeId = path_id(&ticket_type_id, "ticket type")?;
+    let patch: TicketTypePatch = request.body()?;
+    let changes = EventChanges {
+        ticket_types: vec![TicketTypeChange {
+            ticket_type_id,
+            name: patch.name,
+            price_minor: patch.price_minor,
+            quota: patch.quota,
+            closed: patch.closed,
+        }],
+        ..EventChanges::default()
+    };
+    revise(&state, &caller, event_id, request, changes).await
+}
+
+/// Checks `changes` against the event as it is now and submits them; the
+/// worker checks again against the event as it is then.
+async fn revise(
+    state: &AppState,
+    caller: &Caller,
+    event_id: EventId,
+    request: CommandRequest,
+    changes: EventChanges,
+) -> Result<Response, Problem> {
+    let event = managed_event(state, caller, event_id).await?;
+    if event.spec.status == EventStatus::Cancelled {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            Reason::Conflict.as_str(),
+            "a cancelled event does not change",
+        ));
+    }
+    let next = changes
+        .apply(&event.spec)
+        .map_err(|_| Problem::not_found("ticket type"))?;
+    next.validate().map_err(Problem::invalid)?;
+    let action = Action::UpdateEvent(UpdateEvent { event_id, changes });
+    state.submit(caller, request, action).await
 }
 
 /// `POST /v1/events/{id}/publish`: a draft goes on sale.

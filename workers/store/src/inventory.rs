@@ -125,6 +125,28 @@ impl Inventory {
         }
     }
 
+    /// Applies a revision, if there are enough unsold seats for each
+    /// decrease; changes nothing otherwise.
+    pub fn revise(&mut self, revision: &crate::Revision) -> bool {
+        let fits = |remaining: u32, delta: i64| i64::from(remaining) + delta >= 0;
+        let types_fit = revision
+            .quotas
+            .iter()
+            .all(|(tt, delta)| fits(self.types.get(tt).map_or(0, |s| s.remaining), *delta));
+        if !fits(self.remaining, revision.capacity) || !types_fit {
+            return false;
+        }
+        let shift = |value: u32, delta: i64| u32::try_from(i64::from(value) + delta).unwrap_or(0);
+        self.capacity = shift(self.capacity, revision.capacity);
+        self.remaining = shift(self.remaining, revision.capacity);
+        for (tt, delta) in &revision.quotas {
+            let slice = self.types.entry(*tt).or_default();
+            slice.quota = shift(slice.quota, *delta);
+            slice.remaining = shift(slice.remaining, *delta);
+        }
+        true
+    }
+
     /// Counts one admission of a ticket of `ticket_type`.
     pub fn admit(&mut self, ticket_type: TicketTypeId) {
         self.checked_in += 1;

@@ -21,7 +21,7 @@ pub use error::{Cause, StoreError};
 pub use inventory::{Inventory, TypeSlice};
 pub use ports::{
     Begun, CheckInOutcome, CommandLog, EventStore, Finished, NotificationStore, OrderChange,
-    OrderStore, PlaceOutcome, Recorded, StatusChange, Store,
+    OrderStore, PlaceOutcome, Recorded, Revised, StatusChange, Store,
 };
 pub use records::*;
 

@@ -15,7 +15,8 @@ use crate::{
     StoreError,
     records::{
         CommandRecord, Completion, EventRecord, EventSnapshot, IdempotencyClaim,
-        NotificationRecord, OrderRecord, Page, PageRequest, Placement, Scan, TicketRecord,
+        NotificationRecord, OrderRecord, Page, PageRequest, Placement, Revision, Scan,
+        TicketRecord,
     },
 };
 
@@ -80,6 +81,20 @@ pub enum OrderChange {
     Refused(OrderStatus),
     /// A hold confirmed after it ran out.
     Expired,
+}
+
+/// What revising an event found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revised {
+    Changed,
+    /// The command had finished before: nothing was written.
+    Already,
+    NotFound,
+    /// The event changed since it was read: read it again.
+    Stale,
+    /// A decrease asks for more unsold seats than there are (of the
+    /// capacity, or of a type's quota).
+    TooFew,
 }
 
 /// What asking an event to change status found.
@@ -161,6 +176,17 @@ pub trait EventStore: Send + Sync {
         event: &EventRecord,
         done: &Completion,
     ) -> Result<Finished, StoreError>;
+
+    /// Replaces the event's record with `event` (as read when its
+    /// `updated_at` was `seen`), and moves its counters by `revision`; a
+    /// decrease only ever takes seats that are neither sold nor held.
+    async fn revise_event(
+        &self,
+        event: &EventRecord,
+        seen: Timestamp,
+        revision: &Revision,
+        done: &Completion,
+    ) -> Result<Revised, StoreError>;
 
     /// Moves the event to `to`, on condition that its status is one of
     /// `to.reached_from()`; a published event is listed, any other not.

@@ -179,6 +179,38 @@ pub struct EventRecord {
     pub updated_at: Timestamp,
 }
 
+/// How an event's counters move when it is revised: seats, and each
+/// type's quota, added (or, negative, taken away); a new type appears with
+/// its whole quota.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Revision {
+    pub capacity: i64,
+    pub quotas: BTreeMap<TicketTypeId, i64>,
+}
+
+impl Revision {
+    /// What turns the counters of `before` into those of `after`.
+    pub fn between(before: &EventSpec, after: &EventSpec) -> Self {
+        let quota = |spec: &EventSpec, tt: TicketTypeId| {
+            spec.ticket_type(tt).map_or(0, |t| i64::from(t.quota))
+        };
+        Self {
+            capacity: i64::from(after.capacity) - i64::from(before.capacity),
+            quotas: after
+                .ticket_types
+                .iter()
+                .map(|t| {
+                    (
+                        t.ticket_type_id,
+                        quota(after, t.ticket_type_id) - quota(before, t.ticket_type_id),
+                    )
+                })
+                .filter(|(_, delta)| *delta != 0)
+                .collect(),
+        }
+    }
+}
+
 /// An event with its current inventory, as readers see it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventSnapshot {

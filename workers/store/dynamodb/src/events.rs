@@ -10,12 +10,15 @@ use crate::{
     Built, DynamoStore, TxFailure, classify,
     codec::{Item, from_item, n, number, s, string, to_item},
     schema::BY_START_INDEX,
-    shards::{Shard, shard_count, shard_item, shard_key, shards_from_items, split, total},
+    shards::{
+        Shard, quota_attr, remaining_attr, shard_count, shard_item, shard_key, shards_from_items,
+        split, total,
+    },
 };
 use eventsys_store::{
     StoreError,
-    ports::{CommandLog, EventStore, Finished, StatusChange},
-    records::{Completion, EventRecord, EventSnapshot, Page, PageRequest},
+    ports::{CommandLog, EventStore, Finished, Revised, StatusChange},
+    records::{Completion, EventRecord, EventSnapshot, Page, PageRequest, Revision},
     sortable,
 };
 
@@ -44,6 +47,70 @@ fn listing_attrs(event: &EventRecord) -> (&'static str, String) {
 }
 
 impl DynamoStore {
+    /// `refusal`, unless the command had finished before.
+    async fn unless_done(
+        &self,
+        done: &Completion,
+        refusal: Revised,
+    ) -> Result<Revised, StoreError> {
+        let finished = self
+            .command(done.command_id)
+            .await?
+            .is_some_and(|c| !c.is_unfinished());
+        Ok(if finished { Revised::Already } else { refusal })
+    }
+
+    /// Moves shard 0's counters by `revision`, on condition that each
+    /// decrease finds enough unsold seats there.
+    fn revise_counters(
+        &self,
+        event_id: EventId,
+        revision: &Revision,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut names = HashMap::new();
+        let mut values: Item = HashMap::new();
+        let mut set = Vec::new();
+        let mut conditions = vec!["attribute_exists(shard_id)".to_owned()];
+        values.insert(":zero".into(), n(0));
+        let mut counter = |attr: String, base: &str, delta: i64, i: usize| {
+            let (name, quota) = (format!("#r{i}"), format!("#q{i}"));
+            let value = format!(":d{i}");
+            names.insert(name.clone(), attr.clone());
+            names.insert(quota.clone(), base.to_owned());
+            values.insert(value.clone(), n(delta));
+            set.push(format!("{name} = if_not_exists({name}, :zero) + {value}"));
+            set.push(format!("{quota} = if_not_exists({quota}, :zero) + {value}"));
+            if delta < 0 {
+                let need = format!(":n{i}");
+                values.insert(need.clone(), n(-delta));
+                conditions.push(format!("{name} >= {need}"));
+            }
+        };
+        if revision.capacity != 0 {
+            counter("remaining".into(), "capacity", revision.capacity, 0);
+        }
+        for (i, (tt, delta)) in revision.quotas.iter().enumerate() {
+            counter(remaining_attr(*tt), &quota_attr(*tt), *delta, i + 1);
+        }
+        let mut update = Update::builder()
+            .table_name(&self.tables.inventory)
+            .set_key(Some(shard_key(event_id, 0)))
+            .condition_expression(conditions.join(" AND "));
+        update = if set.is_empty() {
+            // Nothing moves: a no-op that still checks the shard is there.
+            values.insert(":one".into(), n(0));
+            update.update_expression("ADD revisions :one")
+        } else {
+            update.update_expression(format!("SET {}", set.join(", ")))
+        };
+        let update = update
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .built()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     /// An event's record and its number of shards.
     pub(crate) async fn event_with_shards(
         &self,
@@ -133,6 +200,52 @@ impl EventStore for DynamoStore {
             )
         })
         .await
+    }
+
+    async fn revise_event(
+        &self,
+        event: &EventRecord,
+        seen: Timestamp,
+        revision: &Revision,
+        done: &Completion,
+    ) -> Result<Revised, StoreError> {
+        let Some((before, count)) = self.event_with_shards(event.event_id).await? else {
+            return self.unless_done(done, Revised::NotFound).await;
+        };
+        if before.updated_at != seen {
+            return self.unless_done(done, Revised::Stale).await;
+        }
+        // Decreases take from shard 0: gather the unsold seats there first.
+        for attempt in 0..2 {
+            let put = Put::builder()
+                .table_name(&self.tables.events)
+                .set_item(Some(event_item(event, count)?))
+                .condition_expression("updated_at = :seen")
+                .expression_attribute_values(":seen", s(seen.to_string()))
+                .build()
+                .built()?;
+            let items = vec![
+                TransactWriteItem::builder().put(put).build(),
+                self.revise_counters(event.event_id, revision)?,
+                self.completion(done)?,
+            ];
+            match self.transact(items).await {
+                Ok(()) => return Ok(Revised::Changed),
+                Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => {
+                    return Ok(Revised::Already);
+                }
+                Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 0) => {
+                    return Ok(Revised::Stale);
+                }
+                Err(TxFailure::Conditions(_)) if attempt == 0 && count > 1 => {
+                    let shards = self.shards(event.event_id, count).await?;
+                    self.consolidate(event.event_id, &shards, 0).await?;
+                }
+                Err(TxFailure::Conditions(_)) => return Ok(Revised::TooFew),
+                Err(TxFailure::Store(e)) => return Err(e),
+            }
+        }
+        Ok(Revised::TooFew)
     }
 
     async fn change_event_status(

@@ -401,7 +401,7 @@ impl DynamoStore {
 
     /// Moves everything left in `donors` (as observed) into shard `into`;
     /// changes nothing if any donor changed meanwhile.
-    async fn consolidate(
+    pub(crate) async fn consolidate(
         &self,
         event_id: EventId,
         donors: &[Shard],

@@ -9,8 +9,8 @@ use crate::{
 };
 use eventsys_store::{
     Inventory, StoreError,
-    ports::{EventStore, Finished, StatusChange},
-    records::{Completion, EventRecord, EventSnapshot, Page, PageRequest},
+    ports::{EventStore, Finished, Revised, StatusChange},
+    records::{Completion, EventRecord, EventSnapshot, Page, PageRequest, Revision},
     sortable,
 };
 
@@ -59,6 +59,47 @@ impl EventStore for EmbeddedStore {
                 &Inventory::initial(&event.spec),
             )?;
             commands::finish(txn, &done)
+        })
+        .await
+    }
+
+    async fn revise_event(
+        &self,
+        event: &EventRecord,
+        seen: Timestamp,
+        revision: &Revision,
+        done: &Completion,
+    ) -> Result<Revised, StoreError> {
+        let (event, revision, done) = (event.clone(), revision.clone(), done.clone());
+        self.write(move |txn| {
+            if !commands::unfinished(txn, &done)? {
+                return Ok(Revised::Already);
+            }
+            let mut events = open(txn, EVENTS)?;
+            let key = event.event_id.to_string();
+            let Some(before) = get::<EventRecord>(&events, &key)? else {
+                return Ok(Revised::NotFound);
+            };
+            if before.updated_at != seen {
+                return Ok(Revised::Stale);
+            }
+            let mut counters = open(txn, INVENTORY)?;
+            let mut inventory = get::<Inventory>(&counters, &key)?
+                .ok_or_else(|| StoreError::corrupt(format!("event {key} has no inventory")))?;
+            if !inventory.revise(&revision) {
+                return Ok(Revised::TooFew);
+            }
+            put(&mut counters, &key, &inventory)?;
+            let mut listing = open(txn, LISTING)?;
+            listing
+                .remove(listing_key(&before).as_str())
+                .map_err(unavailable)?;
+            if event.spec.status == EventStatus::Published {
+                put(&mut listing, &listing_key(&event), &event.event_id)?;
+            }
+            put(&mut events, &key, &event)?;
+            commands::finish(txn, &done)?;
+            Ok(Revised::Changed)
         })
         .await
     }
