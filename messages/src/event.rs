@@ -65,6 +65,10 @@ pub enum Event {
     TicketsSold(TicketsSold),
     #[serde(rename = "order.rejected")]
     OrderRejected(OrderRejected),
+    /// An event's time or place changed, or it was cancelled: every holder
+    /// is told.
+    #[serde(rename = "event.changed")]
+    EventChanged(EventChanged),
     /// A hold ran out, or an order or ticket was cancelled: seats are back.
     #[serde(rename = "order.released")]
     OrderReleased(OrderReleased),
@@ -83,6 +87,7 @@ impl Event {
             Self::TicketsSold(_) => "ticket.sold",
             Self::OrderRejected(_) => "order.rejected",
             Self::OrderReleased(_) => "order.released",
+            Self::EventChanged(_) => "event.changed",
             Self::TicketCheckedIn(_) => "ticket.checked_in",
             Self::NotificationCreated(_) => "notification.created",
         }
@@ -130,6 +135,17 @@ pub struct OrderRejected {
     pub event_name: String,
     pub buyer_id: UserId,
     pub reason: CommandError,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventChanged {
+    pub event_id: EventId,
+    /// `event.updated` or `event.cancelled`: the kind of the notifications.
+    pub kind: String,
+    /// What every holder is told.
+    pub message: String,
+    /// When it changed; the same however often the fact is announced.
+    pub at: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -75,6 +75,7 @@ impl WorkQueue {
                 "ticket.sold",
                 "order.rejected",
                 "order.released",
+                "event.changed",
                 "ticket.checked_in",
             ],
         }

@@ -3,7 +3,9 @@
 //! back from cancelled.
 
 use eventsys_api::auth::Role;
-use eventsys_tests::{Setup, System, client::event_body, on_both};
+use std::time::Duration;
+
+use eventsys_tests::{Client, Setup, System, client::event_body, eventually, on_both};
 use serde_json::json;
 
 on_both!(an_event_goes_from_draft_to_sale_to_cancelled, Setup::Serve);
@@ -137,6 +139,10 @@ async fn an_organizer_revises_an_event_and_its_ticket_types(setup: Setup) {
 
     let moved = patch(json!({ "venue": "Hall 2", "capacity": 5 })).await;
     assert_eq!(moved.body["status"], "succeeded", "{:?}", moved.body);
+    assert!(
+        told(&buyer, "event.updated").await,
+        "the holder hears of the move"
+    );
     let now = buyer.get(&event).await.body;
     assert_eq!(
         (&now["venue"], &now["capacity"], &now["remaining"]),
@@ -228,4 +234,15 @@ async fn an_organizer_revises_an_event_and_its_ticket_types(setup: Setup) {
         (&stats["sold"], &stats["held"], &stats["remaining"]),
         (&json!(3), &json!(1), &json!(1))
     );
+}
+
+/// Whether `user`'s inbox gets a notification of `kind` soon.
+async fn told(user: &Client, kind: &str) -> bool {
+    eventually(Duration::from_secs(15), true, || async {
+        let inbox = user.get("/v1/me/notifications").await.body;
+        inbox["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|n| n["kind"] == kind))
+    })
+    .await
 }

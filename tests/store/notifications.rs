@@ -8,6 +8,7 @@ use crate::{contract, recorded, user};
 contract!(
     a_notification_is_stored_once_and_listed_newest_first,
     only_its_user_marks_a_notification_read,
+    a_batch_stores_only_what_is_missing,
 );
 
 fn notification(to: &str) -> NotificationRecord {
@@ -92,4 +93,29 @@ async fn only_its_user_marks_a_notification_read(store: &dyn Store) {
         .await
         .unwrap();
     assert!(page.items[0].read);
+}
+
+/// A fan-out handled again stores nothing twice and keeps read marks.
+async fn a_batch_stores_only_what_is_missing(store: &dyn Store) {
+    let batch: Vec<_> = ["ann", "bob", "cleo"].map(notification).into();
+    let first = store.add_notifications(&batch).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let done = recorded(store, "ann").await;
+    store
+        .mark_read(&user("ann"), batch[0].notification_id, &done)
+        .await
+        .unwrap();
+    assert!(store.add_notifications(&batch).await.unwrap().is_empty());
+    let inbox = store
+        .notifications(
+            &user("ann"),
+            &PageRequest {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(inbox.items.len(), 1);
+    assert!(inbox.items[0].read, "a second batch does not unread it");
 }

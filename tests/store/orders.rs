@@ -30,6 +30,7 @@ contract!(
     a_hold_takes_its_seats_until_confirmed,
     a_hold_runs_out_or_is_confirmed_never_both,
     cancelling_gives_the_seats_back,
+    every_holder_of_an_event_is_found_page_by_page,
 );
 
 /// An order of `quantity` tickets of `ticket_type` by `buyer`.
@@ -658,4 +659,45 @@ async fn cancelling_gives_the_seats_back(store: &dyn Store) {
         OrderChange::Refused(OrderStatus::Confirmed)
     );
     assert_eq!(store.order(OrderId::generate()).await.unwrap(), None);
+}
+
+async fn every_holder_of_an_event_is_found_page_by_page(store: &dyn Store) {
+    let event = event(10, &[10]);
+    created(store, &event).await;
+    for buyer in ["ann", "ann", "bob", "cleo", "dora"] {
+        let order = placement(event.event_id, first_type(&event), 1, buyer);
+        store
+            .place_order(&order, &recorded(store, buyer).await)
+            .await
+            .unwrap();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .holders(event.event_id, &PageRequest { limit: 2, after })
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.into_iter().map(|u| u.as_str().to_owned()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["ann", "bob", "cleo", "dora"]
+    );
+    let elsewhere = store
+        .holders(
+            EventId::generate(),
+            &PageRequest {
+                limit: 2,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(elsewhere.items.is_empty());
 }

@@ -105,25 +105,31 @@ async fn act(
         (UpdateEvent(update), Step::CarryOut) => {
             registration::update_event(deps, command, update).await
         }
-        (UpdateEvent(update), Step::Recall(record)) => Ok(said_again(
-            record,
-            registration::recall_status(
-                deps,
-                &eventsys_messages::EventRef {
-                    event_id: update.event_id,
-                },
-            )
-            .await?,
-        )),
+        (UpdateEvent(update), Step::Recall(record)) => {
+            let changes = &update.changes;
+            let told =
+                changes.starts_at.is_some() || changes.ends_at.is_some() || changes.venue.is_some();
+            let event = eventsys_messages::EventRef {
+                event_id: update.event_id,
+            };
+            Ok(said_again(
+                record,
+                registration::recall_change(deps, &event, record, told).await?,
+            ))
+        }
         (PublishEvent(event), Step::CarryOut) => {
             registration::change_status(deps, command, event, EventStatus::Published).await
         }
         (CancelEvent(event), Step::CarryOut) => {
             registration::change_status(deps, command, event, EventStatus::Cancelled).await
         }
-        (PublishEvent(event) | CancelEvent(event), Step::Recall(record)) => Ok(said_again(
+        (PublishEvent(event), Step::Recall(record)) => Ok(said_again(
             record,
             registration::recall_status(deps, event).await?,
+        )),
+        (CancelEvent(event), Step::Recall(record)) => Ok(said_again(
+            record,
+            registration::recall_change(deps, event, record, true).await?,
         )),
         (GrantStaff(member), Step::CarryOut) => {
             registration::set_staff(deps, command, member, true).await

@@ -7,9 +7,9 @@
 use eventsys_bus::{Exchange, Message};
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandResult, Event, EventEnvelope, MarkNotificationRead,
-    NotificationId, OrderStatus, Reason, Timestamp, trace,
+    NotificationId, OrderStatus, Reason, Timestamp, event::EventChanged, trace,
 };
-use eventsys_store::{Completion, Finished, NotificationRecord};
+use eventsys_store::{Completion, Finished, NotificationRecord, PageRequest};
 
 use crate::{
     Deps, WorkError,
@@ -44,12 +44,19 @@ pub(crate) async fn mark_read(
     }
 }
 
-/// Stores the notification a fact calls for, if any, and pushes it.
+/// Holders told per batch when an event changes.
+const FAN_OUT_PAGE: u32 = 500;
+
+/// Stores the notification a fact calls for, if any, and pushes it; a
+/// change of an event is told to every holder.
 pub(crate) async fn on_event(
     deps: &Deps,
     work: Work<'_>,
     envelope: &EventEnvelope,
 ) -> Result<(), WorkError> {
+    if let Event::EventChanged(changed) = &envelope.event {
+        return tell_holders(deps, work, envelope.message_id, changed).await;
+    }
     let Some(notification) = notification_for(envelope) else {
         return Ok(());
     };
@@ -64,6 +71,62 @@ pub(crate) async fn on_event(
     );
     let message = Message::event(&created, Some(trace::child_of(work.traceparent())));
     deps.bus.publish(Exchange::Events, &message).await?;
+    Ok(())
+}
+
+/// Tells every holder of the event's tickets, a page of holders at a
+/// time, in batched writes; handled again (a redelivery), it stores only
+/// what is missing and pushes only that.
+async fn tell_holders(
+    deps: &Deps,
+    work: Work<'_>,
+    fact: uuid::Uuid,
+    changed: &EventChanged,
+) -> Result<(), WorkError> {
+    let mut page = PageRequest {
+        limit: FAN_OUT_PAGE,
+        after: None,
+    };
+    let mut told = 0usize;
+    loop {
+        let holders = deps.store.holders(changed.event_id, &page).await?;
+        let batch: Vec<NotificationRecord> = holders
+            .items
+            .iter()
+            .map(|holder| NotificationRecord {
+                user_id: holder.clone(),
+                notification_id: notification_id(
+                    uuid::Uuid::new_v5(&fact, holder.as_str().as_bytes()),
+                    changed.at,
+                ),
+                kind: changed.kind.clone(),
+                message: changed.message.clone(),
+                created_at: changed.at,
+                read: false,
+                event_id: Some(changed.event_id),
+                order_id: None,
+                ticket_id: None,
+            })
+            .collect();
+        let added = deps.store.add_notifications(&batch).await?;
+        told += added.len();
+        for notification in batch
+            .into_iter()
+            .filter(|n| added.contains(&n.notification_id))
+        {
+            let created = EventEnvelope::keyed(
+                notification.notification_id.0,
+                Event::NotificationCreated(notification),
+            );
+            let message = Message::event(&created, Some(trace::child_of(work.traceparent())));
+            deps.bus.publish(Exchange::Events, &message).await?;
+        }
+        match holders.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    tracing::info!(event = %changed.event_id, kind = %changed.kind, told, "holders told");
     Ok(())
 }
 

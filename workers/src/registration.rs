@@ -5,7 +5,8 @@
 
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandResult, CreateEvent, Event, EventRef, EventStatus,
-    FieldError, Reason, StaffMember, Timestamp, UpdateEvent, event::EventUpdated,
+    FieldError, Reason, StaffMember, Timestamp, UpdateEvent,
+    event::{EventChanged, EventUpdated},
 };
 use eventsys_store::{Completion, EventRecord, Finished, Revised, Revision, StatusChange};
 
@@ -96,10 +97,16 @@ pub(crate) async fn update_event(
         .revise_event(&event, before.updated_at, &revision, &done)
         .await?
     {
-        Revised::Changed => Ok(Executed::now(Outcome {
-            completion: done,
-            events: recall_status(deps, &target).await?,
-        })),
+        Revised::Changed => {
+            let mut events = recall_status(deps, &target).await?;
+            if update.changes.concerns_holders(&before.spec) {
+                events.push(changed_fact(&event, done.at));
+            }
+            Ok(Executed::now(Outcome {
+                completion: done,
+                events,
+            }))
+        }
         Revised::Already => Ok(Executed::Already),
         Revised::NotFound => refuse(Reason::NotFound, "the event does not exist".into()).await,
         // Someone changed it meanwhile: apply these changes to that.
@@ -133,9 +140,15 @@ pub(crate) async fn change_status(
         .await?
     {
         StatusChange::Changed => {
+            let mut events = recall_status(deps, event).await?;
+            if to == EventStatus::Cancelled
+                && let Some(record) = deps.store.event_record(event.event_id).await?
+            {
+                events.push(changed_fact(&record, done.at));
+            }
             return Ok(Executed::now(Outcome {
                 completion: done,
-                events: recall_status(deps, event).await?,
+                events,
             }));
         }
         StatusChange::Already => return Ok(Executed::Already),
@@ -146,6 +159,49 @@ pub(crate) async fn change_status(
         ),
     };
     end_without_effect(deps, Completion::rejected(id, refusal)).await
+}
+
+/// What every holder of `event`'s tickets is told of it as it now is.
+fn changed_fact(event: &EventRecord, at: Timestamp) -> Event {
+    let spec = &event.spec;
+    let (kind, message) = if spec.status == EventStatus::Cancelled {
+        (
+            "event.cancelled",
+            format!("{} is cancelled; your tickets are void.", spec.name),
+        )
+    } else {
+        (
+            "event.updated",
+            format!(
+                "{} changed: it now takes place at {}, from {} to {}.",
+                spec.name, spec.venue, spec.starts_at, spec.ends_at
+            ),
+        )
+    };
+    Event::EventChanged(EventChanged {
+        event_id: event.event_id,
+        kind: kind.to_owned(),
+        message,
+        at,
+    })
+}
+
+/// What a finished change of an event meant, to announce it again: its
+/// availability, and when `holders` were told, what they were told.
+pub(crate) async fn recall_change(
+    deps: &Deps,
+    event: &EventRef,
+    record: &eventsys_store::CommandRecord,
+    holders: bool,
+) -> Result<Vec<Event>, WorkError> {
+    let mut events = recall_status(deps, event).await?;
+    if holders
+        && record.status == eventsys_messages::CommandStatus::Succeeded
+        && let Some(current) = deps.store.event_record(event.event_id).await?
+    {
+        events.push(changed_fact(&current, record.updated_at));
+    }
+    Ok(events)
 }
 
 /// The event's status and availability, for its subscribers.

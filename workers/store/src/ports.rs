@@ -285,6 +285,14 @@ pub trait OrderStore: Send + Sync {
     /// The tickets of `ids` that exist, each once, by id.
     async fn tickets(&self, ids: &[TicketId]) -> Result<Vec<TicketRecord>, StoreError>;
 
+    /// Who holds tickets of the event, a page at a time; a holder may be on
+    /// more than one page.
+    async fn holders(
+        &self,
+        event_id: EventId,
+        page: &PageRequest,
+    ) -> Result<Page<UserId>, StoreError>;
+
     /// A holder's tickets, newest first.
     async fn tickets_of(
         &self,
@@ -304,6 +312,13 @@ pub trait NotificationStore: Send + Sync {
     /// it was new.
     async fn add_notification(&self, notification: &NotificationRecord)
     -> Result<bool, StoreError>;
+
+    /// Stores those of `batch` whose ids are not stored yet, in as few
+    /// writes as the store allows; returns the ids that were new.
+    async fn add_notifications(
+        &self,
+        batch: &[NotificationRecord],
+    ) -> Result<Vec<NotificationId>, StoreError>;
 
     /// A user's notifications, newest first.
     async fn notifications(

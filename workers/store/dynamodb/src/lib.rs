@@ -324,6 +324,40 @@ impl DynamoStore {
         }
     }
 
+    /// Writes items (puts and deletes) in batches of 25, the most DynamoDB
+    /// takes at once, sending again whatever it leaves unprocessed.
+    async fn batch_write(
+        &self,
+        table: &str,
+        requests: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+    ) -> Result<(), StoreError> {
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            let mut round = 0u32;
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, pending)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(table))
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    round += 1;
+                    if round > 8 {
+                        return Err(StoreError::unavailable("batch write kept being throttled"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(20 << round.min(5))).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads items by key, in any order, however many there are.
     async fn batch_get(
         &self,

@@ -1,12 +1,14 @@
 //! Users' notification inboxes on DynamoDB.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use std::collections::HashSet;
+
+use aws_sdk_dynamodb::types::{PutRequest, TransactWriteItem, Update, WriteRequest};
 use eventsys_messages::{NotificationId, UserId};
 
 use crate::{
     Built, DynamoStore, TxFailure, applied,
-    codec::{s, to_item},
+    codec::{Item, s, string, to_item},
 };
 use eventsys_store::{
     StoreError,
@@ -29,6 +31,44 @@ impl NotificationStore for DynamoStore {
             .send()
             .await;
         applied(result)
+    }
+
+    async fn add_notifications(
+        &self,
+        batch: &[NotificationRecord],
+    ) -> Result<Vec<NotificationId>, StoreError> {
+        // Batch writes are not conditional: read which exist first, so that
+        // a fact handled again never resets what was marked read.
+        let key = |n: &NotificationRecord| -> Item {
+            [
+                ("user_id".to_owned(), s(n.user_id.as_str())),
+                (
+                    "notification_id".to_owned(),
+                    s(n.notification_id.to_string()),
+                ),
+            ]
+            .into()
+        };
+        let existing: HashSet<String> = self
+            .batch_get(&self.tables.notifications, batch.iter().map(key).collect())
+            .await?
+            .iter()
+            .filter_map(|item| string(item, "notification_id").ok().map(str::to_owned))
+            .collect();
+        let new: Vec<&NotificationRecord> = batch
+            .iter()
+            .filter(|n| !existing.contains(&n.notification_id.to_string()))
+            .collect();
+        let mut puts = Vec::with_capacity(new.len());
+        for notification in &new {
+            let put = PutRequest::builder()
+                .set_item(Some(to_item(*notification)?))
+                .build()
+                .built()?;
+            puts.push(WriteRequest::builder().put_request(put).build());
+        }
+        self.batch_write(&self.tables.notifications, puts).await?;
+        Ok(new.iter().map(|n| n.notification_id).collect())
     }
 
     async fn notifications(

@@ -9,7 +9,7 @@ use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, TicketTypeId, T
 use crate::{
     Built, DynamoStore, TxFailure, classify,
     codec::{Item, from_item, n, number, s, to_item, to_value},
-    schema::{BY_HOLDER_INDEX, HOLD_SHARDS, HOLDS_INDEX},
+    schema::{BY_EVENT_INDEX, BY_HOLDER_INDEX, HOLD_SHARDS, HOLDS_INDEX},
     shards::{
         CHECKED_IN_ATTR, Choice, HELD_ATTR, Shard, checked_in_attr, choose, held_attr, quota_attr,
         remaining_attr, shard_key,
@@ -747,6 +747,28 @@ impl OrderStore for DynamoStore {
             .collect::<Result<_, _>>()?;
         tickets.sort_by_key(|t| t.ticket_id);
         Ok(tickets)
+    }
+
+    async fn holders(
+        &self,
+        event_id: EventId,
+        page: &PageRequest,
+    ) -> Result<Page<UserId>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.tables.tickets)
+            .index_name(BY_EVENT_INDEX)
+            .key_condition_expression("event_id = :e")
+            .expression_attribute_values(":e", s(event_id.to_string()));
+        let Page { items, next } = self.query_page::<TicketRecord>(query, page).await?;
+        let mut holders: Vec<UserId> = items.into_iter().map(|t| t.holder_id).collect();
+        holders.sort();
+        holders.dedup();
+        Ok(Page {
+            items: holders,
+            next,
+        })
     }
 
     async fn tickets_of(

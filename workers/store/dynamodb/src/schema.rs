@@ -8,7 +8,7 @@
 //! | `events` | `event_id` | `by_start` (`listing`, `listing_sort`), sparse: published only | event reads, listing |
 //! | `inventory` | `shard_id` = `{event_id}#{index}` | | capacity conditions |
 //! | `orders` | `order_id` | `holds` (`hold_key`, `hold_sort`), sparse: `pending_payment` only, in 8 shards | order reads, hold expiry |
-//! | `tickets` | `ticket_id` | `by_holder` (`holder_id`, `holder_sort`) | ticket reads, my tickets, check-in |
+//! | `tickets` | `ticket_id` | `by_holder` (`holder_id`, `holder_sort`); `by_event` (`event_id`, `ticket_id`) | ticket reads, my tickets, check-in; telling every holder of an event |
 //! | `notifications` | `user_id`, `notification_id` | | a user's inbox, newest first |
 
 use std::time::Duration;
@@ -26,6 +26,7 @@ use eventsys_store::StoreError;
 
 pub const BY_START_INDEX: &str = "by_start";
 pub const BY_HOLDER_INDEX: &str = "by_holder";
+pub const BY_EVENT_INDEX: &str = "by_event";
 pub const PENDING_INDEX: &str = "pending";
 pub const HOLDS_INDEX: &str = "holds";
 /// Holds are indexed under this many partition keys, like the pending
@@ -75,12 +76,12 @@ impl Tables {
     }
 }
 
-/// One table's key schema and secondary index.
+/// One table's key schema and secondary indexes (name, hash, range).
 struct TableDef<'a> {
     name: &'a str,
     hash: &'a str,
     range: Option<&'a str>,
-    index: Option<(&'a str, &'a str, &'a str)>,
+    indexes: &'a [(&'a str, &'a str, &'a str)],
 }
 
 impl DynamoStore {
@@ -93,43 +94,46 @@ impl DynamoStore {
                 name: &t.commands,
                 hash: "command_id",
                 range: None,
-                index: Some((PENDING_INDEX, "pending", "pending_sort")),
+                indexes: &[(PENDING_INDEX, "pending", "pending_sort")],
             },
             TableDef {
                 name: &t.idempotency,
                 hash: "key_hash",
                 range: None,
-                index: None,
+                indexes: &[],
             },
             TableDef {
                 name: &t.events,
                 hash: "event_id",
                 range: None,
-                index: Some((BY_START_INDEX, "listing", "listing_sort")),
+                indexes: &[(BY_START_INDEX, "listing", "listing_sort")],
             },
             TableDef {
                 name: &t.inventory,
                 hash: "shard_id",
                 range: None,
-                index: None,
+                indexes: &[],
             },
             TableDef {
                 name: &t.orders,
                 hash: "order_id",
                 range: None,
-                index: Some((HOLDS_INDEX, "hold_key", "hold_sort")),
+                indexes: &[(HOLDS_INDEX, "hold_key", "hold_sort")],
             },
             TableDef {
                 name: &t.tickets,
                 hash: "ticket_id",
                 range: None,
-                index: Some((BY_HOLDER_INDEX, "holder_id", "holder_sort")),
+                indexes: &[
+                    (BY_HOLDER_INDEX, "holder_id", "holder_sort"),
+                    (BY_EVENT_INDEX, "event_id", "ticket_id"),
+                ],
             },
             TableDef {
                 name: &t.notifications,
                 hash: "user_id",
                 range: Some("notification_id"),
-                index: None,
+                indexes: &[],
             },
         ];
         for def in &defs {
@@ -166,23 +170,28 @@ impl DynamoStore {
                 .key_schema(key(range, KeyType::Range).built()?)
                 .attribute_definitions(attr(range).built()?);
         }
-        if let Some((index, hash, range)) = def.index {
-            request = request
-                .attribute_definitions(attr(hash).built()?)
-                .attribute_definitions(attr(range).built()?)
-                .global_secondary_indexes(
-                    GlobalSecondaryIndex::builder()
-                        .index_name(index)
-                        .key_schema(key(hash, KeyType::Hash).built()?)
-                        .key_schema(key(range, KeyType::Range).built()?)
-                        .projection(
-                            Projection::builder()
-                                .projection_type(ProjectionType::All)
-                                .build(),
-                        )
-                        .build()
-                        .built()?,
-                );
+        let mut defined = vec![def.hash];
+        defined.extend(def.range);
+        for &(index, hash, range) in def.indexes {
+            for name in [hash, range] {
+                if !defined.contains(&name) {
+                    request = request.attribute_definitions(attr(name).built()?);
+                    defined.push(name);
+                }
+            }
+            request = request.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index)
+                    .key_schema(key(hash, KeyType::Hash).built()?)
+                    .key_schema(key(range, KeyType::Range).built()?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .built()?,
+            );
         }
         match request.send().await {
             Ok(_) => {

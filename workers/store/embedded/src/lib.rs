@@ -41,10 +41,12 @@ const HOLDS: Def = TableDefinition::new("holds");
 const TICKETS: Def = TableDefinition::new("tickets");
 /// `{holder}\0{created_at}#{ticket_id}`.
 const TICKETS_BY_HOLDER: Def = TableDefinition::new("tickets_by_holder");
+/// `{event_id}\0{ticket_id}`: whom to tell when an event changes.
+const TICKETS_BY_EVENT: Def = TableDefinition::new("tickets_by_event");
 /// `{user}\0{notification_id}`.
 const NOTIFICATIONS: Def = TableDefinition::new("notifications");
 
-const ALL: [Def; 11] = [
+const ALL: [Def; 12] = [
     COMMANDS,
     PENDING,
     CLAIMS,
@@ -55,6 +57,7 @@ const ALL: [Def; 11] = [
     HOLDS,
     TICKETS,
     TICKETS_BY_HOLDER,
+    TICKETS_BY_EVENT,
     NOTIFICATIONS,
 ];
 

@@ -34,6 +34,26 @@ impl NotificationStore for EmbeddedStore {
         .await
     }
 
+    async fn add_notifications(
+        &self,
+        batch: &[NotificationRecord],
+    ) -> Result<Vec<NotificationId>, StoreError> {
+        let batch = batch.to_vec();
+        self.write(move |txn| {
+            let mut table = open(txn, NOTIFICATIONS)?;
+            let mut added = Vec::new();
+            for notification in &batch {
+                let key = key(&notification.user_id, notification.notification_id);
+                if get::<NotificationRecord>(&table, &key)?.is_none() {
+                    put(&mut table, &key, notification)?;
+                    added.push(notification.notification_id);
+                }
+            }
+            Ok(added)
+        })
+        .await
+    }
+
     async fn notifications(
         &self,
         user: &UserId,

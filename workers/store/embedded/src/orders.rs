@@ -1,11 +1,11 @@
 //! Orders, tickets and check-ins in the embedded store.
 
 use async_trait::async_trait;
-use eventsys_messages::{EventStatus, OrderId, TicketId, Timestamp, UserId};
+use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, Timestamp, UserId};
 
 use crate::{
-    EVENTS, EmbeddedStore, HOLDS, INVENTORY, ORDERS, TICKETS, TICKETS_BY_HOLDER, commands, get,
-    open, open_read, page, put, unavailable,
+    EVENTS, EmbeddedStore, HOLDS, INVENTORY, ORDERS, TICKETS, TICKETS_BY_EVENT, TICKETS_BY_HOLDER,
+    commands, get, open, open_read, page, put, unavailable,
 };
 use eventsys_store::{
     Inventory, StoreError,
@@ -29,6 +29,21 @@ fn holder_key(ticket: &TicketRecord) -> String {
 /// Keys of one holder's index entries lie in `[holder\0, holder\x01)`.
 fn holder_range(holder: &UserId) -> (String, String) {
     (format!("{holder}\0"), format!("{holder}\u{1}"))
+}
+
+/// Writes new tickets with their places in the holder's and the event's
+/// index.
+fn write_tickets(txn: &redb::WriteTransaction, tickets: &[TicketRecord]) -> Result<(), StoreError> {
+    let mut table = open(txn, TICKETS)?;
+    let (mut by_holder, mut by_event) =
+        (open(txn, TICKETS_BY_HOLDER)?, open(txn, TICKETS_BY_EVENT)?);
+    for ticket in tickets {
+        put(&mut table, &ticket.ticket_id.to_string(), ticket)?;
+        put(&mut by_holder, &holder_key(ticket), &ticket.ticket_id)?;
+        let at_event = format!("{}\0{}", ticket.event_id, ticket.ticket_id);
+        put(&mut by_event, &at_event, &ticket.holder_id)?;
+    }
+    Ok(())
 }
 
 /// Where a held order sits in the expiry index.
@@ -114,11 +129,7 @@ impl OrderStore for EmbeddedStore {
             if let Some(key) = hold_key(order) {
                 put(&mut open(txn, HOLDS)?, &key, &order.order_id)?;
             }
-            let (mut tickets, mut by_holder) = (open(txn, TICKETS)?, open(txn, TICKETS_BY_HOLDER)?);
-            for ticket in &placement.tickets {
-                put(&mut tickets, &ticket.ticket_id.to_string(), ticket)?;
-                put(&mut by_holder, &holder_key(ticket), &ticket.ticket_id)?;
-            }
+            write_tickets(txn, &placement.tickets)?;
             commands::finish(txn, &done)?;
             Ok(PlaceOutcome::Placed)
         })
@@ -158,11 +169,7 @@ impl OrderStore for EmbeddedStore {
                 ..order.clone()
             };
             rewrite_order(txn, &order, &confirmed)?;
-            let (mut table, mut by_holder) = (open(txn, TICKETS)?, open(txn, TICKETS_BY_HOLDER)?);
-            for ticket in &tickets {
-                put(&mut table, &ticket.ticket_id.to_string(), ticket)?;
-                put(&mut by_holder, &holder_key(ticket), &ticket.ticket_id)?;
-            }
+            write_tickets(txn, &tickets)?;
             commands::finish(txn, &done)?;
             Ok(OrderChange::Changed)
         })
@@ -334,6 +341,32 @@ impl OrderStore for EmbeddedStore {
             }
             found.sort_by_key(|t| t.ticket_id);
             Ok(found)
+        })
+        .await
+    }
+
+    async fn holders(
+        &self,
+        event_id: EventId,
+        request: &PageRequest,
+    ) -> Result<Page<UserId>, StoreError> {
+        let request = request.clone();
+        self.read(move |txn| {
+            let (start, end) = (format!("{event_id}\0"), format!("{event_id}\u{1}"));
+            let Page { items, next } = page::<UserId>(
+                &open_read(txn, TICKETS_BY_EVENT)?,
+                (&start, &end),
+                request.after.as_deref(),
+                request.limit,
+                false,
+            )?;
+            let mut holders: Vec<UserId> = items.into_iter().map(|(_, h)| h).collect();
+            holders.sort();
+            holders.dedup();
+            Ok(Page {
+                items: holders,
+                next,
+            })
         })
         .await
     }
