@@ -13,7 +13,7 @@ use eventsys_store::Store;
 use eventsys_store_dynamodb::DynamoStore;
 use eventsys_store_embedded::EmbeddedStore;
 use eventsys_workers::{
-    Deps, WorkError, WorkerOptions, holds::run_expirer, retry::retry_transient, run_worker,
+    Deps, WorkError, WorkerOptions, retry::retry_transient, run_worker, schedule::run_scheduler,
 };
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -212,7 +212,7 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::
         );
     }
     let mut workers = JoinSet::new();
-    workers.spawn(run_expirer(backends.deps(), shutdown.clone()));
+    workers.spawn(run_scheduler(backends.deps(), shutdown.clone()));
     for queue in WorkQueue::ALL {
         workers.spawn(run_worker(
             queue,
@@ -272,12 +272,12 @@ pub async fn worker(
             }
         });
     }
-    // Whoever sells also sees that holds end on time.
-    let expirer = (queue == WorkQueue::Ticketing)
-        .then(|| tokio::spawn(run_expirer(backends.deps(), shutdown.clone())));
+    // Whoever sells also sees that holds and events end on time.
+    let scheduler = (queue == WorkQueue::Ticketing)
+        .then(|| tokio::spawn(run_scheduler(backends.deps(), shutdown.clone())));
     run_worker(queue, backends.deps(), options(settings), shutdown).await;
-    if let Some(expirer) = expirer {
-        let _ = expirer.await;
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
     }
     backends.bus.close().await;
     tracing::info!("stopped");

@@ -84,6 +84,9 @@ pub enum Action {
     PublishEvent(EventRef),
     #[serde(rename = "event.cancel")]
     CancelEvent(EventRef),
+    /// Issued by the system when an event's time is over.
+    #[serde(rename = "event.end")]
+    EndEvent(EventRef),
     #[serde(rename = "event.grant_staff")]
     GrantStaff(StaffMember),
     #[serde(rename = "event.revoke_staff")]
@@ -106,6 +109,7 @@ impl Action {
             Self::UpdateEvent(_) => "event.update",
             Self::PublishEvent(_) => "event.publish",
             Self::CancelEvent(_) => "event.cancel",
+            Self::EndEvent(_) => "event.end",
             Self::GrantStaff(_) => "event.grant_staff",
             Self::RevokeStaff(_) => "event.revoke_staff",
         }
@@ -122,7 +126,7 @@ impl Action {
         };
         match self {
             Self::CreateEvent(c) => named(&[("event_id", c.event_id.to_string())]),
-            Self::PublishEvent(e) | Self::CancelEvent(e) => {
+            Self::PublishEvent(e) | Self::CancelEvent(e) | Self::EndEvent(e) => {
                 named(&[("event_id", e.event_id.to_string())])
             }
             Self::UpdateEvent(u) => match u.changes.new_ticket_types.as_slice() {
@@ -157,6 +161,7 @@ impl Action {
             | Self::UpdateEvent(_)
             | Self::PublishEvent(_)
             | Self::CancelEvent(_)
+            | Self::EndEvent(_)
             | Self::Register(_)
             | Self::GrantStaff(_)
             | Self::RevokeStaff(_) => WorkQueue::Registration,

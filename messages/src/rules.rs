@@ -95,7 +95,7 @@ pub fn quantity(spec: &EventSpec, quantity: u32) -> Result<(), FieldError> {
 pub fn on_sale(spec: &EventSpec) -> Result<(), Reason> {
     match spec.status {
         EventStatus::Published => Ok(()),
-        EventStatus::Draft | EventStatus::Cancelled => Err(Reason::NotOnSale),
+        EventStatus::Draft | EventStatus::Cancelled | EventStatus::Ended => Err(Reason::NotOnSale),
     }
 }
 

@@ -33,17 +33,21 @@ pub enum EventStatus {
     /// Listed and on sale.
     Published,
     Cancelled,
+    /// Its `ends_at` passed: no longer listed or on sale.
+    Ended,
 }
 
 impl EventStatus {
     /// The statuses an event may move to `self` from: a draft is
-    /// published; a draft or a published event is cancelled; nothing comes
-    /// back from cancelled.
+    /// published; a draft or a published event is cancelled; a published
+    /// event ends when its time is over; nothing comes back from cancelled
+    /// or ended.
     pub fn reached_from(self) -> &'static [EventStatus] {
         match self {
             Self::Draft => &[],
             Self::Published => &[Self::Draft],
             Self::Cancelled => &[Self::Draft, Self::Published],
+            Self::Ended => &[Self::Published],
         }
     }
 
@@ -52,6 +56,7 @@ impl EventStatus {
             Self::Draft => "draft",
             Self::Published => "published",
             Self::Cancelled => "cancelled",
+            Self::Ended => "ended",
         }
     }
 }
@@ -304,7 +309,7 @@ impl EventSpec {
                 format!("must be between 1 and {HOLD_SECONDS_MAX}"),
             ));
         }
-        if self.status == EventStatus::Cancelled {
+        if matches!(self.status, EventStatus::Cancelled | EventStatus::Ended) {
             errors.push(FieldError::new("status", "must be draft or published"));
         }
         if self.ticket_types.is_empty() || self.ticket_types.len() > TICKET_TYPES_MAX {

@@ -246,3 +246,29 @@ async fn told(user: &Client, kind: &str) -> bool {
     })
     .await
 }
+
+on_both!(an_event_ends_by_itself_when_its_time_is_over, Setup::Serve);
+
+async fn an_event_ends_by_itself_when_its_time_is_over(setup: Setup) {
+    let system = System::start(setup).await;
+    let organizer = system.client("olga", &[Role::Organizer]);
+    let buyer = system.client("ann", &[Role::Attendee]);
+    let now = jiff::Timestamp::now();
+    let mut body = event_body(5);
+    body["starts_at"] = json!((now - Duration::from_secs(3600)).to_string());
+    body["ends_at"] = json!((now + Duration::from_secs(3)).to_string());
+    let event_id = organizer.create_event(&body).await;
+    let event = format!("/v1/events/{event_id}");
+    let status = eventually(Duration::from_secs(30), json!("ended"), || async {
+        buyer.get(&event).await.body["status"].clone()
+    })
+    .await;
+    assert_eq!(status, "ended");
+    let late = buyer
+        .post(&format!("{event}/orders"), &json!({ "quantity": 1 }))
+        .await;
+    assert_eq!(
+        (late.status, late.body["code"].as_str()),
+        (409, Some("not_on_sale"))
+    );
+}

@@ -11,6 +11,7 @@ contract!(
     staff_are_granted_and_revoked_per_event,
     a_draft_is_published_once_and_a_cancelled_event_stays_cancelled,
     a_revision_never_takes_sold_seats,
+    a_published_event_is_due_to_end_at_its_end,
 );
 
 async fn an_event_is_created_once_with_nothing_sold(store: &dyn Store) {
@@ -271,4 +272,46 @@ async fn a_revision_never_takes_sold_seats(store: &dyn Store) {
         .inventory;
     assert_eq!((c.capacity, c.remaining, c.sold()), (8, 4, 4));
     assert_eq!(c.type_remaining(vip.ticket_type_id), 2);
+}
+
+async fn due_to_end(store: &dyn Store, id: EventId) -> bool {
+    let due = store
+        .due_endings(eventsys_messages::Timestamp::now(), 100)
+        .await
+        .unwrap();
+    due.iter().any(|e| e.event_id == id)
+}
+
+async fn a_published_event_is_due_to_end_at_its_end(store: &dyn Store) {
+    let now = eventsys_messages::Timestamp::now();
+    let hour = std::time::Duration::from_secs(3600);
+    let mut over = event(5, &[5]);
+    over.spec.starts_at = now - hour - hour;
+    over.spec.ends_at = now - hour;
+    created(store, &over).await;
+    let mut draft = over.clone();
+    draft.event_id = EventId::generate();
+    draft.spec.status = EventStatus::Draft;
+    created(store, &draft).await;
+    let mut later = over.clone();
+    later.event_id = EventId::generate();
+    later.spec.ends_at = now + hour;
+    created(store, &later).await;
+    assert!(due_to_end(store, over.event_id).await);
+    assert!(
+        !due_to_end(store, draft.event_id).await,
+        "drafts never end by time"
+    );
+    assert!(!due_to_end(store, later.event_id).await);
+
+    let end = recorded(store, "system").await;
+    assert_eq!(
+        store
+            .change_event_status(over.event_id, EventStatus::Ended, &end)
+            .await
+            .unwrap(),
+        StatusChange::Changed
+    );
+    assert!(!due_to_end(store, over.event_id).await);
+    assert!(!listed(store, over.event_id).await);
 }

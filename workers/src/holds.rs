@@ -3,35 +3,19 @@
 //! cancelled. Against its expiry, a confirmation has exactly one winner:
 //! both are conditional writes on the order still being a hold.
 //!
-//! Expiry is scheduled, not noticed by readers: [`run_expirer`] looks for
-//! holds that ran out every [`SWEEP_EVERY`] and issues one `order.expire`
-//! command each, under an id derived from the order, so any number of
-//! sweepers (one per ticketing worker) record it once.
+//! Expiry is scheduled, not noticed by readers: see [`crate::schedule`].
 
-use std::time::Duration;
-
-use eventsys_bus::{Exchange, Message};
 use eventsys_messages::{
     Action, CommandEnvelope, CommandError, CommandId, CommandResult, CommandStatus, Event, OrderId,
-    OrderRef, OrderStatus, PlaceOrder, Reason, TicketRef, Timestamp, UserId, event::OrderReleased,
+    OrderRef, OrderStatus, PlaceOrder, Reason, TicketRef, Timestamp, event::OrderReleased,
 };
-use eventsys_store::{CommandRecord, Completion, OrderChange, OrderRecord, Recorded, StoreError};
-use tokio_util::sync::CancellationToken;
+use eventsys_store::{CommandRecord, Completion, OrderChange, OrderRecord};
 
 use crate::{
     Deps, WorkError,
     lifecycle::{Executed, Outcome, end_without_effect},
     ticketing::{availability, issue_tickets, order_fact},
 };
-
-/// How often the expirer looks for holds that ran out: a hold ends within
-/// about this long after its `expires_at`.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-/// Who issues the commands the system issues itself.
-pub fn system_user() -> UserId {
-    UserId::parse("system:eventsys").unwrap_or_else(|| unreachable!("a valid user id"))
-}
 
 pub(crate) async fn confirm(
     deps: &Deps,
@@ -249,52 +233,4 @@ fn placed(order: &OrderRecord) -> PlaceOrder {
         ticket_type_id: order.ticket_type_id,
         quantity: order.quantity,
     }
-}
-
-/// Issues `order.expire` for every hold that ran out, every
-/// [`SWEEP_EVERY`], until `shutdown`.
-pub async fn run_expirer(deps: Deps, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(SWEEP_EVERY) => {}
-        }
-        let due = match deps.store.due_holds(Timestamp::now(), 100).await {
-            Ok(due) => due,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot look for holds that ran out");
-                continue;
-            }
-        };
-        for order in due {
-            if let Err(err) = issue_expiry(&deps, order.order_id).await {
-                tracing::warn!(order = %order.order_id, error = %err, "cannot expire a hold yet");
-            }
-        }
-    }
-}
-
-/// Records and publishes the expiry of one hold, once whoever issues it.
-async fn issue_expiry(deps: &Deps, order_id: OrderId) -> Result<(), WorkError> {
-    let id = CommandId(uuid::Uuid::new_v5(&order_id.0, b"order.expire"));
-    let envelope = CommandEnvelope::with_id(
-        id,
-        system_user(),
-        Action::ExpireOrder(OrderRef { order_id }),
-    );
-    match deps
-        .store
-        .record_command(&CommandRecord::accepted(&envelope), None)
-        .await
-    {
-        Ok(Recorded::New) => {}
-        // Issued before (by this or another sweeper): recorded commands
-        // that were never published are the re-publisher's business.
-        Ok(Recorded::Existing { .. }) | Err(StoreError::Rejected { .. }) => return Ok(()),
-        Err(err) => return Err(err.into()),
-    }
-    let message = Message::command(&envelope, None);
-    deps.bus.publish(Exchange::Commands, &message).await?;
-    tracing::info!(order = %order_id, "hold ran out; expiring it");
-    Ok(())
 }

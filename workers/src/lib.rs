@@ -18,6 +18,7 @@ mod notification;
 mod registration;
 pub mod retry;
 pub mod runner;
+pub mod schedule;
 mod ticketing;
 
 use std::sync::Arc;

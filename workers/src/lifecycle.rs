@@ -68,9 +68,9 @@ async fn act(
     step: Step<'_>,
 ) -> Result<Executed, WorkError> {
     use Action::{
-        CancelEvent, CancelOrder, CancelTicket, CheckIn, ConfirmOrder, CreateEvent, ExpireOrder,
-        GrantStaff, MarkNotificationRead, PlaceOrder, PublishEvent, Register, RevokeStaff,
-        UpdateEvent,
+        CancelEvent, CancelOrder, CancelTicket, CheckIn, ConfirmOrder, CreateEvent, EndEvent,
+        ExpireOrder, GrantStaff, MarkNotificationRead, PlaceOrder, PublishEvent, Register,
+        RevokeStaff, UpdateEvent,
     };
     match (&command.action, step) {
         (CreateEvent(create), Step::CarryOut) => {
@@ -123,7 +123,10 @@ async fn act(
         (CancelEvent(event), Step::CarryOut) => {
             registration::change_status(deps, command, event, EventStatus::Cancelled).await
         }
-        (PublishEvent(event), Step::Recall(record)) => Ok(said_again(
+        (EndEvent(event), Step::CarryOut) => {
+            registration::change_status(deps, command, event, EventStatus::Ended).await
+        }
+        (PublishEvent(event) | EndEvent(event), Step::Recall(record)) => Ok(said_again(
             record,
             registration::recall_status(deps, event).await?,
         )),

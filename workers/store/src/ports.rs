@@ -177,6 +177,14 @@ pub trait EventStore: Send + Sync {
         done: &Completion,
     ) -> Result<Finished, StoreError>;
 
+    /// Published events whose `ends_at` passed before `before`, soonest
+    /// first.
+    async fn due_endings(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+
     /// Replaces the event's record with `event` (as read when its
     /// `updated_at` was `seen`), and moves its counters by `revision`; a
     /// decrease only ever takes seats that are neither sold nor held.

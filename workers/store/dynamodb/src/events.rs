@@ -3,13 +3,15 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Get, Put, TransactGetItem, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Get, Put, TransactGetItem, TransactWriteItem, Update,
+};
 use eventsys_messages::{EventId, EventStatus, Timestamp, UserId};
 
 use crate::{
     Built, DynamoStore, TxFailure, classify,
     codec::{Item, from_item, n, number, s, string, to_item},
-    schema::BY_START_INDEX,
+    schema::{BY_START_INDEX, ENDING_SHARDS, ENDINGS_INDEX},
     shards::{
         Shard, quota_attr, remaining_attr, shard_count, shard_item, shard_key, shards_from_items,
         split, total,
@@ -31,19 +33,35 @@ fn event_item(event: &EventRecord, shards: u16) -> Result<Item, StoreError> {
     // Only published events carry the listing attributes, so the listing
     // index holds exactly the events anyone may see.
     if event.spec.status == EventStatus::Published {
-        let (listing, listing_sort) = listing_attrs(event);
-        item.insert("listing".into(), s(listing));
-        item.insert("listing_sort".into(), s(listing_sort));
+        item.extend(index_attrs(event));
     }
     Ok(item)
 }
 
-/// The listing index's key of a published event.
-fn listing_attrs(event: &EventRecord) -> (&'static str, String) {
-    (
-        "published",
-        format!("{}#{}", sortable(event.spec.starts_at), event.event_id),
-    )
+/// Where a published event sits in the listing (by start) and in the
+/// endings (by end); any other event sits in neither.
+fn index_attrs(event: &EventRecord) -> [(String, AttributeValue); 4] {
+    let shard = event.event_id.0.as_bytes()[15] % ENDING_SHARDS;
+    [
+        ("listing".into(), s("published")),
+        (
+            "listing_sort".into(),
+            s(format!(
+                "{}#{}",
+                sortable(event.spec.starts_at),
+                event.event_id
+            )),
+        ),
+        ("ending_key".into(), s(format!("ending#{shard}"))),
+        (
+            "ending_sort".into(),
+            s(format!(
+                "{}#{}",
+                sortable(event.spec.ends_at),
+                event.event_id
+            )),
+        ),
+    ]
 }
 
 impl DynamoStore {
@@ -202,6 +220,34 @@ impl EventStore for DynamoStore {
         .await
     }
 
+    async fn due_endings(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let mut due: Vec<EventRecord> = Vec::new();
+        for shard in 0..ENDING_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.events)
+                .index_name(ENDINGS_INDEX)
+                .key_condition_expression("ending_key = :k AND ending_sort < :before")
+                .expression_attribute_values(":k", s(format!("ending#{shard}")))
+                .expression_attribute_values(":before", s(sortable(before)))
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out.items.unwrap_or_default() {
+                due.push(from_item(item)?);
+            }
+        }
+        due.sort_by_key(|e| (e.spec.ends_at, e.event_id));
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(due)
+    }
+
     async fn revise_event(
         &self,
         event: &EventRecord,
@@ -293,15 +339,19 @@ impl EventStore for DynamoStore {
         }
         update = update.condition_expression(format!("#s IN ({})", allowed.join(", ")));
         update = if to == EventStatus::Published {
-            let (listing, listing_sort) = listing_attrs(&event);
+            let mut update = update.update_expression(
+                "SET #s = :to, updated_at = :at, listing = :i0, listing_sort = :i1, \
+                 ending_key = :i2, ending_sort = :i3",
+            );
+            for (i, (_, value)) in index_attrs(&event).into_iter().enumerate() {
+                update = update.expression_attribute_values(format!(":i{i}"), value);
+            }
             update
-                .update_expression(
-                    "SET #s = :to, updated_at = :at, listing = :l, listing_sort = :ls",
-                )
-                .expression_attribute_values(":l", s(listing))
-                .expression_attribute_values(":ls", s(listing_sort))
         } else {
-            update.update_expression("SET #s = :to, updated_at = :at REMOVE listing, listing_sort")
+            update.update_expression(
+                "SET #s = :to, updated_at = :at \
+                 REMOVE listing, listing_sort, ending_key, ending_sort",
+            )
         };
         let items = vec![
             TransactWriteItem::builder()

@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | `commands` | `command_id` | `pending` (`pending`, `pending_sort`), sparse: `accepted` only, in 8 shards | command status, exactly-once guard, re-publishing |
 //! | `idempotency` | `key_hash` | TTL `expires_at_epoch` | `Idempotency-Key` replays |
-//! | `events` | `event_id` | `by_start` (`listing`, `listing_sort`), sparse: published only | event reads, listing |
+//! | `events` | `event_id` | `by_start` (`listing`, `listing_sort`) and `endings` (`ending_key`, `ending_sort`), sparse: published only | event reads, listing, ending events on time |
 //! | `inventory` | `shard_id` = `{event_id}#{index}` | | capacity conditions |
 //! | `orders` | `order_id` | `holds` (`hold_key`, `hold_sort`), sparse: `pending_payment` only, in 8 shards | order reads, hold expiry |
 //! | `tickets` | `ticket_id` | `by_holder` (`holder_id`, `holder_sort`); `by_event` (`event_id`, `ticket_id`) | ticket reads, my tickets, check-in; telling every holder of an event |
@@ -27,6 +27,9 @@ use eventsys_store::StoreError;
 pub const BY_START_INDEX: &str = "by_start";
 pub const BY_HOLDER_INDEX: &str = "by_holder";
 pub const BY_EVENT_INDEX: &str = "by_event";
+pub const ENDINGS_INDEX: &str = "endings";
+/// Published events are indexed by their end under this many keys.
+pub const ENDING_SHARDS: u8 = 4;
 pub const PENDING_INDEX: &str = "pending";
 pub const HOLDS_INDEX: &str = "holds";
 /// Holds are indexed under this many partition keys, like the pending
@@ -106,7 +109,10 @@ impl DynamoStore {
                 name: &t.events,
                 hash: "event_id",
                 range: None,
-                indexes: &[(BY_START_INDEX, "listing", "listing_sort")],
+                indexes: &[
+                    (BY_START_INDEX, "listing", "listing_sort"),
+                    (ENDINGS_INDEX, "ending_key", "ending_sort"),
+                ],
             },
             TableDef {
                 name: &t.inventory,

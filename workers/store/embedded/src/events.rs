@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use eventsys_messages::{EventId, EventStatus, Timestamp, UserId};
 
 use crate::{
-    EVENTS, EmbeddedStore, INVENTORY, LISTING, commands, get, open, open_read, page, put,
+    ENDINGS, EVENTS, EmbeddedStore, INVENTORY, LISTING, commands, get, open, open_read, page, put,
     unavailable,
 };
 use eventsys_store::{
@@ -24,6 +24,34 @@ fn inventory(
 
 fn listing_key(event: &EventRecord) -> String {
     format!("{}#{}", sortable(event.spec.starts_at), event.event_id)
+}
+
+fn ending_key(event: &EventRecord) -> String {
+    format!("{}#{}", sortable(event.spec.ends_at), event.event_id)
+}
+
+/// Keeps the listing and the endings in step with the event as it is
+/// now (`after`), no longer as it was (`before`): a published event is in
+/// both, any other in neither.
+fn reindex(
+    txn: &redb::WriteTransaction,
+    before: Option<&EventRecord>,
+    after: &EventRecord,
+) -> Result<(), StoreError> {
+    let (mut listing, mut endings) = (open(txn, LISTING)?, open(txn, ENDINGS)?);
+    if let Some(before) = before {
+        listing
+            .remove(listing_key(before).as_str())
+            .map_err(unavailable)?;
+        endings
+            .remove(ending_key(before).as_str())
+            .map_err(unavailable)?;
+    }
+    if after.spec.status == EventStatus::Published {
+        put(&mut listing, &listing_key(after), &after.event_id)?;
+        put(&mut endings, &ending_key(after), &after.event_id)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -46,19 +74,32 @@ impl EventStore for EmbeddedStore {
                 )));
             }
             put(&mut events, &key, &event)?;
-            if event.spec.status == EventStatus::Published {
-                put(
-                    &mut open(txn, LISTING)?,
-                    &listing_key(&event),
-                    &event.event_id,
-                )?;
-            }
+            reindex(txn, None, &event)?;
             put(
                 &mut open(txn, INVENTORY)?,
                 &key,
                 &Inventory::initial(&event.spec),
             )?;
             commands::finish(txn, &done)
+        })
+        .await
+    }
+
+    async fn due_endings(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.read(move |txn| {
+            let end = sortable(before);
+            let Page { items, .. } =
+                page::<EventId>(&open_read(txn, ENDINGS)?, ("", &end), None, limit, false)?;
+            let events = open_read(txn, EVENTS)?;
+            let mut due = Vec::with_capacity(items.len());
+            for (_, id) in items {
+                due.extend(get::<EventRecord>(&events, &id.to_string())?);
+            }
+            Ok(due)
         })
         .await
     }
@@ -90,13 +131,7 @@ impl EventStore for EmbeddedStore {
                 return Ok(Revised::TooFew);
             }
             put(&mut counters, &key, &inventory)?;
-            let mut listing = open(txn, LISTING)?;
-            listing
-                .remove(listing_key(&before).as_str())
-                .map_err(unavailable)?;
-            if event.spec.status == EventStatus::Published {
-                put(&mut listing, &listing_key(&event), &event.event_id)?;
-            }
+            reindex(txn, Some(&before), &event)?;
             put(&mut events, &key, &event)?;
             commands::finish(txn, &done)?;
             Ok(Revised::Changed)
@@ -123,16 +158,10 @@ impl EventStore for EmbeddedStore {
             if !to.reached_from().contains(&event.spec.status) {
                 return Ok(StatusChange::Refused(event.spec.status));
             }
-            let mut listing = open(txn, LISTING)?;
-            if to == EventStatus::Published {
-                put(&mut listing, &listing_key(&event), &event.event_id)?;
-            } else {
-                listing
-                    .remove(listing_key(&event).as_str())
-                    .map_err(unavailable)?;
-            }
+            let before = event.clone();
             event.spec.status = to;
             event.updated_at = done.at;
+            reindex(txn, Some(&before), &event)?;
             put(&mut events, &key, &event)?;
             commands::finish(txn, &done)?;
             Ok(StatusChange::Changed)

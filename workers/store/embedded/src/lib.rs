@@ -32,6 +32,8 @@ const CLAIMS: Def = TableDefinition::new("idempotency");
 const EVENTS: Def = TableDefinition::new("events");
 /// `{starts_at}#{event_id}` of published events, for the listing.
 const LISTING: Def = TableDefinition::new("events_by_start");
+/// `{ends_at}#{event_id}` of published events, to end them on time.
+const ENDINGS: Def = TableDefinition::new("events_by_end");
 /// `{event_id}`: one event's counters (one record: redb has no hot
 /// partitions to spread writes over).
 const INVENTORY: Def = TableDefinition::new("inventory");
@@ -46,12 +48,13 @@ const TICKETS_BY_EVENT: Def = TableDefinition::new("tickets_by_event");
 /// `{user}\0{notification_id}`.
 const NOTIFICATIONS: Def = TableDefinition::new("notifications");
 
-const ALL: [Def; 12] = [
+const ALL: [Def; 13] = [
     COMMANDS,
     PENDING,
     CLAIMS,
     EVENTS,
     LISTING,
+    ENDINGS,
     INVENTORY,
     ORDERS,
     HOLDS,
