@@ -17,7 +17,7 @@ use std::{
 
 use eventsys_bus::Bus;
 use eventsys_messages::{
-    CommandId, Event, EventEnvelope, EventId, Notification, UserId,
+    CommandId, Event, EventEnvelope, EventId, Notification, TicketId, Timestamp, UserId,
     event::{CommandUpdated, EventUpdated},
     topology::BROADCAST_PATTERNS,
 };
@@ -41,6 +41,9 @@ struct Client {
     frames: mpsc::Sender<String>,
     dropped: CancellationToken,
     subscriptions: HashSet<EventId>,
+    /// The subscribed events whose door this client may work (organizer,
+    /// granted staff): it also sees their counts and every check-in.
+    doors: HashSet<EventId>,
 }
 
 #[derive(Default)]
@@ -72,6 +75,7 @@ impl Hub {
             frames: tx,
             dropped: dropped.clone(),
             subscriptions: HashSet::new(),
+            doors: HashSet::new(),
         };
         self.routes()
             .by_user
@@ -89,10 +93,17 @@ impl Hub {
         remove(&mut self.routes(), user, id);
     }
 
-    pub fn subscribe(&self, user: &UserId, id: ConnectionId, event: EventId) {
+    /// Subscribes a connection to an event; `door` when its user may work
+    /// the event's door.
+    pub fn subscribe(&self, user: &UserId, id: ConnectionId, event: EventId, door: bool) {
         let mut routes = self.routes();
         if let Some(client) = routes.by_user.get_mut(user).and_then(|c| c.get_mut(&id)) {
             client.subscriptions.insert(event);
+            if door {
+                client.doors.insert(event);
+            } else {
+                client.doors.remove(&event);
+            }
             routes
                 .by_event
                 .entry(event)
@@ -105,6 +116,7 @@ impl Hub {
         let mut routes = self.routes();
         if let Some(client) = routes.by_user.get_mut(user).and_then(|c| c.get_mut(&id)) {
             client.subscriptions.remove(&event);
+            client.doors.remove(&event);
         }
         unlink(&mut routes, event, user, id);
     }
@@ -154,19 +166,61 @@ impl Hub {
                 send_to_user(&mut routes, &n.user_id, &frame);
             }
             Event::EventUpdated(update) => {
-                let frame = Frame::EventUpdated(update).to_text();
-                let targets: Vec<(UserId, ConnectionId)> = routes
-                    .by_event
-                    .get(&update.event_id)
-                    .map(|s| s.iter().cloned().collect())
-                    .unwrap_or_default();
-                for (user, id) in targets {
-                    send(&mut routes, &user, id, &frame);
+                let full = Frame::EventUpdated(update).to_text();
+                let public = Frame::EventUpdated(&EventUpdated {
+                    counts: None,
+                    ..update.clone()
+                })
+                .to_text();
+                for (user, id, door) in subscribers(&routes, update.event_id) {
+                    send(&mut routes, &user, id, if door { &full } else { &public });
+                }
+            }
+            Event::TicketCheckedIn(admitted) => {
+                let frame = Frame::CheckedIn(CheckedInFrame {
+                    ticket_id: admitted.ticket_id,
+                    event_id: admitted.event_id,
+                    checked_in_at: admitted.checked_in_at,
+                    gate: admitted.gate.as_deref(),
+                })
+                .to_text();
+                for (user, id, door) in subscribers(&routes, admitted.event_id) {
+                    if door {
+                        send(&mut routes, &user, id, &frame);
+                    }
                 }
             }
             _ => {}
         }
     }
+}
+
+/// Who is subscribed to `event`, and whether each may work its door.
+fn subscribers(routes: &Routes, event: EventId) -> Vec<(UserId, ConnectionId, bool)> {
+    routes
+        .by_event
+        .get(&event)
+        .into_iter()
+        .flatten()
+        .map(|(user, id)| {
+            let door = routes
+                .by_user
+                .get(user)
+                .and_then(|c| c.get(id))
+                .is_some_and(|c| c.doors.contains(&event));
+            (user.clone(), *id, door)
+        })
+        .collect()
+}
+
+/// A check-in as the event's doors see it: no holder.
+#[derive(serde::Serialize)]
+struct CheckedInFrame<'a> {
+    ticket_id: TicketId,
+    event_id: EventId,
+    checked_in_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gate: Option<&'a str>,
 }
 
 /// What a WebSocket client receives: the messages' own shapes, tagged
@@ -180,6 +234,8 @@ enum Frame<'a> {
     Notification(&'a Notification),
     #[serde(rename = "event.updated")]
     EventUpdated(&'a EventUpdated),
+    #[serde(rename = "ticket.checked_in")]
+    CheckedIn(CheckedInFrame<'a>),
 }
 
 impl Frame<'_> {

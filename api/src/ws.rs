@@ -12,12 +12,17 @@ use axum::{
     http::request::Parts,
     response::{IntoResponse, Response},
 };
-use eventsys_messages::EventId;
+use eventsys_messages::{EventId, EventStatus};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{AppState, auth::Caller, problem::Problem};
+use crate::{
+    AppState,
+    auth::Caller,
+    problem::Problem,
+    routes::events::{may_manage, may_scan},
+};
 
 /// Close codes (RFC 6455).
 const GOING_AWAY: u16 = 1001;
@@ -75,7 +80,7 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
             }
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    let reply = answer(&state, &caller, connection.id, &text);
+                    let reply = answer(&state, &caller, connection.id, &text).await;
                     if sink.send(Message::Text(reply.into())).await.is_err() {
                         break;
                     }
@@ -97,11 +102,31 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
     state.hub.disconnect(&caller.user, connection.id);
 }
 
-fn answer(state: &AppState, caller: &Caller, connection: u64, text: &str) -> String {
+async fn answer(state: &AppState, caller: &Caller, connection: u64, text: &str) -> String {
     match serde_json::from_str::<ClientFrame>(text) {
         Ok(ClientFrame::Subscribe { event_id }) => {
-            state.hub.subscribe(&caller.user, connection, event_id);
-            json!({ "type": "subscribed", "event_id": event_id })
+            // Only events the caller may see; whoever works the door also
+            // gets the counts and every check-in.
+            let event = match state.store.event_record(event_id).await {
+                Ok(event) => event.filter(|e| {
+                    e.spec.status != EventStatus::Draft || may_manage(Some(caller), &e.organizer_id)
+                }),
+                Err(_) => {
+                    return json!({ "type": "error", "code": "unavailable",
+                        "message": "try subscribing again shortly" })
+                    .to_string();
+                }
+            };
+            let Some(event) = event else {
+                return json!({ "type": "error", "code": "not_found", "event_id": event_id,
+                    "message": "no such event" })
+                .to_string();
+            };
+            let door = may_scan(caller, &event);
+            state
+                .hub
+                .subscribe(&caller.user, connection, event_id, door);
+            json!({ "type": "subscribed", "event_id": event_id, "door": door })
         }
         Ok(ClientFrame::Unsubscribe { event_id }) => {
             state.hub.unsubscribe(&caller.user, connection, event_id);

@@ -114,6 +114,18 @@ pub struct EventUpdated {
     pub event_id: EventId,
     pub remaining: u32,
     pub status: EventStatus,
+    /// The counts its organizer and door staff see live; left out for
+    /// anyone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Counts>,
+}
+
+/// An event's counts, as its stats show them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub sold: u32,
+    pub held: u32,
+    pub checked_in: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,6 +181,8 @@ pub struct TicketCheckedIn {
     pub event_id: EventId,
     pub holder_id: UserId,
     pub checked_in_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
 }
 
 /// An entry of `user_id`'s inbox: the one shape of a notification, as the

@@ -16,8 +16,12 @@ pub const DEAD_LETTER_EXCHANGE: &str = "eventsys.dead-letter";
 pub const DELIVERY_LIMIT: u32 = 10;
 
 /// What an API replica relays to its WebSocket clients.
-pub const BROADCAST_PATTERNS: &[&str] =
-    &["command.updated", "event.updated", "notification.created"];
+pub const BROADCAST_PATTERNS: &[&str] = &[
+    "command.updated",
+    "event.updated",
+    "notification.created",
+    "ticket.checked_in",
+];
 
 /// The three durable work queues, one per worker role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

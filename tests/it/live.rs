@@ -162,3 +162,91 @@ async fn a_browser_authenticates_in_the_query_and_nobody_gets_in_without_a_token
         }
     }
 }
+
+on_both!(a_door_sees_every_check_in_and_the_counts_live, Setup::Serve);
+
+/// Door staff subscribed to their event see each check-in and the counts
+/// as they change; a buyer subscribed to it sees availability only; an
+/// event nobody may see cannot be subscribed to.
+async fn a_door_sees_every_check_in_and_the_counts_live(setup: Setup) {
+    let system = System::start(setup).await;
+    let organizer = system.client("organizer", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(10)).await;
+    organizer.grant_staff(&event_id, "door-a").await;
+    let (door, ann) = (
+        system.client("door-a", &[Role::Staff]),
+        system.client("ann", &[Role::Attendee]),
+    );
+    let (mut gate, mut public) = (door.live().await, ann.live().await);
+    for feed in [&mut gate, &mut public] {
+        feed.send(json!({ "type": "subscribe", "event_id": event_id }))
+            .await;
+    }
+    let subscribed = |f: &Value| f["type"] == "subscribed";
+    let gate_ok = gate.wait_for(WAIT, subscribed).await.expect("subscribed");
+    assert_eq!(gate_ok["door"], true);
+    let public_ok = public.wait_for(WAIT, subscribed).await.expect("subscribed");
+    assert_eq!(public_ok["door"], false);
+
+    let bought = ann
+        .post_with(
+            &format!("/v1/events/{event_id}/orders"),
+            &json!({ "quantity": 1 }),
+            &[("prefer", "wait=20")],
+        )
+        .await;
+    let ticket_id = bought.body["result"]["ticket_ids"][0]
+        .as_str()
+        .expect("a ticket")
+        .to_owned();
+    let code = ann
+        .get(&format!("/v1/tickets/{ticket_id}"))
+        .await
+        .str("code");
+    let scanned = door
+        .post(
+            &format!("/v1/events/{event_id}/checkins"),
+            &json!({ "code": code, "gate": "north" }),
+        )
+        .await;
+    assert_eq!(scanned.status, 200, "{:?}", scanned.body);
+
+    let at_gate = gate
+        .gather(WAIT, |fs| {
+            fs.iter().any(|f| f["type"] == "ticket.checked_in")
+                && fs
+                    .iter()
+                    .any(|f| f["type"] == "event.updated" && f["counts"]["checked_in"] == 1)
+        })
+        .await;
+    let check_in = at_gate
+        .iter()
+        .find(|f| f["type"] == "ticket.checked_in")
+        .expect("the gate sees the check-in");
+    assert_eq!(
+        (&check_in["ticket_id"], &check_in["gate"]),
+        (&json!(ticket_id), &json!("north"))
+    );
+    assert!(check_in.get("holder_id").is_none(), "no holder at the door");
+
+    let seen = public.collect(Duration::from_secs(2)).await;
+    assert!(
+        seen.iter()
+            .any(|f| f["type"] == "event.updated" && f["remaining"] == 9),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|f| f["type"] != "ticket.checked_in" && f.get("counts").is_none()),
+        "a buyer sees no counts nor check-ins: {seen:?}"
+    );
+
+    public
+        .send(json!({ "type": "subscribe", "event_id": uuid::Uuid::now_v7() }))
+        .await;
+    let refused = public
+        .wait_for(WAIT, |f| f["type"] == "error")
+        .await
+        .expect("an answer");
+    assert_eq!(refused["code"], "not_found");
+}

@@ -5,8 +5,7 @@
 
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandResult, CreateEvent, Event, EventRef, EventStatus,
-    FieldError, Reason, StaffMember, Timestamp, UpdateEvent,
-    event::{EventChanged, EventUpdated},
+    FieldError, Reason, StaffMember, Timestamp, UpdateEvent, event::EventChanged,
 };
 use eventsys_store::{Completion, EventRecord, Finished, Revised, Revision, StatusChange};
 
@@ -206,19 +205,7 @@ pub(crate) async fn recall_change(
 
 /// The event's status and availability, for its subscribers.
 pub(crate) async fn recall_status(deps: &Deps, event: &EventRef) -> Result<Vec<Event>, WorkError> {
-    Ok(deps
-        .store
-        .event(event.event_id)
-        .await?
-        .map(|s| {
-            Event::EventUpdated(EventUpdated {
-                event_id: event.event_id,
-                remaining: s.inventory.remaining,
-                status: s.event.spec.status,
-            })
-        })
-        .into_iter()
-        .collect())
+    crate::ticketing::availability(deps, event.event_id).await
 }
 
 /// Grants (`granted`) or revokes door staff at one event.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use eventsys_messages::{
     CheckIn, CommandEnvelope, CommandError, CommandId, CommandResult, CommandStatus, Event,
     EventId, EventStatus, PlaceOrder, Reason, TicketId, TicketStatus, Timestamp, UserId,
-    event::{EventUpdated, OrderRejected, TicketCheckedIn, TicketsSold},
+    event::{Counts, EventUpdated, OrderRejected, TicketCheckedIn, TicketsSold},
     rules,
 };
 use eventsys_store::{
@@ -183,6 +183,11 @@ pub(crate) async fn availability(deps: &Deps, event_id: EventId) -> Result<Vec<E
                 event_id,
                 remaining: s.inventory.remaining,
                 status: s.event.spec.status,
+                counts: Some(Counts {
+                    sold: s.inventory.sold(),
+                    held: s.inventory.held,
+                    checked_in: s.inventory.checked_in,
+                }),
             })
         })
         .into_iter()
@@ -236,12 +241,13 @@ pub(crate) fn order_fact(order: &OrderRecord, event_name: String) -> Event {
     }
 }
 
-fn checked_in(ticket: &TicketRecord, at: Timestamp) -> Event {
+fn checked_in(ticket: &TicketRecord, at: Timestamp, gate: Option<String>) -> Event {
     Event::TicketCheckedIn(TicketCheckedIn {
         ticket_id: ticket.ticket_id,
         event_id: ticket.event_id,
         holder_id: ticket.holder_id.clone(),
         checked_in_at: at,
+        gate,
     })
 }
 
@@ -292,10 +298,14 @@ pub(crate) async fn admit(
     };
     let done = Completion::succeeded(id, admitted);
     match deps.store.check_in(&scan, &done).await? {
-        CheckInOutcome::CheckedIn | CheckInOutcome::Earlier => Ok(Executed::now(Outcome {
-            completion: done,
-            events: vec![checked_in(ticket, at)],
-        })),
+        CheckInOutcome::CheckedIn | CheckInOutcome::Earlier => {
+            let mut events = vec![checked_in(ticket, at, c.gate.clone())];
+            events.extend(availability(deps, c.event_id).await?);
+            Ok(Executed::now(Outcome {
+                completion: done,
+                events,
+            }))
+        }
         CheckInOutcome::Already => Ok(Executed::Already),
         // Another scan or a cancellation got there between our read and
         // our write: look again.
@@ -350,7 +360,10 @@ pub(crate) async fn recall_check_in(
     }
     let ticket = deps.store.ticket(c.ticket_id).await?;
     Ok(ticket
-        .and_then(|t| t.checked_in_at.map(|at| checked_in(&t, at)))
+        .and_then(|t| {
+            t.checked_in_at
+                .map(|at| checked_in(&t, at, t.checked_in_gate.clone()))
+        })
         .into_iter()
         .collect())
 }
