@@ -69,6 +69,9 @@ pub enum Event {
     /// is told.
     #[serde(rename = "event.changed")]
     EventChanged(EventChanged),
+    /// A hold runs out soon: its buyer is reminded to confirm it.
+    #[serde(rename = "order.expiring")]
+    OrderExpiring(OrderExpiring),
     /// A hold ran out, or an order or ticket was cancelled: seats are back.
     #[serde(rename = "order.released")]
     OrderReleased(OrderReleased),
@@ -88,6 +91,7 @@ impl Event {
             Self::OrderRejected(_) => "order.rejected",
             Self::OrderReleased(_) => "order.released",
             Self::EventChanged(_) => "event.changed",
+            Self::OrderExpiring(_) => "order.expiring",
             Self::TicketCheckedIn(_) => "ticket.checked_in",
             Self::NotificationCreated(_) => "notification.created",
         }
@@ -147,6 +151,15 @@ pub struct OrderRejected {
     pub event_name: String,
     pub buyer_id: UserId,
     pub reason: CommandError,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderExpiring {
+    pub order_id: OrderId,
+    pub event_id: EventId,
+    pub buyer_id: UserId,
+    pub quantity: u32,
+    pub expires_at: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

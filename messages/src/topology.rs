@@ -79,6 +79,7 @@ impl WorkQueue {
                 "ticket.sold",
                 "order.rejected",
                 "order.released",
+                "order.expiring",
                 "event.changed",
                 "ticket.checked_in",
             ],

@@ -139,6 +139,7 @@ fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
         Event::OrderRejected(rejected) => rejected.ordered_at,
         Event::TicketCheckedIn(admitted) => admitted.checked_in_at,
         Event::OrderReleased(released) => released.at,
+        Event::OrderExpiring(expiring) => expiring.expires_at,
         _ => return None,
     };
     let base = |user_id, kind: &str, message: String| NotificationRecord {
@@ -206,6 +207,23 @@ fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
                 ..base(released.buyer_id.clone(), kind, message)
             })
         }
+        Event::OrderExpiring(expiring) => Some(NotificationRecord {
+            event_id: Some(expiring.event_id),
+            order_id: Some(expiring.order_id),
+            ..base(
+                expiring.buyer_id.clone(),
+                "order.expiring",
+                format!(
+                    "Your hold on {} ends at {}: confirm it before then.",
+                    if expiring.quantity == 1 {
+                        "1 ticket".to_owned()
+                    } else {
+                        format!("{} tickets", expiring.quantity)
+                    },
+                    expiring.expires_at
+                ),
+            )
+        }),
         Event::TicketCheckedIn(admitted) => Some(NotificationRecord {
             event_id: Some(admitted.event_id),
             ticket_id: Some(admitted.ticket_id),
