@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The flash-sale benchmark, on release builds, against the same services
+# The flash-sale and fan-out benchmarks, on release builds, against the same services
 # the tests use. Figures go to standard output; see BENCHMARKS.md.
-#   EVENTSYS_BENCH_ROUNDS, EVENTSYS_BENCH_BUYERS, EVENTSYS_BENCH_SEATS tune it.
+#   EVENTSYS_BENCH_ROUNDS, EVENTSYS_BENCH_BUYERS, EVENTSYS_BENCH_SEATS tune the
+#   flash sale; EVENTSYS_BENCH_HOLDERS, EVENTSYS_BENCH_BASELINE_HOLDERS the fan-out.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts=tests/scripts
@@ -15,3 +16,4 @@ trap '"$scripts/services.sh" stop' EXIT
 "$scripts/services.sh" start
 cargo build --release --locked -p eventsys
 cargo bench --locked -p eventsys-tests --bench flash_sale
+cargo bench --locked -p eventsys-tests --bench fan_out
