@@ -28,10 +28,11 @@ pub(crate) async fn confirm(
     };
     let now = Timestamp::now();
     let tickets = issue_tickets(&order.buyer_id, &placed(&order), now);
+    let ticket_ids: Vec<_> = tickets.iter().map(|t| t.ticket_id).collect();
     let confirmed = CommandResult {
         order_id: Some(order.order_id),
         order_status: Some(OrderStatus::Confirmed),
-        ticket_ids: tickets.iter().map(|t| t.ticket_id).collect(),
+        ticket_ids: ticket_ids.clone(),
         ..CommandResult::default()
     };
     let done = Completion::succeeded(id, confirmed);
@@ -43,11 +44,7 @@ pub(crate) async fn confirm(
         OrderChange::Changed => {
             let sold = OrderRecord {
                 status: OrderStatus::Confirmed,
-                ticket_ids: done
-                    .result
-                    .as_ref()
-                    .map(|r| r.ticket_ids.clone())
-                    .unwrap_or_default(),
+                ticket_ids,
                 ..order
             };
             Ok(Executed::now(Outcome {

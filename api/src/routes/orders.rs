@@ -9,6 +9,7 @@ use axum::{
 use eventsys_messages::{
     Action, EventId, EventStatus, OrderId, OrderRef, PlaceOrder, Reason, rules,
 };
+use eventsys_store::EventRecord;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -40,21 +41,7 @@ pub async fn place(
     caller.require(&[Role::Attendee])?;
     let event_id: EventId = path_id(&event_id, "event")?;
     let order: NewOrder = request.body()?;
-    let event = state
-        .store
-        .event_record(event_id)
-        .await?
-        .filter(|e| {
-            e.spec.status != EventStatus::Draft || may_manage(Some(&caller), &e.organizer_id)
-        })
-        .ok_or_else(|| Problem::not_found("event"))?;
-    rules::on_sale(&event.spec).map_err(|reason| {
-        Problem::new(
-            StatusCode::CONFLICT,
-            reason.as_str(),
-            "the event is not on sale",
-        )
-    })?;
+    let event = on_sale_event(&state, &caller, event_id).await?;
     let ticket_type = rules::ticket_type(&event.spec, order.ticket_type.as_deref())
         .map_err(|e| Problem::invalid(vec![e]))?;
     rules::quantity(&event.spec, order.quantity).map_err(|e| Problem::invalid(vec![e]))?;
@@ -109,21 +96,7 @@ pub async fn register(
     caller.require(&[Role::Attendee])?;
     let event_id: EventId = path_id(&event_id, "event")?;
     let wanted: NewRegistration = request.body_or_default()?;
-    let event = state
-        .store
-        .event_record(event_id)
-        .await?
-        .filter(|e| {
-            e.spec.status != EventStatus::Draft || may_manage(Some(&caller), &e.organizer_id)
-        })
-        .ok_or_else(|| Problem::not_found("event"))?;
-    rules::on_sale(&event.spec).map_err(|reason| {
-        Problem::new(
-            StatusCode::CONFLICT,
-            reason.as_str(),
-            "the event is not on sale",
-        )
-    })?;
+    let event = on_sale_event(&state, &caller, event_id).await?;
     let ticket_type = rules::registration_type(&event.spec, wanted.ticket_type.as_deref())
         .map_err(|e| Problem::invalid(vec![e]))?;
     let order_id = OrderId::registration(event_id, &caller.user);
@@ -143,6 +116,31 @@ pub async fn register(
         quantity: 1,
     });
     state.submit(&caller, request, action).await
+}
+
+/// The event `caller` may see (drafts are their organizer's), if it is on
+/// sale.
+async fn on_sale_event(
+    state: &AppState,
+    caller: &Caller,
+    event_id: EventId,
+) -> Result<EventRecord, Problem> {
+    let event = state
+        .store
+        .event_record(event_id)
+        .await?
+        .filter(|e| {
+            e.spec.status != EventStatus::Draft || may_manage(Some(caller), &e.organizer_id)
+        })
+        .ok_or_else(|| Problem::not_found("event"))?;
+    rules::on_sale(&event.spec).map_err(|reason| {
+        Problem::new(
+            StatusCode::CONFLICT,
+            reason.as_str(),
+            "the event is not on sale",
+        )
+    })?;
+    Ok(event)
 }
 
 /// `POST /v1/orders/{id}/confirm`: its buyer (or a payment callback with

@@ -13,7 +13,7 @@ use eventsys_messages::{CommandId, CommandStatus, Timestamp};
 use crate::{
     Built, DynamoStore, TxFailure, applied, classify,
     codec::{Item, from_item, n, s, to_item, to_value},
-    schema::{PENDING_INDEX, PENDING_SHARDS},
+    schema::PENDING,
 };
 use eventsys_store::{
     StoreError,
@@ -24,9 +24,8 @@ use eventsys_store::{
 
 /// Where an `accepted` command sits in the pending index.
 fn pending_keys(id: CommandId, at: Timestamp) -> (String, String) {
-    let shard = id.0.as_bytes()[15] % PENDING_SHARDS;
     (
-        format!("accepted#{shard}"),
+        PENDING.key(id.0.as_bytes()[15]),
         format!("{}#{id}", sortable(at)),
     )
 }
@@ -318,27 +317,8 @@ impl CommandLog for DynamoStore {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<CommandRecord>, StoreError> {
-        let mut stale: Vec<CommandRecord> = Vec::new();
-        for shard in 0..PENDING_SHARDS {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.commands)
-                .index_name(PENDING_INDEX)
-                .key_condition_expression("pending = :p AND pending_sort < :before")
-                .expression_attribute_values(":p", s(format!("accepted#{shard}")))
-                .expression_attribute_values(":before", s(sortable(before)))
-                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-                .send()
-                .await
-                .map_err(classify)?;
-            for item in out.items.unwrap_or_default() {
-                stale.push(from_item(item)?);
-            }
-        }
-        stale.sort_by_key(|r| (r.updated_at, r.command_id));
-        stale.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok(stale)
+        self.due(&self.tables.commands, &PENDING, before, limit)
+            .await
     }
 
     async fn reopen_command(&self, id: CommandId) -> Result<bool, StoreError> {

@@ -11,7 +11,7 @@ use eventsys_messages::{EventId, EventStatus, Timestamp, UserId};
 use crate::{
     Built, DynamoStore, TxFailure, classify,
     codec::{Item, from_item, n, number, s, string, to_item},
-    schema::{BY_START_INDEX, ENDING_SHARDS, ENDINGS_INDEX},
+    schema::{BY_START_INDEX, ENDINGS},
     shards::{
         Shard, quota_attr, remaining_attr, shard_count, shard_item, shard_key, shards_from_items,
         split, total,
@@ -19,7 +19,7 @@ use crate::{
 };
 use eventsys_store::{
     StoreError,
-    ports::{CommandLog, EventStore, Finished, Revised, StatusChange},
+    ports::{EventStore, Finished, Revised, StatusChange},
     records::{Completion, EventRecord, EventSnapshot, Page, PageRequest, Revision},
     sortable,
 };
@@ -41,7 +41,6 @@ fn event_item(event: &EventRecord, shards: u16) -> Result<Item, StoreError> {
 /// Where a published event sits in the listing (by start) and in the
 /// endings (by end); any other event sits in neither.
 fn index_attrs(event: &EventRecord) -> [(String, AttributeValue); 4] {
-    let shard = event.event_id.0.as_bytes()[15] % ENDING_SHARDS;
     [
         ("listing".into(), s("published")),
         (
@@ -52,9 +51,12 @@ fn index_attrs(event: &EventRecord) -> [(String, AttributeValue); 4] {
                 event.event_id
             )),
         ),
-        ("ending_key".into(), s(format!("ending#{shard}"))),
         (
-            "ending_sort".into(),
+            ENDINGS.hash.into(),
+            s(ENDINGS.key(event.event_id.0.as_bytes()[15])),
+        ),
+        (
+            ENDINGS.range.into(),
             s(format!(
                 "{}#{}",
                 sortable(event.spec.ends_at),
@@ -65,19 +67,6 @@ fn index_attrs(event: &EventRecord) -> [(String, AttributeValue); 4] {
 }
 
 impl DynamoStore {
-    /// `refusal`, unless the command had finished before.
-    async fn unless_done(
-        &self,
-        done: &Completion,
-        refusal: Revised,
-    ) -> Result<Revised, StoreError> {
-        let finished = self
-            .command(done.command_id)
-            .await?
-            .is_some_and(|c| !c.is_unfinished());
-        Ok(if finished { Revised::Already } else { refusal })
-    }
-
     /// Moves shard 0's counters by `revision`, on condition that each
     /// decrease finds enough unsold seats there.
     fn revise_counters(
@@ -225,27 +214,7 @@ impl EventStore for DynamoStore {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let mut due: Vec<EventRecord> = Vec::new();
-        for shard in 0..ENDING_SHARDS {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.events)
-                .index_name(ENDINGS_INDEX)
-                .key_condition_expression("ending_key = :k AND ending_sort < :before")
-                .expression_attribute_values(":k", s(format!("ending#{shard}")))
-                .expression_attribute_values(":before", s(sortable(before)))
-                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-                .send()
-                .await
-                .map_err(classify)?;
-            for item in out.items.unwrap_or_default() {
-                due.push(from_item(item)?);
-            }
-        }
-        due.sort_by_key(|e| (e.spec.ends_at, e.event_id));
-        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok(due)
+        self.due(&self.tables.events, &ENDINGS, before, limit).await
     }
 
     async fn revise_event(
@@ -256,10 +225,14 @@ impl EventStore for DynamoStore {
         done: &Completion,
     ) -> Result<Revised, StoreError> {
         let Some((before, count)) = self.event_with_shards(event.event_id).await? else {
-            return self.unless_done(done, Revised::NotFound).await;
+            return self
+                .unless_done(done, Revised::NotFound, Revised::Already)
+                .await;
         };
         if before.updated_at != seen {
-            return self.unless_done(done, Revised::Stale).await;
+            return self
+                .unless_done(done, Revised::Stale, Revised::Already)
+                .await;
         }
         // Decreases take from shard 0: gather the unsold seats there first.
         for attempt in 0..2 {
@@ -312,15 +285,7 @@ impl EventStore for DynamoStore {
         // A command that finished before is answered as such, whatever the
         // event's status has become since.
         if let Some(refusal) = refusal {
-            let finished = self
-                .command(done.command_id)
-                .await?
-                .is_some_and(|c| !c.is_unfinished());
-            return Ok(if finished {
-                StatusChange::Already
-            } else {
-                refusal
-            });
+            return self.unless_done(done, refusal, StatusChange::Already).await;
         }
         let Some(event) = event else {
             return Ok(StatusChange::NotFound);

@@ -324,6 +324,59 @@ impl DynamoStore {
         }
     }
 
+    /// The items of `index` on `table` that became due before `before`,
+    /// from every partition of it, soonest first, at most `limit`.
+    async fn due<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        index: &schema::TimeIndex,
+        before: eventsys_messages::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut due: Vec<(String, codec::Item)> = Vec::new();
+        for shard in 0..index.shards {
+            let out = self
+                .client
+                .query()
+                .table_name(table)
+                .index_name(index.name)
+                .key_condition_expression("#h = :h AND #r < :before")
+                .expression_attribute_names("#h", index.hash)
+                .expression_attribute_names("#r", index.range)
+                .expression_attribute_values(":h", codec::s(index.shard_key(shard)))
+                .expression_attribute_values(":before", codec::s(eventsys_store::sortable(before)))
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out.items.unwrap_or_default() {
+                due.push((codec::string(&item, index.range)?.to_owned(), item));
+            }
+        }
+        due.sort_by(|(a, _), (b, _)| a.cmp(b));
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        due.into_iter()
+            .map(|(_, item)| codec::from_item(item))
+            .collect()
+    }
+
+    /// `refusal`, decided from a read before writing, unless `done`'s
+    /// command had finished before: then `already` is the answer, whatever
+    /// the record became since (a redelivery answers as the first did).
+    async fn unless_done<T>(
+        &self,
+        done: &eventsys_store::Completion,
+        refusal: T,
+        already: T,
+    ) -> Result<T, StoreError> {
+        use eventsys_store::CommandLog;
+        let finished = self
+            .command(done.command_id)
+            .await?
+            .is_some_and(|c| !c.is_unfinished());
+        Ok(if finished { already } else { refusal })
+    }
+
     /// Writes items (puts and deletes) in batches of 25, the most DynamoDB
     /// takes at once, sending again whatever it leaves unprocessed.
     async fn batch_write(

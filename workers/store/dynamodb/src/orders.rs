@@ -7,9 +7,9 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, TicketTypeId, Timestamp, UserId};
 
 use crate::{
-    Built, DynamoStore, TxFailure, classify,
+    Built, DynamoStore, TxFailure,
     codec::{Item, from_item, n, number, s, to_item, to_value},
-    schema::{BY_EVENT_INDEX, BY_HOLDER_INDEX, HOLD_SHARDS, HOLDS_INDEX},
+    schema::{BY_EVENT_INDEX, BY_HOLDER_INDEX, HOLDS},
     shards::{
         CHECKED_IN_ATTR, Choice, HELD_ATTR, Shard, checked_in_attr, choose, held_attr, quota_attr,
         remaining_attr, shard_key,
@@ -17,7 +17,7 @@ use crate::{
 };
 use eventsys_store::{
     StoreError,
-    ports::{CheckInOutcome, CommandLog, Finished, OrderChange, OrderStore, PlaceOutcome},
+    ports::{CheckInOutcome, Finished, OrderChange, OrderStore, PlaceOutcome},
     records::{
         Completion, OrderRecord, OrderStatus, Page, PageRequest, Placement, Scan, TicketRecord,
         TicketStatus,
@@ -163,21 +163,13 @@ impl DynamoStore {
     }
 
     /// A refusal decided from a read, unless the command had finished
-    /// before: then that is the answer, whatever the order became since.
+    /// before.
     async fn refused(
         &self,
         done: &Completion,
         refusal: OrderChange,
     ) -> Result<OrderChange, StoreError> {
-        let finished = self
-            .command(done.command_id)
-            .await?
-            .is_some_and(|c| !c.is_unfinished());
-        Ok(if finished {
-            OrderChange::Already
-        } else {
-            refusal
-        })
+        self.unless_done(done, refusal, OrderChange::Already).await
     }
 
     /// Runs an order's change, its first item being the order's own
@@ -236,10 +228,12 @@ fn order_item(order: &OrderRecord, shard: u16) -> Result<Item, StoreError> {
     let mut item = to_item(order)?;
     item.insert(SHARD_ATTR.into(), n(shard));
     if let (OrderStatus::PendingPayment, Some(expires)) = (order.status, order.expires_at) {
-        let index = order.order_id.0.as_bytes()[15] % HOLD_SHARDS;
-        item.insert("hold_key".into(), s(format!("held#{index}")));
         item.insert(
-            "hold_sort".into(),
+            HOLDS.hash.into(),
+            s(HOLDS.key(order.order_id.0.as_bytes()[15])),
+        );
+        item.insert(
+            HOLDS.range.into(),
             s(format!("{}#{}", sortable(expires), order.order_id)),
         );
         item.insert(EXPIRES_SORT_ATTR.into(), s(sortable(expires)));
@@ -689,27 +683,7 @@ impl OrderStore for DynamoStore {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut due: Vec<OrderRecord> = Vec::new();
-        for shard in 0..HOLD_SHARDS {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.orders)
-                .index_name(HOLDS_INDEX)
-                .key_condition_expression("hold_key = :h AND hold_sort < :before")
-                .expression_attribute_values(":h", s(format!("held#{shard}")))
-                .expression_attribute_values(":before", s(sortable(before)))
-                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-                .send()
-                .await
-                .map_err(classify)?;
-            for item in out.items.unwrap_or_default() {
-                due.push(from_item(item)?);
-            }
-        }
-        due.sort_by_key(|o| (o.expires_at, o.order_id));
-        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok(due)
+        self.due(&self.tables.orders, &HOLDS, before, limit).await
     }
 
     async fn reject_order(

@@ -27,17 +27,53 @@ use eventsys_store::StoreError;
 pub const BY_START_INDEX: &str = "by_start";
 pub const BY_HOLDER_INDEX: &str = "by_holder";
 pub const BY_EVENT_INDEX: &str = "by_event";
-pub const ENDINGS_INDEX: &str = "endings";
-/// Published events are indexed by their end under this many keys.
-pub const ENDING_SHARDS: u8 = 4;
-pub const PENDING_INDEX: &str = "pending";
-pub const HOLDS_INDEX: &str = "holds";
-/// Holds are indexed under this many partition keys, like the pending
-/// commands.
-pub const HOLD_SHARDS: u8 = 8;
-/// The pending index is written on every command; spread over this many
-/// partition keys it never becomes a hot partition.
-pub const PENDING_SHARDS: u8 = 8;
+
+/// A sparse index of what becomes due at a time (the sort key starts with
+/// it), spread over `shards` partition keys `{prefix}#{n}` so that it never
+/// becomes a hot partition; an item is in it while it has the attributes.
+pub struct TimeIndex {
+    pub name: &'static str,
+    pub hash: &'static str,
+    pub range: &'static str,
+    prefix: &'static str,
+    pub shards: u8,
+}
+
+impl TimeIndex {
+    /// The partition key of the thing whose id ends with `last_byte`.
+    pub fn key(&self, last_byte: u8) -> String {
+        self.shard_key(last_byte % self.shards)
+    }
+
+    pub fn shard_key(&self, shard: u8) -> String {
+        format!("{}#{shard}", self.prefix)
+    }
+}
+
+/// Commands still `accepted`, by the time they became so: re-publishing.
+pub const PENDING: TimeIndex = TimeIndex {
+    name: "pending",
+    hash: "pending",
+    range: "pending_sort",
+    prefix: "accepted",
+    shards: 8,
+};
+/// Holds, by their expiry.
+pub const HOLDS: TimeIndex = TimeIndex {
+    name: "holds",
+    hash: "hold_key",
+    range: "hold_sort",
+    prefix: "held",
+    shards: 8,
+};
+/// Published events, by their end.
+pub const ENDINGS: TimeIndex = TimeIndex {
+    name: "endings",
+    hash: "ending_key",
+    range: "ending_sort",
+    prefix: "ending",
+    shards: 4,
+};
 pub const IDEMPOTENCY_TTL_ATTRIBUTE: &str = "expires_at_epoch";
 
 /// The names of the tables, prefix included.
@@ -97,7 +133,7 @@ impl DynamoStore {
                 name: &t.commands,
                 hash: "command_id",
                 range: None,
-                indexes: &[(PENDING_INDEX, "pending", "pending_sort")],
+                indexes: &[(PENDING.name, PENDING.hash, PENDING.range)],
             },
             TableDef {
                 name: &t.idempotency,
@@ -111,7 +147,7 @@ impl DynamoStore {
                 range: None,
                 indexes: &[
                     (BY_START_INDEX, "listing", "listing_sort"),
-                    (ENDINGS_INDEX, "ending_key", "ending_sort"),
+                    (ENDINGS.name, ENDINGS.hash, ENDINGS.range),
                 ],
             },
             TableDef {
@@ -124,7 +160,7 @@ impl DynamoStore {
                 name: &t.orders,
                 hash: "order_id",
                 range: None,
-                indexes: &[(HOLDS_INDEX, "hold_key", "hold_sort")],
+                indexes: &[(HOLDS.name, HOLDS.hash, HOLDS.range)],
             },
             TableDef {
                 name: &t.tickets,
