@@ -92,6 +92,45 @@ fn write_order(txn: &redb::WriteTransaction, order: &OrderRecord) -> Result<(), 
     put(&mut orders, &key, order)
 }
 
+impl EmbeddedStore {
+    /// Changes an order in one write, if `done`'s command is unfinished:
+    /// `change` gets the order as it stands and answers it changed (written,
+    /// the command finished with it) or a refusal (nothing written).
+    async fn change_order<F>(
+        &self,
+        id: OrderId,
+        done: &Completion,
+        change: F,
+    ) -> Result<OrderChange, StoreError>
+    where
+        F: FnOnce(
+                &redb::WriteTransaction,
+                &OrderRecord,
+            ) -> Result<Result<OrderRecord, OrderChange>, StoreError>
+            + Send
+            + 'static,
+    {
+        let done = done.clone();
+        self.write(move |txn| {
+            if !commands::unfinished(txn, &done)? {
+                return Ok(OrderChange::Already);
+            }
+            let Some(order) = get::<OrderRecord>(&open(txn, ORDERS)?, &id.to_string())? else {
+                return Ok(OrderChange::NotFound);
+            };
+            match change(txn, &order)? {
+                Ok(changed) => {
+                    rewrite_order(txn, &order, &changed)?;
+                    commands::finish(txn, &done)?;
+                    Ok(OrderChange::Changed)
+                }
+                Err(refusal) => Ok(refusal),
+            }
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl OrderStore for EmbeddedStore {
     async fn place_order(
@@ -143,19 +182,13 @@ impl OrderStore for EmbeddedStore {
         now: Timestamp,
         done: &Completion,
     ) -> Result<OrderChange, StoreError> {
-        let (tickets, done) = (tickets.to_vec(), done.clone());
-        self.write(move |txn| {
-            if !commands::unfinished(txn, &done)? {
-                return Ok(OrderChange::Already);
-            }
-            let Some(order) = get::<OrderRecord>(&open(txn, ORDERS)?, &id.to_string())? else {
-                return Ok(OrderChange::NotFound);
-            };
+        let tickets = tickets.to_vec();
+        self.change_order(id, done, move |txn, order| {
             if order.status != OrderStatus::PendingPayment {
-                return Ok(OrderChange::Refused(order.status));
+                return Ok(Err(OrderChange::Refused(order.status)));
             }
             if order.expires_at.is_none_or(|at| at <= now) {
-                return Ok(OrderChange::Expired);
+                return Ok(Err(OrderChange::Expired));
             }
             let mut counters = open(txn, INVENTORY)?;
             let key = order.event_id.to_string();
@@ -163,15 +196,12 @@ impl OrderStore for EmbeddedStore {
                 inventory.settle(order.ticket_type_id, order.quantity);
                 put(&mut counters, &key, &inventory)?;
             }
-            let confirmed = OrderRecord {
+            write_tickets(txn, &tickets)?;
+            Ok(Ok(OrderRecord {
                 status: OrderStatus::Confirmed,
                 ticket_ids: tickets.iter().map(|t| t.ticket_id).collect(),
                 ..order.clone()
-            };
-            rewrite_order(txn, &order, &confirmed)?;
-            write_tickets(txn, &tickets)?;
-            commands::finish(txn, &done)?;
-            Ok(OrderChange::Changed)
+            }))
         })
         .await
     }
@@ -182,26 +212,16 @@ impl OrderStore for EmbeddedStore {
         now: Timestamp,
         done: &Completion,
     ) -> Result<OrderChange, StoreError> {
-        let done = done.clone();
-        self.write(move |txn| {
-            if !commands::unfinished(txn, &done)? {
-                return Ok(OrderChange::Already);
-            }
-            let Some(order) = get::<OrderRecord>(&open(txn, ORDERS)?, &id.to_string())? else {
-                return Ok(OrderChange::NotFound);
-            };
+        self.change_order(id, done, move |txn, order| {
             let due = order.expires_at.is_some_and(|at| at <= now);
             if order.status != OrderStatus::PendingPayment || !due {
-                return Ok(OrderChange::Refused(order.status));
+                return Ok(Err(OrderChange::Refused(order.status)));
             }
-            release(txn, &order, order.quantity, true)?;
-            let expired = OrderRecord {
+            release(txn, order, order.quantity, true)?;
+            Ok(Ok(OrderRecord {
                 status: OrderStatus::Expired,
                 ..order.clone()
-            };
-            rewrite_order(txn, &order, &expired)?;
-            commands::finish(txn, &done)?;
-            Ok(OrderChange::Changed)
+            }))
         })
         .await
     }
@@ -211,28 +231,21 @@ impl OrderStore for EmbeddedStore {
         id: OrderId,
         done: &Completion,
     ) -> Result<OrderChange, StoreError> {
-        let done = done.clone();
-        self.write(move |txn| {
-            if !commands::unfinished(txn, &done)? {
-                return Ok(OrderChange::Already);
-            }
-            let Some(order) = get::<OrderRecord>(&open(txn, ORDERS)?, &id.to_string())? else {
-                return Ok(OrderChange::NotFound);
-            };
+        self.change_order(id, done, move |txn, order| {
             match order.status {
-                OrderStatus::PendingPayment => release(txn, &order, order.quantity, true)?,
+                OrderStatus::PendingPayment => release(txn, order, order.quantity, true)?,
                 OrderStatus::Confirmed => {
                     let mut table = open(txn, TICKETS)?;
                     let mut valid = Vec::new();
                     for ticket_id in &order.ticket_ids {
-                        let key = ticket_id.to_string();
-                        let Some(ticket) = get::<TicketRecord>(&table, &key)? else {
+                        let Some(ticket) = get::<TicketRecord>(&table, &ticket_id.to_string())?
+                        else {
                             continue;
                         };
                         match ticket.status {
                             TicketStatus::Valid => valid.push(ticket),
                             TicketStatus::CheckedIn => {
-                                return Ok(OrderChange::Refused(order.status));
+                                return Ok(Err(OrderChange::Refused(order.status)));
                             }
                             TicketStatus::Cancelled => {}
                         }
@@ -242,17 +255,14 @@ impl OrderStore for EmbeddedStore {
                         ticket.status = TicketStatus::Cancelled;
                         put(&mut table, &ticket.ticket_id.to_string(), &ticket)?;
                     }
-                    release(txn, &order, seats, false)?;
+                    release(txn, order, seats, false)?;
                 }
-                other => return Ok(OrderChange::Refused(other)),
+                other => return Ok(Err(OrderChange::Refused(other))),
             }
-            let cancelled = OrderRecord {
+            Ok(Ok(OrderRecord {
                 status: OrderStatus::Cancelled,
                 ..order.clone()
-            };
-            rewrite_order(txn, &order, &cancelled)?;
-            commands::finish(txn, &done)?;
-            Ok(OrderChange::Changed)
+            }))
         })
         .await
     }
