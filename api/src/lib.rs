@@ -71,7 +71,9 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    use routes::{commands, doors, events, health, notifications, orders, staff, tickets};
+    use routes::{
+        commands, doors, events, health, notifications, orders, staff, tickets, waitlist,
+    };
     Router::new()
         .route("/v1/events", post(events::create).get(events::list))
         .route(
@@ -100,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tickets/{ticket_id}/cancel", post(tickets::cancel))
         .route("/v1/tickets/{ticket_id}", get(tickets::get))
         .route("/v1/tickets/{ticket_id}/qr.svg", get(tickets::qr))
+        .route("/v1/events/{event_id}/waitlist", post(waitlist::join))
+        .route("/v1/events/{event_id}/waitlist/me", get(waitlist::mine))
         .route("/v1/events/{event_id}/publish", post(events::publish))
         .route("/v1/events/{event_id}/cancel", post(events::cancel))
         .route(

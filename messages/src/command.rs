@@ -87,6 +87,9 @@ pub enum Action {
     /// Issued by the system when an event's time is over.
     #[serde(rename = "event.end")]
     EndEvent(EventRef),
+    /// Join the waiting list of a sold-out event (or ticket type).
+    #[serde(rename = "waitlist.join")]
+    JoinWaitlist(JoinWaitlist),
     #[serde(rename = "event.grant_staff")]
     GrantStaff(StaffMember),
     #[serde(rename = "event.revoke_staff")]
@@ -110,6 +113,7 @@ impl Action {
             Self::PublishEvent(_) => "event.publish",
             Self::CancelEvent(_) => "event.cancel",
             Self::EndEvent(_) => "event.end",
+            Self::JoinWaitlist(_) => "waitlist.join",
             Self::GrantStaff(_) => "event.grant_staff",
             Self::RevokeStaff(_) => "event.revoke_staff",
         }
@@ -147,6 +151,7 @@ impl Action {
             Self::MarkNotificationRead(m) => {
                 named(&[("notification_id", m.notification_id.to_string())])
             }
+            Self::JoinWaitlist(j) => named(&[("event_id", j.event_id.to_string())]),
             Self::GrantStaff(s) | Self::RevokeStaff(s) => named(&[
                 ("event_id", s.event_id.to_string()),
                 ("user_id", s.user_id.to_string()),
@@ -163,6 +168,7 @@ impl Action {
             | Self::CancelEvent(_)
             | Self::EndEvent(_)
             | Self::Register(_)
+            | Self::JoinWaitlist(_)
             | Self::GrantStaff(_)
             | Self::RevokeStaff(_) => WorkQueue::Registration,
             Self::PlaceOrder(_)
@@ -208,6 +214,12 @@ pub struct CheckIn {
 pub struct UpdateEvent {
     pub event_id: EventId,
     pub changes: crate::spec::EventChanges,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JoinWaitlist {
+    pub event_id: EventId,
+    pub ticket_type_id: TicketTypeId,
 }
 
 /// A command about one order.

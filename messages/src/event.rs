@@ -29,6 +29,8 @@ impl EventEnvelope {
     pub fn caused_by(command: CommandId, event: Event) -> Self {
         let fact = match &event {
             Event::CommandUpdated(u) => format!("command.updated:{}", u.status.as_str()),
+            // One command may make several offers: each is its own fact.
+            Event::WaitlistOffered(o) => format!("waitlist.offered:{}", o.order_id),
             other => other.kind().to_owned(),
         };
         Self {
@@ -69,6 +71,9 @@ pub enum Event {
     /// is told.
     #[serde(rename = "event.changed")]
     EventChanged(EventChanged),
+    /// A seat was offered to someone waiting: a hold made for them.
+    #[serde(rename = "waitlist.offered")]
+    WaitlistOffered(WaitlistOffered),
     /// A hold runs out soon: its buyer is reminded to confirm it.
     #[serde(rename = "order.expiring")]
     OrderExpiring(OrderExpiring),
@@ -92,6 +97,7 @@ impl Event {
             Self::OrderReleased(_) => "order.released",
             Self::EventChanged(_) => "event.changed",
             Self::OrderExpiring(_) => "order.expiring",
+            Self::WaitlistOffered(_) => "waitlist.offered",
             Self::TicketCheckedIn(_) => "ticket.checked_in",
             Self::NotificationCreated(_) => "notification.created",
         }
@@ -151,6 +157,14 @@ pub struct OrderRejected {
     pub event_name: String,
     pub buyer_id: UserId,
     pub reason: CommandError,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WaitlistOffered {
+    pub order_id: OrderId,
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub expires_at: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -19,8 +19,8 @@ pub mod topology;
 pub mod trace;
 
 pub use command::{
-    Action, CheckIn, CommandEnvelope, CreateEvent, EventRef, MarkNotificationRead, OrderRef,
-    PlaceOrder, StaffMember, TicketRef, UpdateEvent,
+    Action, CheckIn, CommandEnvelope, CreateEvent, EventRef, JoinWaitlist, MarkNotificationRead,
+    OrderRef, PlaceOrder, StaffMember, TicketRef, UpdateEvent,
 };
 pub use event::{Event, EventEnvelope, Notification};
 pub use ids::{CommandId, EventId, NotificationId, OrderId, TicketId, TicketTypeId, UserId};

@@ -80,6 +80,7 @@ impl WorkQueue {
                 "order.rejected",
                 "order.released",
                 "order.expiring",
+                "waitlist.offered",
                 "event.changed",
                 "ticket.checked_in",
             ],

@@ -14,3 +14,4 @@ mod operations;
 mod ownership;
 mod poison;
 mod registrations;
+mod waitlist;

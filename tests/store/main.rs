@@ -12,6 +12,7 @@ mod commands;
 mod events;
 mod notifications;
 mod orders;
+mod waitlist;
 
 use std::{path::PathBuf, sync::Arc};
 

@@ -199,6 +199,8 @@ async fn released_facts(
         at,
     })];
     events.extend(availability(deps, order.event_id).await?);
+    // Seats released go to those waiting first.
+    events.extend(crate::registration::offer_waiting(deps, order.event_id).await?);
     Ok(events)
 }
 

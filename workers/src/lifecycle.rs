@@ -69,8 +69,8 @@ async fn act(
 ) -> Result<Executed, WorkError> {
     use Action::{
         CancelEvent, CancelOrder, CancelTicket, CheckIn, ConfirmOrder, CreateEvent, EndEvent,
-        ExpireOrder, GrantStaff, MarkNotificationRead, PlaceOrder, PublishEvent, Register,
-        RevokeStaff, UpdateEvent,
+        ExpireOrder, GrantStaff, JoinWaitlist, MarkNotificationRead, PlaceOrder, PublishEvent,
+        Register, RevokeStaff, UpdateEvent,
     };
     match (&command.action, step) {
         (CreateEvent(create), Step::CarryOut) => {
@@ -133,6 +133,13 @@ async fn act(
         (CancelEvent(event), Step::Recall(record)) => Ok(said_again(
             record,
             registration::recall_change(deps, event, record, true).await?,
+        )),
+        (JoinWaitlist(join), Step::CarryOut) => {
+            registration::join_waitlist(deps, command, join).await
+        }
+        (JoinWaitlist(join), Step::Recall(record)) => Ok(said_again(
+            record,
+            registration::offer_waiting(deps, join.event_id).await?,
         )),
         (GrantStaff(member), Step::CarryOut) => {
             registration::set_staff(deps, command, member, true).await

@@ -140,6 +140,7 @@ fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
         Event::TicketCheckedIn(admitted) => admitted.checked_in_at,
         Event::OrderReleased(released) => released.at,
         Event::OrderExpiring(expiring) => expiring.expires_at,
+        Event::WaitlistOffered(offered) => offered.expires_at,
         _ => return None,
     };
     let base = |user_id, kind: &str, message: String| NotificationRecord {
@@ -207,6 +208,18 @@ fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
                 ..base(released.buyer_id.clone(), kind, message)
             })
         }
+        Event::WaitlistOffered(offered) => Some(NotificationRecord {
+            event_id: Some(offered.event_id),
+            order_id: Some(offered.order_id),
+            ..base(
+                offered.user_id.clone(),
+                "waitlist.offer",
+                format!(
+                    "A seat you waited for is yours until {}: confirm it to get your ticket.",
+                    offered.expires_at
+                ),
+            )
+        }),
         Event::OrderExpiring(expiring) => Some(NotificationRecord {
             event_id: Some(expiring.event_id),
             order_id: Some(expiring.order_id),

@@ -1,13 +1,19 @@
 //! The registration role: the life of events. Creating one checks the
 //! organizer's description against the contract's limits once more (a
 //! message may not have come through the API) and lays out its inventory;
-//! granting and revoking door staff is per event.
+//! granting and revoking door staff is per event; the waiting list, whose
+//! first in line are offered the seats that come free.
 
 use eventsys_messages::{
-    CommandEnvelope, CommandError, CommandResult, CreateEvent, Event, EventRef, EventStatus,
-    FieldError, Reason, StaffMember, Timestamp, UpdateEvent, event::EventChanged,
+    CommandEnvelope, CommandError, CommandResult, CreateEvent, Event, EventId, EventRef,
+    EventStatus, FieldError, JoinWaitlist, Reason, StaffMember, Timestamp, UpdateEvent,
+    event::{EventChanged, WaitlistOffered},
+    rules,
 };
-use eventsys_store::{Completion, EventRecord, Finished, Revised, Revision, StatusChange};
+use eventsys_store::{
+    Completion, EventRecord, Finished, Joined, Revised, Revision, StatusChange, WaitEntry,
+    WaitStatus,
+};
 
 use crate::{
     Deps, WorkError,
@@ -98,6 +104,8 @@ pub(crate) async fn update_event(
     {
         Revised::Changed => {
             let mut events = recall_status(deps, &target).await?;
+            // Seats added go to those waiting first.
+            events.extend(offer_waiting(deps, update.event_id).await?);
             if update.changes.concerns_holders(&before.spec) {
                 events.push(changed_fact(&event, done.at));
             }
@@ -118,6 +126,82 @@ pub(crate) async fn update_event(
             refuse(Reason::Conflict, message).await
         }
     }
+}
+
+/// Puts the issuer on the event's waiting list, then offers whatever seats
+/// are free to those waiting.
+pub(crate) async fn join_waitlist(
+    deps: &Deps,
+    command: &CommandEnvelope,
+    join: &JoinWaitlist,
+) -> Result<Executed, WorkError> {
+    let id = command.command_id();
+    let refuse = |reason: Reason, message: &str| {
+        end_without_effect(
+            deps,
+            Completion::rejected(id, CommandError::new(reason, message)),
+        )
+    };
+    let Some(event) = deps.store.event_record(join.event_id).await? else {
+        return refuse(Reason::NotFound, "the event does not exist").await;
+    };
+    if let Err(reason) = rules::on_sale(&event.spec) {
+        return refuse(reason, "the event is not on sale").await;
+    }
+    let wanted = join.ticket_type_id.to_string();
+    if let Err(error) = rules::ticket_type(&event.spec, Some(&wanted)) {
+        let message = format!("{} {}", error.field, error.message);
+        return refuse(Reason::ValidationFailed, &message).await;
+    }
+    let entry = WaitEntry {
+        event_id: join.event_id,
+        user_id: command.issuer.clone(),
+        ticket_type_id: join.ticket_type_id,
+        // The command's own time: the same however often it is delivered.
+        joined_at: command.occurred_at,
+        status: WaitStatus::Waiting,
+        offer: None,
+    };
+    let joined = CommandResult {
+        event_id: Some(join.event_id),
+        ..CommandResult::default()
+    };
+    let done = Completion::succeeded(id, joined);
+    match deps.store.join_waitlist(&entry, &done).await? {
+        Joined::Joined => Ok(Executed::now(Outcome {
+            completion: done,
+            events: offer_waiting(deps, join.event_id).await?,
+        })),
+        Joined::Already => Ok(Executed::Already),
+        Joined::Waiting => refuse(Reason::Conflict, "already on the waiting list").await,
+    }
+}
+
+/// Offers free seats of the event to those waiting, first in line first,
+/// each a hold of its own; what it offered, and the event's availability.
+/// Safe to run any number of times: an offer is made once per entry.
+pub(crate) async fn offer_waiting(deps: &Deps, event_id: EventId) -> Result<Vec<Event>, WorkError> {
+    let Some(event) = deps.store.event_record(event_id).await? else {
+        return Ok(Vec::new());
+    };
+    let hold = std::time::Duration::from_secs(u64::from(event.spec.hold_seconds));
+    let mut facts = Vec::new();
+    while let Some(offer) = deps
+        .store
+        .offer_next(event_id, hold, Timestamp::now())
+        .await?
+    {
+        facts.push(Event::WaitlistOffered(WaitlistOffered {
+            order_id: offer.order_id,
+            event_id,
+            user_id: offer.buyer_id.clone(),
+            expires_at: offer.expires_at.unwrap_or(offer.created_at),
+        }));
+    }
+    if !facts.is_empty() {
+        facts.extend(recall_status(deps, &EventRef { event_id }).await?);
+    }
+    Ok(facts)
 }
 
 /// Publishes or cancels an event, as its status allows.

@@ -8,3 +8,4 @@ pub mod notifications;
 pub mod orders;
 pub mod staff;
 pub mod tickets;
+pub mod waitlist;

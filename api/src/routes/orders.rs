@@ -120,7 +120,7 @@ pub async fn register(
 
 /// The event `caller` may see (drafts are their organizer's), if it is on
 /// sale.
-async fn on_sale_event(
+pub async fn on_sale_event(
     state: &AppState,
     caller: &Caller,
     event_id: EventId,

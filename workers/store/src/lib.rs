@@ -20,8 +20,8 @@ pub mod records;
 pub use error::{Cause, StoreError};
 pub use inventory::{Inventory, TypeSlice};
 pub use ports::{
-    Begun, CheckInOutcome, CommandLog, EventStore, Finished, NotificationStore, OrderChange,
-    OrderStore, PlaceOutcome, Recorded, Revised, StatusChange, Store,
+    Begun, CheckInOutcome, CommandLog, EventStore, Finished, Joined, NotificationStore,
+    OrderChange, OrderStore, PlaceOutcome, Recorded, Revised, StatusChange, Store,
 };
 pub use records::*;
 

@@ -16,7 +16,7 @@ use crate::{
     records::{
         CommandRecord, Completion, EventRecord, EventSnapshot, IdempotencyClaim,
         NotificationRecord, OrderRecord, Page, PageRequest, Placement, Revision, Scan,
-        TicketRecord,
+        TicketRecord, WaitEntry,
     },
 };
 
@@ -95,6 +95,16 @@ pub enum Revised {
     /// A decrease asks for more unsold seats than there are (of the
     /// capacity, or of a type's quota).
     TooFew,
+}
+
+/// What joining a waiting list found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joined {
+    Joined,
+    /// The command had finished before: nothing was written.
+    Already,
+    /// They are on the list already.
+    Waiting,
 }
 
 /// What asking an event to change status found.
@@ -300,6 +310,35 @@ pub trait OrderStore: Send + Sync {
         event_id: EventId,
         page: &PageRequest,
     ) -> Result<Page<UserId>, StoreError>;
+
+    /// Puts `entry` at the end of its event's waiting list, unless its user
+    /// is waiting already. While anyone waits for an event, its seats are
+    /// not for public sale: released seats go to the list first.
+    async fn join_waitlist(
+        &self,
+        entry: &WaitEntry,
+        done: &Completion,
+    ) -> Result<Joined, StoreError>;
+
+    /// A user's entry in an event's waiting list, and how many wait before
+    /// them.
+    async fn waitlist_entry(
+        &self,
+        event_id: EventId,
+        user: &UserId,
+    ) -> Result<Option<(WaitEntry, u32)>, StoreError>;
+
+    /// Offers a seat to the first one waiting: their offer (see
+    /// [`WaitEntry::offer`], a hold of one seat until `now + hold`) is
+    /// written, its seat held and their entry marked offered, all at once,
+    /// on condition that they still wait and the seat is there. `None` when
+    /// nobody waits or no seat is free.
+    async fn offer_next(
+        &self,
+        event_id: EventId,
+        hold: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Option<OrderRecord>, StoreError>;
 
     /// A holder's tickets, newest first.
     async fn tickets_of(

@@ -278,6 +278,54 @@ pub struct Placement {
 /// An inbox entry is stored in its public shape.
 pub type NotificationRecord = eventsys_messages::Notification;
 
+/// Where someone stands in an event's waiting list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitStatus {
+    Waiting,
+    /// A seat was offered: a hold made for them (`offer`).
+    Offered,
+}
+
+/// One place in an event's waiting list: one per user and event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WaitEntry {
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub ticket_type_id: TicketTypeId,
+    /// The list's order: first come, first offered.
+    pub joined_at: Timestamp,
+    pub status: WaitStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<OrderId>,
+}
+
+impl WaitEntry {
+    /// Its place in the list: by time of joining, then by user.
+    pub fn position_key(&self) -> String {
+        format!("{}#{}", crate::sortable(self.joined_at), self.user_id)
+    }
+
+    /// The hold this entry is offered: one seat of its type until
+    /// `now + hold`, under an id derived from the entry, so that making
+    /// the offer twice makes one.
+    pub fn offer(&self, hold: std::time::Duration, now: Timestamp) -> OrderRecord {
+        let name = format!("offer#{}", self.position_key());
+        OrderRecord {
+            order_id: OrderId(uuid::Uuid::new_v5(&self.event_id.0, name.as_bytes())),
+            event_id: self.event_id,
+            buyer_id: self.user_id.clone(),
+            ticket_type_id: self.ticket_type_id,
+            quantity: 1,
+            status: OrderStatus::PendingPayment,
+            created_at: now,
+            expires_at: Some(now + hold),
+            ticket_ids: Vec::new(),
+            rejection: None,
+        }
+    }
+}
+
 /// Which page of a list to read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PageRequest {

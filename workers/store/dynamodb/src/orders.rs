@@ -7,9 +7,9 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, TicketTypeId, Timestamp, UserId};
 
 use crate::{
-    Built, DynamoStore, TxFailure,
+    Built, DynamoStore, TxFailure, classify,
     codec::{Item, from_item, n, number, s, to_item, to_value},
-    schema::{BY_EVENT_INDEX, BY_HOLDER_INDEX, HOLDS},
+    schema::{BY_EVENT_INDEX, BY_HOLDER_INDEX, HOLDS, WAITING_INDEX},
     shards::{
         CHECKED_IN_ATTR, Choice, HELD_ATTR, Shard, checked_in_attr, choose, held_attr, quota_attr,
         remaining_attr, shard_key,
@@ -17,10 +17,10 @@ use crate::{
 };
 use eventsys_store::{
     StoreError,
-    ports::{CheckInOutcome, Finished, OrderChange, OrderStore, PlaceOutcome},
+    ports::{CheckInOutcome, Finished, Joined, OrderChange, OrderStore, PlaceOutcome},
     records::{
         Completion, OrderRecord, OrderStatus, Page, PageRequest, Placement, Scan, TicketRecord,
-        TicketStatus,
+        TicketStatus, WaitEntry, WaitStatus,
     },
     sortable,
 };
@@ -222,6 +222,72 @@ impl DynamoStore {
     }
 }
 
+/// How many wait for an event: an item beside its counters.
+fn waiting_key(event_id: EventId) -> Item {
+    [("shard_id".to_owned(), s(format!("{event_id}#waitlist")))].into()
+}
+
+impl DynamoStore {
+    /// A condition that nobody waits for the event (public sale is open).
+    fn nobody_waits(&self, event_id: EventId) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.tables.inventory)
+            .set_key(Some(waiting_key(event_id)))
+            .condition_expression("attribute_not_exists(waiting) OR waiting <= :zero")
+            .expression_attribute_values(":zero", n(0))
+            .build()
+            .built()?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// One more (or fewer) waiting for the event.
+    fn count_waiting(
+        &self,
+        event_id: EventId,
+        delta: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.tables.inventory)
+            .set_key(Some(waiting_key(event_id)))
+            .update_expression("ADD waiting :d")
+            .expression_attribute_values(":d", n(delta))
+            .build()
+            .built()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The first one still waiting for the event.
+    async fn first_waiting(&self, event_id: EventId) -> Result<Option<WaitEntry>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.waitlist)
+            .index_name(WAITING_INDEX)
+            .key_condition_expression("waiting_event = :e")
+            .expression_attribute_values(":e", s(event_id.to_string()))
+            .limit(1)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(from_item)
+            .transpose()
+    }
+}
+
+/// A waiting-list entry as stored: while waiting, in the `waiting` index.
+fn entry_item(entry: &WaitEntry) -> Result<Item, StoreError> {
+    let mut item = to_item(entry)?;
+    if entry.status == WaitStatus::Waiting {
+        item.insert("waiting_event".into(), s(entry.event_id.to_string()));
+        item.insert("position".into(), s(entry.position_key()));
+    }
+    Ok(item)
+}
+
 /// An order as stored: the record, the shard its seats came from, and
 /// while it is a hold, its place in the expiry index.
 fn order_item(order: &OrderRecord, shard: u16) -> Result<Item, StoreError> {
@@ -356,6 +422,7 @@ impl DynamoStore {
             TransactWriteItem::builder()
                 .condition_check(on_sale)
                 .build(),
+            self.nobody_waits(order.event_id)?,
             self.shift_seats(
                 order.event_id,
                 shard,
@@ -382,10 +449,14 @@ impl DynamoStore {
             Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 0) => {
                 Ok(Some(PlaceOutcome::NotOnSale))
             }
-            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 2) => {
+            // Seats go to the waiting list first.
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 1) => {
+                Ok(Some(PlaceOutcome::SoldOut))
+            }
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 3) => {
                 Ok(Some(PlaceOutcome::Duplicate))
             }
-            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 1) => Ok(None),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, 2) => Ok(None),
             Err(TxFailure::Conditions(_)) => Err(StoreError::rejected(format!(
                 "order {} or one of its tickets exists already",
                 order.order_id
@@ -721,6 +792,134 @@ impl OrderStore for DynamoStore {
             .collect::<Result<_, _>>()?;
         tickets.sort_by_key(|t| t.ticket_id);
         Ok(tickets)
+    }
+
+    async fn join_waitlist(
+        &self,
+        entry: &WaitEntry,
+        done: &Completion,
+    ) -> Result<Joined, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.waitlist)
+            .set_item(Some(entry_item(entry)?))
+            .condition_expression("attribute_not_exists(user_id) OR #s <> :waiting")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":waiting", s("waiting"))
+            .build()
+            .built()?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.count_waiting(entry.event_id, 1)?,
+            self.completion(done)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(Joined::Joined),
+            Err(TxFailure::Conditions(c)) if TxFailure::failed_at(&c, -1) => Ok(Joined::Already),
+            Err(TxFailure::Conditions(_)) => Ok(Joined::Waiting),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+
+    async fn waitlist_entry(
+        &self,
+        event_id: EventId,
+        user: &UserId,
+    ) -> Result<Option<(WaitEntry, u32)>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.tables.waitlist)
+            .key("event_id", s(event_id.to_string()))
+            .key("user_id", s(user.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        let Some(entry) = got.item.map(from_item::<WaitEntry>).transpose()? else {
+            return Ok(None);
+        };
+        if entry.status != WaitStatus::Waiting {
+            return Ok(Some((entry, 0)));
+        }
+        let mut ahead = 0u32;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.waitlist)
+                .index_name(WAITING_INDEX)
+                .key_condition_expression("waiting_event = :e AND #p < :mine")
+                .expression_attribute_names("#p", "position")
+                .expression_attribute_values(":e", s(event_id.to_string()))
+                .expression_attribute_values(":mine", s(entry.position_key()))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            ahead += u32::try_from(out.count).unwrap_or(0);
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(Some((entry, ahead)))
+    }
+
+    async fn offer_next(
+        &self,
+        event_id: EventId,
+        hold: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        let Some((_, count)) = self.event_with_shards(event_id).await? else {
+            return Ok(None);
+        };
+        // Each failed try means another offer or sale changed what we saw.
+        for _ in 0..(2 * count + 4) {
+            let Some(entry) = self.first_waiting(event_id).await? else {
+                return Ok(None);
+            };
+            let shards = self.shards(event_id, count).await?;
+            let shard = match choose(&shards, entry.ticket_type_id, 1, 0) {
+                Choice::Shard(shard) => shard,
+                Choice::Consolidate { into } => {
+                    self.consolidate(event_id, &shards, into).await?;
+                    continue;
+                }
+                Choice::SoldOut => return Ok(None),
+            };
+            let order = entry.offer(hold, now);
+            let offered = WaitEntry {
+                status: WaitStatus::Offered,
+                offer: Some(order.order_id),
+                ..entry.clone()
+            };
+            let mark = Put::builder()
+                .table_name(&self.tables.waitlist)
+                .set_item(Some(entry_item(&offered)?))
+                .condition_expression("#s = :waiting AND joined_at = :joined")
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":waiting", s("waiting"))
+                .expression_attribute_values(":joined", s(entry.joined_at.to_string()))
+                .build()
+                .built()?;
+            let items = vec![
+                TransactWriteItem::builder().put(mark).build(),
+                self.shift_seats(event_id, shard, order.ticket_type_id, -1, 1)?,
+                self.put_order(order_item(&order, shard)?)?,
+                self.count_waiting(event_id, -1)?,
+            ];
+            match self.transact(items).await {
+                Ok(()) => return Ok(Some(order)),
+                Err(TxFailure::Conditions(_)) => {}
+                Err(TxFailure::Store(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::unavailable(format!(
+            "the waiting list of event {event_id} kept changing"
+        )))
     }
 
     async fn holders(

@@ -10,6 +10,7 @@
 //! | `orders` | `order_id` | `holds` (`hold_key`, `hold_sort`), sparse: `pending_payment` only, in 8 shards | order reads, hold expiry |
 //! | `tickets` | `ticket_id` | `by_holder` (`holder_id`, `holder_sort`); `by_event` (`event_id`, `ticket_id`) | ticket reads, my tickets, check-in; telling every holder of an event |
 //! | `notifications` | `user_id`, `notification_id` | | a user's inbox, newest first |
+//! | `waitlist` | `event_id`, `user_id` | `waiting` (`waiting_event`, `position`), sparse: still waiting | a user's place; the first in line |
 
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ use eventsys_store::StoreError;
 pub const BY_START_INDEX: &str = "by_start";
 pub const BY_HOLDER_INDEX: &str = "by_holder";
 pub const BY_EVENT_INDEX: &str = "by_event";
+/// Those still waiting for an event, in list order (sparse).
+pub const WAITING_INDEX: &str = "waiting";
 
 /// A sparse index of what becomes due at a time (the sort key starts with
 /// it), spread over `shards` partition keys `{prefix}#{n}` so that it never
@@ -86,6 +89,7 @@ pub struct Tables {
     pub orders: String,
     pub tickets: String,
     pub notifications: String,
+    pub waitlist: String,
 }
 
 impl Tables {
@@ -99,10 +103,11 @@ impl Tables {
             orders: name("orders"),
             tickets: name("tickets"),
             notifications: name("notifications"),
+            waitlist: name("waitlist"),
         }
     }
 
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 8] {
         [
             &self.commands,
             &self.idempotency,
@@ -111,6 +116,7 @@ impl Tables {
             &self.orders,
             &self.tickets,
             &self.notifications,
+            &self.waitlist,
         ]
     }
 }
@@ -176,6 +182,12 @@ impl DynamoStore {
                 hash: "user_id",
                 range: Some("notification_id"),
                 indexes: &[],
+            },
+            TableDef {
+                name: &t.waitlist,
+                hash: "event_id",
+                range: Some("user_id"),
+                indexes: &[(WAITING_INDEX, "waiting_event", "position")],
             },
         ];
         for def in &defs {

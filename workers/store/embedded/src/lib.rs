@@ -45,10 +45,14 @@ const TICKETS: Def = TableDefinition::new("tickets");
 const TICKETS_BY_HOLDER: Def = TableDefinition::new("tickets_by_holder");
 /// `{event_id}\0{ticket_id}`: whom to tell when an event changes.
 const TICKETS_BY_EVENT: Def = TableDefinition::new("tickets_by_event");
+/// `{event_id}\0{user}`: one waiting-list entry per user and event.
+const WAITLIST: Def = TableDefinition::new("waitlist");
+/// `{event_id}\0{position_key}` of those still waiting, in list order.
+const WAITING: Def = TableDefinition::new("waitlist_order");
 /// `{user}\0{notification_id}`.
 const NOTIFICATIONS: Def = TableDefinition::new("notifications");
 
-const ALL: [Def; 13] = [
+const ALL: [Def; 15] = [
     COMMANDS,
     PENDING,
     CLAIMS,
@@ -61,6 +65,8 @@ const ALL: [Def; 13] = [
     TICKETS,
     TICKETS_BY_HOLDER,
     TICKETS_BY_EVENT,
+    WAITLIST,
+    WAITING,
     NOTIFICATIONS,
 ];
 

@@ -5,14 +5,14 @@ use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, Timestamp, User
 
 use crate::{
     EVENTS, EmbeddedStore, HOLDS, INVENTORY, ORDERS, TICKETS, TICKETS_BY_EVENT, TICKETS_BY_HOLDER,
-    commands, get, open, open_read, page, put, unavailable,
+    WAITING, WAITLIST, commands, get, open, open_read, page, put, unavailable,
 };
 use eventsys_store::{
     Inventory, StoreError,
-    ports::{CheckInOutcome, Finished, OrderChange, OrderStore, PlaceOutcome},
+    ports::{CheckInOutcome, Finished, Joined, OrderChange, OrderStore, PlaceOutcome},
     records::{
         Completion, EventRecord, OrderRecord, OrderStatus, Page, PageRequest, Placement, Scan,
-        TicketRecord, TicketStatus,
+        TicketRecord, TicketStatus, WaitEntry, WaitStatus,
     },
     sortable,
 };
@@ -44,6 +44,19 @@ fn write_tickets(txn: &redb::WriteTransaction, tickets: &[TicketRecord]) -> Resu
         put(&mut by_event, &at_event, &ticket.holder_id)?;
     }
     Ok(())
+}
+
+/// The first entry still waiting for `event`, if any.
+fn first_waiting(
+    txn: &redb::WriteTransaction,
+    event: EventId,
+) -> Result<Option<WaitEntry>, StoreError> {
+    let (start, end) = (format!("{event}\0"), format!("{event}\u{1}"));
+    let Page { items, .. } = page::<UserId>(&open(txn, WAITING)?, (&start, &end), None, 1, false)?;
+    let Some((_, user)) = items.into_iter().next() else {
+        return Ok(None);
+    };
+    get::<WaitEntry>(&open(txn, WAITLIST)?, &format!("{event}\0{user}"))
 }
 
 /// Where a held order sits in the expiry index.
@@ -153,6 +166,10 @@ impl OrderStore for EmbeddedStore {
                 .is_some_and(|o| o.status.is_active())
             {
                 return Ok(PlaceOutcome::Duplicate);
+            }
+            // While anyone waits, seats go to the waiting list first.
+            if first_waiting(txn, order.event_id)?.is_some() {
+                return Ok(PlaceOutcome::SoldOut);
             }
             let mut counters = open(txn, INVENTORY)?;
             let key = order.event_id.to_string();
@@ -351,6 +368,112 @@ impl OrderStore for EmbeddedStore {
             }
             found.sort_by_key(|t| t.ticket_id);
             Ok(found)
+        })
+        .await
+    }
+
+    async fn join_waitlist(
+        &self,
+        entry: &WaitEntry,
+        done: &Completion,
+    ) -> Result<Joined, StoreError> {
+        let (entry, done) = (entry.clone(), done.clone());
+        self.write(move |txn| {
+            if !commands::unfinished(txn, &done)? {
+                return Ok(Joined::Already);
+            }
+            let mut entries = open(txn, WAITLIST)?;
+            let key = format!("{}\0{}", entry.event_id, entry.user_id);
+            if get::<WaitEntry>(&entries, &key)?.is_some_and(|e| e.status == WaitStatus::Waiting) {
+                return Ok(Joined::Waiting);
+            }
+            put(&mut entries, &key, &entry)?;
+            let at = format!("{}\0{}", entry.event_id, entry.position_key());
+            put(&mut open(txn, WAITING)?, &at, &entry.user_id)?;
+            commands::finish(txn, &done)?;
+            Ok(Joined::Joined)
+        })
+        .await
+    }
+
+    async fn waitlist_entry(
+        &self,
+        event_id: EventId,
+        user: &UserId,
+    ) -> Result<Option<(WaitEntry, u32)>, StoreError> {
+        let user = user.clone();
+        self.read(move |txn| {
+            let Some(entry) =
+                get::<WaitEntry>(&open_read(txn, WAITLIST)?, &format!("{event_id}\0{user}"))?
+            else {
+                return Ok(None);
+            };
+            let start = format!("{event_id}\0");
+            let mine = format!("{event_id}\0{}", entry.position_key());
+            let ahead = open_read(txn, WAITING)?
+                .range::<&str>(start.as_str()..mine.as_str())
+                .map_err(unavailable)?
+                .count();
+            Ok(Some((entry, u32::try_from(ahead).unwrap_or(u32::MAX))))
+        })
+        .await
+    }
+
+    async fn offer_next(
+        &self,
+        event_id: EventId,
+        hold: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        // The first one waiting, read first, then the offer written on
+        // condition that the entry is still as read.
+        let first = self
+            .read(move |txn| {
+                let (start, end) = (format!("{event_id}\0"), format!("{event_id}\u{1}"));
+                let Page { items, .. } =
+                    page::<UserId>(&open_read(txn, WAITING)?, (&start, &end), None, 1, false)?;
+                match items.into_iter().next() {
+                    Some((_, user)) => {
+                        get::<WaitEntry>(&open_read(txn, WAITLIST)?, &format!("{event_id}\0{user}"))
+                    }
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        let Some(entry) = first else {
+            return Ok(None);
+        };
+        let order = entry.offer(hold, now);
+        self.write(move |txn| {
+            let mut entries = open(txn, WAITLIST)?;
+            let key = format!("{event_id}\0{}", entry.user_id);
+            let still = get::<WaitEntry>(&entries, &key)?;
+            if still.as_ref() != Some(&entry) {
+                return Ok(None);
+            }
+            let mut counters = open(txn, INVENTORY)?;
+            let at = event_id.to_string();
+            let Some(mut inventory) = get::<Inventory>(&counters, &at)? else {
+                return Ok(None);
+            };
+            if !inventory.take(order.ticket_type_id, order.quantity, true) {
+                return Ok(None);
+            }
+            put(&mut counters, &at, &inventory)?;
+            write_order(txn, &order)?;
+            if let Some(key) = hold_key(&order) {
+                put(&mut open(txn, HOLDS)?, &key, &order.order_id)?;
+            }
+            let offered = WaitEntry {
+                status: WaitStatus::Offered,
+                offer: Some(order.order_id),
+                ..entry.clone()
+            };
+            put(&mut entries, &key, &offered)?;
+            open(txn, WAITING)?
+                .remove(format!("{event_id}\0{}", entry.position_key()).as_str())
+                .map_err(unavailable)?;
+            Ok(Some(order))
         })
         .await
     }
