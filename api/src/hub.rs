@@ -18,7 +18,7 @@ use std::{
 use eventsys_bus::Bus;
 use eventsys_messages::{
     CommandId, Event, EventEnvelope, EventId, Notification, TicketId, Timestamp, UserId,
-    event::{CommandUpdated, EventUpdated},
+    event::{CommandUpdated, EventUpdated, WaitlistMoved},
     topology::BROADCAST_PATTERNS,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -176,6 +176,12 @@ impl Hub {
                     send(&mut routes, &user, id, if door { &full } else { &public });
                 }
             }
+            Event::WaitlistMoved(moved) => {
+                let frame = Frame::WaitlistMoved(moved).to_text();
+                for (user, id, _) in subscribers(&routes, moved.event_id) {
+                    send(&mut routes, &user, id, &frame);
+                }
+            }
             Event::TicketCheckedIn(admitted) => {
                 let frame = Frame::CheckedIn(CheckedInFrame {
                     ticket_id: admitted.ticket_id,
@@ -236,6 +242,8 @@ enum Frame<'a> {
     EventUpdated(&'a EventUpdated),
     #[serde(rename = "ticket.checked_in")]
     CheckedIn(CheckedInFrame<'a>),
+    #[serde(rename = "waitlist.moved")]
+    WaitlistMoved(&'a WaitlistMoved),
 }
 
 impl Frame<'_> {

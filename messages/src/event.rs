@@ -74,6 +74,9 @@ pub enum Event {
     /// A seat was offered to someone waiting: a hold made for them.
     #[serde(rename = "waitlist.offered")]
     WaitlistOffered(WaitlistOffered),
+    /// The waiting list moved up: those waiting may read their new place.
+    #[serde(rename = "waitlist.moved")]
+    WaitlistMoved(WaitlistMoved),
     /// A hold runs out soon: its buyer is reminded to confirm it.
     #[serde(rename = "order.expiring")]
     OrderExpiring(OrderExpiring),
@@ -98,6 +101,7 @@ impl Event {
             Self::EventChanged(_) => "event.changed",
             Self::OrderExpiring(_) => "order.expiring",
             Self::WaitlistOffered(_) => "waitlist.offered",
+            Self::WaitlistMoved(_) => "waitlist.moved",
             Self::TicketCheckedIn(_) => "ticket.checked_in",
             Self::NotificationCreated(_) => "notification.created",
         }
@@ -165,6 +169,13 @@ pub struct WaitlistOffered {
     pub event_id: EventId,
     pub user_id: UserId,
     pub expires_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WaitlistMoved {
+    pub event_id: EventId,
+    /// Offers just made: everyone still waiting moved up this many places.
+    pub offered: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ pub const BROADCAST_PATTERNS: &[&str] = &[
     "event.updated",
     "notification.created",
     "ticket.checked_in",
+    "waitlist.moved",
 ];
 
 /// The three durable work queues, one per worker role.

@@ -55,6 +55,18 @@ async fn a_seat_that_comes_free_goes_to_the_first_in_line(setup: Setup) {
         .await;
     assert_eq!(again.body["error"]["code"], "conflict", "{:?}", again.body);
 
+    // Cleo watches the event: the list moving up is pushed to her.
+    let mut cleo_feed = cleo.live().await;
+    cleo_feed
+        .send(json!({ "type": "subscribe", "event_id": event }))
+        .await;
+    assert!(
+        cleo_feed
+            .wait_for(Duration::from_secs(10), |f| f["type"] == "subscribed")
+            .await
+            .is_some()
+    );
+
     // Ann cancels: the seat is Bob's to confirm, not Dave's to buy.
     let cancelled = ann
         .post_with(&format!("/v1/orders/{ann_order}/cancel"), &json!({}), &WAIT)
@@ -72,6 +84,11 @@ async fn a_seat_that_comes_free_goes_to_the_first_in_line(setup: Setup) {
     let offer = place(&bob, &event).await["offer"].clone();
     assert_eq!(offer["status"], "pending_payment", "{offer:?}");
     assert_eq!(place(&cleo, &event).await["position"], 1);
+    let moved = cleo_feed
+        .wait_for(Duration::from_secs(15), |f| f["type"] == "waitlist.moved")
+        .await
+        .expect("the list moving is pushed");
+    assert_eq!(moved["offered"], 1);
     let refused = dave
         .post_with(
             &format!("/v1/events/{event}/orders"),

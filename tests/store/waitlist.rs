@@ -14,6 +14,7 @@ use crate::{contract, created, event, orders::placement, recorded, user};
 contract!(
     the_first_in_line_is_offered_a_seat_that_comes_free,
     one_free_seat_is_offered_to_one_person,
+    offers_racing_cancellations_take_each_seat_once,
 );
 
 fn entry(event: &EventRecord, who: &str, joined: Timestamp) -> WaitEntry {
@@ -181,4 +182,57 @@ async fn one_free_seat_is_offered_to_one_person(store: &dyn Store) {
         .unwrap()
         .inventory;
     assert_eq!((c.remaining, c.held), (0, 1));
+}
+
+/// Two tickets cancelled while offers are being made, all at once: each
+/// seat is offered once, in line order, and nothing is left over.
+async fn offers_racing_cancellations_take_each_seat_once(store: &dyn Store) {
+    let event = event(2, &[2]);
+    created(store, &event).await;
+    let tt = event.spec.ticket_types[0].ticket_type_id;
+    let sold = placement(event.event_id, tt, 2, "ann");
+    store
+        .place_order(&sold, &recorded(store, "ann").await)
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    for (i, who) in ["bob", "cleo", "dora"].into_iter().enumerate() {
+        let joined = now + Duration::from_millis(u64::try_from(i).unwrap());
+        join(store, &entry(&event, who, joined)).await;
+    }
+    let (one, two) = (recorded(store, "ann").await, recorded(store, "ann").await);
+    let cancels = async {
+        tokio::join!(
+            store.cancel_ticket(sold.tickets[0].ticket_id, &one),
+            store.cancel_ticket(sold.tickets[1].ticket_id, &two),
+        )
+    };
+    let offers = join_all((0..4).map(|_| store.offer_next(event.event_id, HOLD, now)));
+    let ((first, second), raced) = tokio::join!(cancels, offers);
+    assert_eq!(
+        (first.unwrap(), second.unwrap()),
+        (OrderChange::Changed, OrderChange::Changed)
+    );
+    let mut made: Vec<String> = raced
+        .into_iter()
+        .filter_map(|o| o.unwrap())
+        .map(|o| o.buyer_id.as_str().to_owned())
+        .collect();
+    // Whatever the race left, the next sweep offers.
+    while let Some(late) = store.offer_next(event.event_id, HOLD, now).await.unwrap() {
+        made.push(late.buyer_id.as_str().to_owned());
+    }
+    made.sort();
+    assert_eq!(made, ["bob", "cleo"]);
+    assert_eq!(
+        ahead(store, &event, "dora").await,
+        Some((WaitStatus::Waiting, 0))
+    );
+    let c = store
+        .event(event.event_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .inventory;
+    assert_eq!((c.remaining, c.held, c.sold()), (0, 2, 0));
 }

@@ -7,7 +7,7 @@
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandResult, CreateEvent, Event, EventId, EventRef,
     EventStatus, FieldError, JoinWaitlist, Reason, StaffMember, Timestamp, UpdateEvent,
-    event::{EventChanged, WaitlistOffered},
+    event::{EventChanged, WaitlistMoved, WaitlistOffered},
     rules,
 };
 use eventsys_store::{
@@ -199,6 +199,8 @@ pub(crate) async fn offer_waiting(deps: &Deps, event_id: EventId) -> Result<Vec<
         }));
     }
     if !facts.is_empty() {
+        let offered = u32::try_from(facts.len()).unwrap_or(u32::MAX);
+        facts.push(Event::WaitlistMoved(WaitlistMoved { event_id, offered }));
         facts.extend(recall_status(deps, &EventRef { event_id }).await?);
     }
     Ok(facts)
