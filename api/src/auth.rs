@@ -38,6 +38,9 @@ struct Claims {
 pub struct Caller {
     pub user: UserId,
     pub roles: BTreeSet<Role>,
+    /// When the token stops being valid (seconds since the Unix epoch): a
+    /// live connection ends then.
+    pub expires_at: u64,
 }
 
 impl Caller {
@@ -114,7 +117,11 @@ impl Auth {
             .iter()
             .filter_map(|r| Role::parse(r))
             .collect();
-        Ok(Caller { user, roles })
+        Ok(Caller {
+            user,
+            roles,
+            expires_at: data.claims.exp,
+        })
     }
 
     /// The caller named by an `Authorization: Bearer` header, if any.

@@ -4,7 +4,8 @@
 //! Each API replica consumes `eventsys.events` through its own exclusive
 //! queue ([`run_broadcaster`]) and hands every event to the [`Hub`], which
 //! knows only the connections of this replica. A client whose buffer is
-//! full is dropped rather than allowed to slow anyone else down.
+//! full is dropped rather than allowed to slow anyone else down, and
+//! [`HubLimits`] bound what one user, and everyone together, may hold open.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -29,12 +30,48 @@ const CLIENT_BUFFER: usize = 256;
 
 pub type ConnectionId = u64;
 
-/// A live connection as the hub sees it.
+/// What one replica holds open at most.
+#[derive(Clone, Copy, Debug)]
+pub struct HubLimits {
+    pub connections_per_user: usize,
+    pub connections: usize,
+    pub subscriptions_per_connection: usize,
+}
+
+impl Default for HubLimits {
+    fn default() -> Self {
+        Self {
+            connections_per_user: 16,
+            connections: 10_000,
+            subscriptions_per_connection: 100,
+        }
+    }
+}
+
+/// Why the hub will not take one more connection.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Crowded {
+    #[error("this user already has {0} live connections open")]
+    User(usize),
+    #[error("this server already holds {0} live connections")]
+    Replica(usize),
+}
+
+/// A live connection as the hub sees it. Dropping it leaves the hub, so a
+/// connection whose upgrade never completes still gives its place back.
 pub struct Connection {
     pub id: ConnectionId,
     pub frames: mpsc::Receiver<String>,
     /// Cancelled when the hub drops the connection for being too slow.
     pub dropped: CancellationToken,
+    user: UserId,
+    hub: Arc<Hub>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.hub.disconnect(&self.user, self.id);
+    }
 }
 
 struct Client {
@@ -49,6 +86,8 @@ struct Client {
 #[derive(Default)]
 struct Routes {
     by_user: HashMap<UserId, HashMap<ConnectionId, Client>>,
+    /// Connections across every user.
+    open: usize,
     by_event: HashMap<EventId, HashSet<(UserId, ConnectionId)>>,
     waiters: HashMap<CommandId, Vec<oneshot::Sender<()>>>,
 }
@@ -57,6 +96,7 @@ struct Routes {
 pub struct Hub {
     routes: Mutex<Routes>,
     next_id: AtomicU64,
+    limits: HubLimits,
 }
 
 impl Hub {
@@ -67,7 +107,24 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn connect(&self, user: &UserId) -> Connection {
+    pub fn new(limits: HubLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Opens a connection for `user`, unless they, or this replica, already
+    /// hold as many as allowed.
+    pub fn connect(self: &Arc<Self>, user: &UserId) -> Result<Connection, Crowded> {
+        let mut routes = self.routes();
+        let mine = routes.by_user.get(user).map_or(0, HashMap::len);
+        if mine >= self.limits.connections_per_user {
+            return Err(Crowded::User(mine));
+        }
+        if routes.open >= self.limits.connections {
+            return Err(Crowded::Replica(routes.open));
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
         let dropped = CancellationToken::new();
@@ -77,16 +134,19 @@ impl Hub {
             subscriptions: HashSet::new(),
             doors: HashSet::new(),
         };
-        self.routes()
+        routes
             .by_user
             .entry(user.clone())
             .or_default()
             .insert(id, client);
-        Connection {
+        routes.open += 1;
+        Ok(Connection {
             id,
             frames: rx,
             dropped,
-        }
+            user: user.clone(),
+            hub: Arc::clone(self),
+        })
     }
 
     pub fn disconnect(&self, user: &UserId, id: ConnectionId) {
@@ -94,22 +154,33 @@ impl Hub {
     }
 
     /// Subscribes a connection to an event; `door` when its user may work
-    /// the event's door.
-    pub fn subscribe(&self, user: &UserId, id: ConnectionId, event: EventId, door: bool) {
+    /// the event's door. False when the connection already follows as many
+    /// events as it may (or is gone).
+    pub fn subscribe(&self, user: &UserId, id: ConnectionId, event: EventId, door: bool) -> bool {
         let mut routes = self.routes();
-        if let Some(client) = routes.by_user.get_mut(user).and_then(|c| c.get_mut(&id)) {
-            client.subscriptions.insert(event);
-            if door {
-                client.doors.insert(event);
-            } else {
-                client.doors.remove(&event);
-            }
-            routes
-                .by_event
-                .entry(event)
-                .or_default()
-                .insert((user.clone(), id));
+        let Some(client) = routes.by_user.get_mut(user).and_then(|c| c.get_mut(&id)) else {
+            return false;
+        };
+        let full = client.subscriptions.len() >= self.limits.subscriptions_per_connection;
+        if full && !client.subscriptions.contains(&event) {
+            return false;
         }
+        client.subscriptions.insert(event);
+        if door {
+            client.doors.insert(event);
+        } else {
+            client.doors.remove(&event);
+        }
+        routes
+            .by_event
+            .entry(event)
+            .or_default()
+            .insert((user.clone(), id));
+        true
+    }
+
+    pub fn limits(&self) -> HubLimits {
+        self.limits
     }
 
     pub fn unsubscribe(&self, user: &UserId, id: ConnectionId, event: EventId) {
@@ -141,7 +212,7 @@ impl Hub {
     }
 
     pub fn connections(&self) -> usize {
-        self.routes().by_user.values().map(HashMap::len).sum()
+        self.routes().open
     }
 
     /// Routes one event to whoever should see it.
@@ -286,6 +357,7 @@ fn remove(routes: &mut Routes, user: &UserId, id: ConnectionId) {
     if clients.is_empty() {
         routes.by_user.remove(user);
     }
+    routes.open -= 1;
     client.dropped.cancel();
     for event in client.subscriptions {
         unlink(routes, event, user, id);
@@ -345,6 +417,10 @@ mod tests {
 
     use super::*;
 
+    fn connect(hub: &Arc<Hub>, user: &UserId) -> Connection {
+        hub.connect(user).expect("room for one more")
+    }
+
     fn updated(user: &UserId, status: CommandStatus) -> (CommandId, EventEnvelope) {
         let command = CommandId::generate();
         let event = Event::CommandUpdated(CommandUpdated {
@@ -359,9 +435,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_command_update_reaches_its_users_connections_and_nobody_elses() {
-        let hub = Hub::default();
+        let hub = Arc::new(Hub::default());
         let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
-        let (mut a1, mut a2, mut b) = (hub.connect(&ann), hub.connect(&ann), hub.connect(&bob));
+        let (mut a1, mut a2, mut b) = (
+            connect(&hub, &ann),
+            connect(&hub, &ann),
+            connect(&hub, &bob),
+        );
         let (command, envelope) = updated(&ann, CommandStatus::Succeeded);
         let waiter = hub.wait_for(command);
         hub.dispatch(&envelope);
@@ -377,13 +457,55 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_does_not_read_is_dropped() {
-        let hub = Hub::default();
+        let hub = Arc::new(Hub::default());
         let ann = UserId::parse("ann").unwrap();
-        let conn = hub.connect(&ann);
+        let conn = connect(&hub, &ann);
         for _ in 0..=CLIENT_BUFFER {
             hub.dispatch(&updated(&ann, CommandStatus::Processing).1);
         }
         assert!(conn.dropped.is_cancelled());
         assert_eq!(hub.connections(), 0);
+    }
+
+    #[test]
+    fn a_user_at_their_limit_is_refused_until_one_of_theirs_closes() {
+        let limits = HubLimits {
+            connections_per_user: 2,
+            connections: 3,
+            ..HubLimits::default()
+        };
+        let hub = Arc::new(Hub::new(limits));
+        let (ann, bob, cy) = (
+            UserId::parse("ann").unwrap(),
+            UserId::parse("bob").unwrap(),
+            UserId::parse("cy").unwrap(),
+        );
+        let first = connect(&hub, &ann);
+        let _second = connect(&hub, &ann);
+        assert_eq!(hub.connect(&ann).err(), Some(Crowded::User(2)));
+        let _bob = connect(&hub, &bob);
+        assert_eq!(hub.connect(&cy).err(), Some(Crowded::Replica(3)));
+        drop(first);
+        assert_eq!(hub.connections(), 2);
+        assert!(hub.connect(&ann).is_ok());
+    }
+
+    #[test]
+    fn a_connection_follows_at_most_its_share_of_events() {
+        let limits = HubLimits {
+            subscriptions_per_connection: 2,
+            ..HubLimits::default()
+        };
+        let hub = Arc::new(Hub::new(limits));
+        let ann = UserId::parse("ann").unwrap();
+        let conn = connect(&hub, &ann);
+        let events: Vec<EventId> = (0..3).map(|_| EventId::generate()).collect();
+        assert!(hub.subscribe(&ann, conn.id, events[0], false));
+        assert!(hub.subscribe(&ann, conn.id, events[1], false));
+        assert!(!hub.subscribe(&ann, conn.id, events[2], false));
+        // Subscribing again to one it follows is not one more.
+        assert!(hub.subscribe(&ann, conn.id, events[1], true));
+        hub.unsubscribe(&ann, conn.id, events[0]);
+        assert!(hub.subscribe(&ann, conn.id, events[2], false));
     }
 }

@@ -250,6 +250,7 @@ mod tests {
         Caller {
             user: UserId::parse("ann").unwrap(),
             roles: [Role::Attendee].into(),
+            expires_at: u64::MAX,
         }
     }
 

@@ -1,15 +1,22 @@
 //! `GET /v1/ws`: a user's live view. Sends their own `command.updated` and
 //! `notification` frames, and `event.updated` for the events they subscribe
 //! to; takes `subscribe`, `unsubscribe` and `ping` frames.
+//!
+//! A connection is bounded: its messages are small, it follows a limited
+//! number of events, its user holds a limited number of connections, and it
+//! ends when its token does.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
     extract::{
         Query, State, WebSocketUpgrade,
         ws::{CloseFrame, Message, WebSocket, rejection::WebSocketUpgradeRejection},
     },
-    http::request::Parts,
+    http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };
 use eventsys_messages::{EventId, EventStatus};
@@ -20,6 +27,7 @@ use serde_json::json;
 use crate::{
     AppState,
     auth::Caller,
+    hub::{Connection, Crowded},
     problem::Problem,
     routes::events::{may_manage, may_scan},
 };
@@ -27,6 +35,10 @@ use crate::{
 /// Close codes (RFC 6455).
 const GOING_AWAY: u16 = 1001;
 const POLICY_VIOLATION: u16 = 1008;
+
+/// The largest message (and frame) a client may send. Client frames are a
+/// few dozen bytes; anything near this is abuse, and ends the connection.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 16 * 1024;
 
 pub async fn connect(
     State(state): State<AppState>,
@@ -48,9 +60,33 @@ pub async fn connect(
     };
     let upgrade =
         upgrade.map_err(|e| Problem::malformed(format!("not a WebSocket handshake: {e}")))?;
+    let connection = state.hub.connect(&caller.user).map_err(too_many)?;
     Ok(upgrade
-        .on_upgrade(move |socket| session(state, caller, socket))
+        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| session(state, caller, connection, socket))
         .into_response())
+}
+
+/// Retrying helps only once a connection closes, so no `Retry-After`.
+fn too_many(crowded: Crowded) -> Problem {
+    let code = match crowded {
+        Crowded::User(_) => "too_many_connections",
+        Crowded::Replica(_) => "server_busy",
+    };
+    let status = match crowded {
+        Crowded::User(_) => StatusCode::TOO_MANY_REQUESTS,
+        Crowded::Replica(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    Problem::new(status, code, crowded.to_string())
+}
+
+/// How long until the caller's token runs out.
+fn lifetime(caller: &Caller) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Duration::from_secs(caller.expires_at.saturating_sub(now))
 }
 
 #[derive(Deserialize)]
@@ -61,9 +97,10 @@ enum ClientFrame {
     Ping,
 }
 
-async fn session(state: AppState, caller: Caller, socket: WebSocket) {
-    let mut connection = state.hub.connect(&caller.user);
+async fn session(state: AppState, caller: Caller, mut connection: Connection, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
+    let expired = tokio::time::sleep(lifetime(&caller));
+    tokio::pin!(expired);
     let close = |code: u16, reason: &'static str| {
         Message::Close(Some(CloseFrame {
             code,
@@ -89,6 +126,10 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
                 // Pings are answered by the protocol layer; binary frames mean nothing here.
                 Some(Ok(_)) => {}
             },
+            () = &mut expired => {
+                let _ = sink.send(close(POLICY_VIOLATION, "token expired")).await;
+                break;
+            }
             () = connection.dropped.cancelled() => {
                 let _ = sink.send(close(POLICY_VIOLATION, "too slow to keep up")).await;
                 break;
@@ -99,7 +140,6 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
             }
         }
     }
-    state.hub.disconnect(&caller.user, connection.id);
 }
 
 async fn answer(state: &AppState, caller: &Caller, connection: u64, text: &str) -> String {
@@ -123,9 +163,16 @@ async fn answer(state: &AppState, caller: &Caller, connection: u64, text: &str) 
                 .to_string();
             };
             let door = may_scan(caller, &event);
-            state
+            if !state
                 .hub
-                .subscribe(&caller.user, connection, event_id, door);
+                .subscribe(&caller.user, connection, event_id, door)
+            {
+                let most = state.hub.limits().subscriptions_per_connection;
+                return json!({ "type": "error", "code": "too_many_subscriptions",
+                    "event_id": event_id,
+                    "message": format!("a connection follows at most {most} events; unsubscribe from one first") })
+                .to_string();
+            }
             json!({ "type": "subscribed", "event_id": event_id, "door": door })
         }
         Ok(ClientFrame::Unsubscribe { event_id }) => {

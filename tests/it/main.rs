@@ -9,6 +9,7 @@ mod flash_sale;
 mod holds;
 mod idempotency;
 mod lifecycle;
+mod limits;
 mod live;
 mod operations;
 mod ownership;

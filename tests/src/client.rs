@@ -209,8 +209,13 @@ impl Client {
         }
     }
 
-    /// Opens the WebSocket with the bearer header (or `?access_token=`).
+    /// Opens the WebSocket with the bearer header.
     pub async fn live(&self) -> Live {
+        self.try_live().await.expect("the WebSocket opens")
+    }
+
+    /// Opens the WebSocket, or the HTTP status it was refused with.
+    pub async fn try_live(&self) -> Result<Live, u16> {
         let url = format!("{}/v1/ws", self.base.replacen("http://", "ws://", 1));
         let mut request =
             tungstenite::client::IntoClientRequest::into_client_request(url).expect("a ws request");
@@ -218,10 +223,11 @@ impl Client {
             let value = format!("Bearer {token}").parse().expect("a header value");
             request.headers_mut().insert("authorization", value);
         }
-        let (stream, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("the WebSocket opens");
-        Live { stream }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((stream, _)) => Ok(Live { stream }),
+            Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+            Err(err) => panic!("the WebSocket handshake failed: {err}"),
+        }
     }
 }
 
@@ -236,6 +242,31 @@ impl Live {
             .send(tungstenite::Message::Text(frame.to_string().into()))
             .await
             .expect("sending a frame");
+    }
+
+    /// Sends one text message of any content.
+    pub async fn send_text(&mut self, text: String) {
+        self.stream
+            .send(tungstenite::Message::Text(text.into()))
+            .await
+            .expect("sending a message");
+    }
+
+    /// Reads until the server ends the connection: `Some(close code)`
+    /// (`0` when it closed without a close frame), or `None` if it is still
+    /// open after `within`.
+    pub async fn closed(&mut self, within: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return None,
+                Ok(None | Some(Err(_))) => return Some(0),
+                Ok(Some(Ok(tungstenite::Message::Close(frame)))) => {
+                    return Some(frame.map_or(0, |f| f.code.into()));
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
     }
 
     /// The next JSON frame, or `None` if none comes within `within`.

@@ -318,8 +318,13 @@ impl System {
 
     /// A client acting as `user` with `roles`.
     pub fn client(&self, user: &str, roles: &[Role]) -> Client {
+        self.client_for(user, roles, Duration::from_secs(3600))
+    }
+
+    /// A client whose token runs out after `lifetime`.
+    pub fn client_for(&self, user: &str, roles: &[Role], lifetime: Duration) -> Client {
         let user = UserId::parse(user).expect("a valid user id");
-        let token = Auth::new(self.secret.as_bytes()).mint(&user, roles, Duration::from_secs(3600));
+        let token = Auth::new(self.secret.as_bytes()).mint(&user, roles, lifetime);
         Client::new(&self.base_url, Some(token))
     }
 
