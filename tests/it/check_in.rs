@@ -342,6 +342,25 @@ async fn a_ticket_is_admitted_once_across_replicas(setup: Setup) {
             403
         );
     }
+    // Nor does door staff of other events, whatever the body holds.
+    let other_door = system.client("door-elsewhere", &[Role::Staff]);
+    for body in [
+        json!({ "code": code }),
+        json!({ "code": forged }),
+        json!({ "code": 7 }),
+        json!({}),
+    ] {
+        let scan = other_door.post(&path, &body).await;
+        assert_eq!(
+            (scan.status, scan.body["code"].as_str()),
+            (403, Some("forbidden")),
+            "{body}"
+        );
+        let batch = other_door
+            .post(&format!("{path}/batch"), &json!({ "scans": body }))
+            .await;
+        assert_eq!(batch.status, 403, "{body}");
+    }
 
     // Two events, two orders, eight grants, eight scans: nothing else was
     // ever recorded.

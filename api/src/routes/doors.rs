@@ -10,7 +10,9 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use eventsys_messages::{Action, CheckIn, CommandStatus, EventId, Reason, TicketId, Timestamp};
+use eventsys_messages::{
+    Action, CheckIn, CommandStatus, EventId, EventStatus, Reason, TicketId, Timestamp,
+};
 use eventsys_store::{CommandRecord, EventRecord, EventSnapshot};
 use futures::future::join_all;
 use serde::Deserialize;
@@ -68,6 +70,10 @@ async fn door(
         .await?
         .ok_or_else(|| Problem::not_found("event"))?;
     if !may_scan(caller, &event) {
+        // A draft's existence is its organizer's business.
+        if event.spec.status == EventStatus::Draft {
+            return Err(Problem::not_found("event"));
+        }
         return Err(Problem::forbidden(
             "only the event's organizer or its door staff may act at its door",
         ));
@@ -96,15 +102,14 @@ pub async fn check_in(
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Organizer, Role::Staff])?;
     let event_id: EventId = path_id(&event_id, "event")?;
+    // Whoever may not work this door learns nothing about the code.
+    door(&state, &caller, event_id).await?;
     let scan: Scan = request.body()?;
     let gate = gate(scan.gate)?;
-    // A forged or foreign code is refused before anything is read: the
-    // keys that tell are public anyway.
     let ticket_id = state
         .codes
         .admit(&scan.code, event_id)
         .ok_or_else(invalid_code)?;
-    door(&state, &caller, event_id).await?;
     let action = Action::CheckIn(CheckIn {
         event_id,
         ticket_id,
@@ -169,6 +174,7 @@ pub async fn batch(
 ) -> Result<Json<Value>, Problem> {
     caller.require(&[Role::Organizer, Role::Staff])?;
     let event_id: EventId = path_id(&event_id, "event")?;
+    door(&state, &caller, event_id).await?;
     let upload: Batch = request.body()?;
     let gate = gate(upload.gate)?;
     if upload.scans.is_empty() || upload.scans.len() > BATCH_MAX {
@@ -177,7 +183,6 @@ pub async fn batch(
             format!("must hold 1 to {BATCH_MAX} scans"),
         ));
     }
-    door(&state, &caller, event_id).await?;
     let latest = Timestamp::now() + CLOCK_SKEW;
     let submissions = upload.scans.iter().map(|scan| {
         let (state, caller, gate) = (&state, &caller, gate.clone());
