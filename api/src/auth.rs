@@ -31,7 +31,16 @@ struct Claims {
     #[serde(default)]
     roles: Vec<String>,
     exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
 }
+
+/// The longest a token may be valid for: a token that claims more (a
+/// year-9999 `exp`) is refused, so a leaked one cannot live forever.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Clock skew forgiven on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 5;
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
@@ -85,7 +94,8 @@ pub struct Auth {
 impl Auth {
     pub fn new(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -99,6 +109,7 @@ impl Auth {
             sub: user.to_string(),
             roles: roles.iter().map(|r| role_name(*r).to_owned()).collect(),
             exp: jsonwebtoken::get_current_timestamp() + ttl.as_secs(),
+            nbf: None,
         };
         // HS256 over a struct of strings and numbers cannot fail.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -108,6 +119,14 @@ impl Auth {
     pub fn verify(&self, token: &str) -> Result<Caller, Problem> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| Problem::unauthorized(format!("the token is not valid: {e}")))?;
+        let latest =
+            jsonwebtoken::get_current_timestamp() + MAX_TOKEN_LIFETIME.as_secs() + LEEWAY_SECS;
+        if data.claims.exp > latest {
+            return Err(Problem::unauthorized(format!(
+                "the token is valid for longer than the {} days allowed",
+                MAX_TOKEN_LIFETIME.as_secs() / 86_400
+            )));
+        }
         let user = UserId::parse(&data.claims.sub)
             .ok_or_else(|| Problem::unauthorized("the token's subject is not a valid user id"))?;
         // Roles this build does not know grant nothing.
@@ -164,6 +183,8 @@ impl FromRequestParts<AppState> for MaybeCaller {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -184,5 +205,30 @@ mod tests {
                 .verify(&token)
                 .is_err()
         );
+    }
+
+    fn signed(auth: &Auth, claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding).unwrap()
+    }
+
+    #[test]
+    fn a_token_is_refused_before_its_time_after_it_and_when_it_claims_too_long_a_life() {
+        let auth = Auth::new(b"0123456789abcdef0123456789abcdef");
+        let now = jsonwebtoken::get_current_timestamp();
+        let refused = |claims| auth.verify(&signed(&auth, claims)).is_err();
+        assert!(!refused(json!({ "sub": "ann", "exp": now + 60 })));
+        assert!(
+            refused(json!({ "sub": "ann", "exp": now + 600, "nbf": now + 300 })),
+            "not yet"
+        );
+        assert!(refused(json!({ "sub": "ann", "exp": now - 60 })), "expired");
+        assert!(refused(json!({ "sub": "ann" })), "no exp at all");
+        assert!(
+            refused(json!({ "sub": "ann", "exp": 253_402_300_799_u64 })),
+            "year 9999"
+        );
+        let longest = now + MAX_TOKEN_LIFETIME.as_secs();
+        assert!(!refused(json!({ "sub": "ann", "exp": longest })));
+        assert!(refused(json!({ "sub": "ann", "exp": longest + 3600 })));
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use eventsys_api::auth::{Auth, Role as TokenClaimRole};
+use eventsys_api::auth::{Auth, MAX_TOKEN_LIFETIME, Role as TokenClaimRole};
 use eventsys_messages::UserId;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -28,9 +28,14 @@ async fn main() -> anyhow::Result<()> {
             let secret = roles::secret(settings)?;
             let user =
                 UserId::parse(&sub).context("--sub must be 1 to 128 printable characters")?;
+            let lifetime = Duration::from_secs(hours.saturating_mul(3600));
+            anyhow::ensure!(
+                lifetime <= MAX_TOKEN_LIFETIME,
+                "--hours may be at most {}",
+                MAX_TOKEN_LIFETIME.as_secs() / 3600
+            );
             let roles: Vec<TokenClaimRole> = roles.into_iter().map(claim_role).collect();
-            let token =
-                Auth::new(secret.as_bytes()).mint(&user, &roles, Duration::from_secs(hours * 3600));
+            let token = Auth::new(secret.as_bytes()).mint(&user, &roles, lifetime);
             println!("{token}");
             Ok(())
         }
