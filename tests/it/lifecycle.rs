@@ -170,6 +170,17 @@ async fn an_organizer_revises_an_event_and_its_ticket_types(setup: Setup) {
         )
         .await;
     assert_eq!(hijack.status, 404);
+    // Authorized before the body is read: a broken body tells a rival nothing.
+    for (method, path) in [
+        (reqwest::Method::PATCH, event.clone()),
+        (reqwest::Method::POST, format!("{event}/ticket-types")),
+        (reqwest::Method::POST, format!("{event}/staff")),
+    ] {
+        let probe = rival
+            .send_with(method, &path, &json!({ "capacity": "lots" }), &wait)
+            .await;
+        assert_eq!(probe.status, 404, "{path}: {:?}", probe.body);
+    }
 
     // A paid type added: ordering it makes a hold.
     let added = organizer

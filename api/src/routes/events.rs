@@ -192,6 +192,7 @@ pub async fn update(
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Organizer])?;
     let event_id: EventId = path_id(&event_id, "event")?;
+    let event = managed_event(&state, &caller, event_id).await?;
     let patch: EventPatch = request.body()?;
     let changes = EventChanges {
         name: patch.name,
@@ -204,7 +205,7 @@ pub async fn update(
         hold_seconds: patch.hold_seconds,
         ..EventChanges::default()
     };
-    revise(&state, &caller, event_id, request, changes).await
+    revise(&state, &caller, &event, request, changes).await
 }
 
 /// `POST /v1/events/{id}/ticket-types`: one more ticket type; 202 with its
@@ -217,6 +218,7 @@ pub async fn add_ticket_type(
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Organizer])?;
     let event_id: EventId = path_id(&event_id, "event")?;
+    let event = managed_event(&state, &caller, event_id).await?;
     let new: NewTicketType = request.body()?;
     let changes = EventChanges {
         new_ticket_types: vec![TicketTypeSpec {
@@ -229,7 +231,7 @@ pub async fn add_ticket_type(
         }],
         ..EventChanges::default()
     };
-    revise(&state, &caller, event_id, request, changes).await
+    revise(&state, &caller, &event, request, changes).await
 }
 
 /// `PATCH /v1/events/{id}/ticket-types/{type_id}`: rename, reprice, change
@@ -243,6 +245,7 @@ pub async fn update_ticket_type(
     caller.require(&[Role::Organizer])?;
     let event_id: EventId = path_id(&event_id, "event")?;
     let ticket_type_id: TicketTypeId = path_id(&ticket_type_id, "ticket type")?;
+    let event = managed_event(&state, &caller, event_id).await?;
     let patch: TicketTypePatch = request.body()?;
     let changes = EventChanges {
         ticket_types: vec![TicketTypeChange {
@@ -254,19 +257,19 @@ pub async fn update_ticket_type(
         }],
         ..EventChanges::default()
     };
-    revise(&state, &caller, event_id, request, changes).await
+    revise(&state, &caller, &event, request, changes).await
 }
 
-/// Checks `changes` against the event as it is now and submits them; the
-/// worker checks again against the event as it is then.
+/// Checks `changes` against the event as it is now (already found to be
+/// the caller's) and submits them; the worker checks again against the
+/// event as it is then.
 async fn revise(
     state: &AppState,
     caller: &Caller,
-    event_id: EventId,
+    event: &EventRecord,
     request: CommandRequest,
     changes: EventChanges,
 ) -> Result<Response, Problem> {
-    let event = managed_event(state, caller, event_id).await?;
     if event.spec.status == EventStatus::Cancelled {
         return Err(Problem::new(
             StatusCode::CONFLICT,
@@ -278,7 +281,10 @@ async fn revise(
         .apply(&event.spec)
         .map_err(|_| Problem::not_found("ticket type"))?;
     next.validate().map_err(Problem::invalid)?;
-    let action = Action::UpdateEvent(UpdateEvent { event_id, changes });
+    let action = Action::UpdateEvent(UpdateEvent {
+        event_id: event.event_id,
+        changes,
+    });
     state.submit(caller, request, action).await
 }
 

@@ -45,8 +45,8 @@ pub async fn grant(
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Organizer])?;
     let event_id: EventId = path_id(&event_id, "event")?;
-    let user_id = user_id(&request.body::<NewStaff>()?.user_id)?;
     managed_event(&state, &caller, event_id).await?;
+    let user_id = user_id(&request.body::<NewStaff>()?.user_id)?;
     let action = Action::GrantStaff(StaffMember { event_id, user_id });
     state.submit(&caller, request, action).await
 }
@@ -59,8 +59,8 @@ pub async fn revoke(
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Organizer])?;
     let event_id: EventId = path_id(&event_id, "event")?;
-    let user_id = user_id(&user)?;
     managed_event(&state, &caller, event_id).await?;
+    let user_id = user_id(&user)?;
     let action = Action::RevokeStaff(StaffMember { event_id, user_id });
     state.submit(&caller, request, action).await
 }
