@@ -57,6 +57,14 @@ impl Caller {
         self.roles.contains(&role)
     }
 
+    /// How long until the token runs out, on the clock tokens are checked by.
+    pub fn lifetime(&self) -> Duration {
+        Duration::from_secs(
+            self.expires_at
+                .saturating_sub(jsonwebtoken::get_current_timestamp()),
+        )
+    }
+
     pub fn is_admin(&self) -> bool {
         self.has(Role::Admin)
     }

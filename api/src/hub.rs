@@ -149,7 +149,7 @@ impl Hub {
         })
     }
 
-    pub fn disconnect(&self, user: &UserId, id: ConnectionId) {
+    fn disconnect(&self, user: &UserId, id: ConnectionId) {
         remove(&mut self.routes(), user, id);
     }
 

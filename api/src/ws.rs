@@ -6,10 +6,7 @@
 //! number of events, its user holds a limited number of connections, and it
 //! ends when its token does.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::collections::HashMap;
 
 use axum::{
     extract::{
@@ -70,23 +67,11 @@ pub async fn connect(
 
 /// Retrying helps only once a connection closes, so no `Retry-After`.
 fn too_many(crowded: Crowded) -> Problem {
-    let code = match crowded {
-        Crowded::User(_) => "too_many_connections",
-        Crowded::Replica(_) => "server_busy",
-    };
-    let status = match crowded {
-        Crowded::User(_) => StatusCode::TOO_MANY_REQUESTS,
-        Crowded::Replica(_) => StatusCode::SERVICE_UNAVAILABLE,
+    let (status, code) = match crowded {
+        Crowded::User(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_connections"),
+        Crowded::Replica(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_busy"),
     };
     Problem::new(status, code, crowded.to_string())
-}
-
-/// How long until the caller's token runs out.
-fn lifetime(caller: &Caller) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Duration::from_secs(caller.expires_at.saturating_sub(now))
 }
 
 #[derive(Deserialize)]
@@ -99,7 +84,7 @@ enum ClientFrame {
 
 async fn session(state: AppState, caller: Caller, mut connection: Connection, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let expired = tokio::time::sleep(lifetime(&caller));
+    let expired = tokio::time::sleep(caller.lifetime());
     tokio::pin!(expired);
     let close = |code: u16, reason: &'static str| {
         Message::Close(Some(CloseFrame {
