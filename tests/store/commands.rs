@@ -24,8 +24,17 @@ contract!(
     stale_commands_are_the_accepted_ones_oldest_first,
     a_reopened_command_is_stale_only_after_its_reopening,
     only_failed_commands_reopen,
+    nothing_within_its_retention_is_forgotten,
     the_store_answers_pings,
 );
+
+/// The embedded store forgets by itself; DynamoDB's TTL is the server's.
+mod embedded_retention {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn finished_commands_and_claims_are_forgotten_after_their_retention() {
+        super::forgotten_after_retention(&*crate::embedded().await.store).await;
+    }
+}
 
 fn claim(key: &str, fingerprint: &str) -> IdempotencyClaim {
     IdempotencyClaim {
@@ -353,4 +362,61 @@ async fn only_failed_commands_reopen(store: &dyn Store) {
 
 async fn the_store_answers_pings(store: &dyn Store) {
     store.ping().await.unwrap();
+}
+
+async fn nothing_within_its_retention_is_forgotten(store: &dyn Store) {
+    let waiting = command_at("ann", Timestamp::now());
+    store.record_command(&waiting, None).await.unwrap();
+    let claim = claim("k", "request-1");
+    let finished = command_at("ann", Timestamp::now());
+    store.record_command(&finished, Some(&claim)).await.unwrap();
+    let done = Completion::succeeded(finished.command_id, CommandResult::default());
+    store.finish_command(&done).await.unwrap();
+    let tomorrow = Timestamp::now() + Duration::from_secs(86_400);
+    store.forget_expired(tomorrow, 100).await.unwrap();
+    assert!(store.command(waiting.command_id).await.unwrap().is_some());
+    assert!(store.command(finished.command_id).await.unwrap().is_some());
+    // A command a month old but not finished stays too.
+    let month = eventsys_store::records::COMMAND_RETENTION + Duration::from_secs(86_400);
+    store
+        .forget_expired(Timestamp::now() + month, 100)
+        .await
+        .unwrap();
+    assert!(store.command(waiting.command_id).await.unwrap().is_some());
+}
+
+async fn forgotten_after_retention(store: &dyn Store) {
+    let claim = claim("k", "request-1");
+    let finished = command_at("ann", Timestamp::now());
+    store.record_command(&finished, Some(&claim)).await.unwrap();
+    let done = Completion::succeeded(finished.command_id, CommandResult::default());
+    store.finish_command(&done).await.unwrap();
+    let month = eventsys_store::records::COMMAND_RETENTION + Duration::from_secs(60);
+    assert_eq!(
+        store
+            .forget_expired(Timestamp::now() + month, 100)
+            .await
+            .unwrap(),
+        2,
+        "the command and its claim"
+    );
+    assert_eq!(store.command(finished.command_id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .forget_expired(Timestamp::now() + month, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    // The key is free for a new request.
+    let fresh = IdempotencyClaim {
+        expires_at: Timestamp::now() + month + Duration::from_secs(3600),
+        fingerprint: "request-2".into(),
+        ..claim
+    };
+    let next = command_at("ann", Timestamp::now());
+    assert_eq!(
+        store.record_command(&next, Some(&fresh)).await.unwrap(),
+        Recorded::New
+    );
 }

@@ -1,6 +1,6 @@
 //! What happens on time by itself: a hold's buyer is reminded before it
 //! runs out, a hold that was not confirmed runs out, an event whose time is
-//! over ends. Scheduled, not noticed by readers:
+//! over ends, and what is past its retention is forgotten. Scheduled, not noticed by readers:
 //! [`run_scheduler`] looks every [`SWEEP_EVERY`] for what is due and issues
 //! one system command each (`order.expire`, `event.end`), under an id
 //! derived from what it is about, so that any number of schedulers (one
@@ -26,6 +26,9 @@ use crate::{Deps, WorkError};
 pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// What one sweep issues at most, of each kind.
 const PER_SWEEP: u32 = 100;
+/// How often what is past its retention is forgotten, and how much at once.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+const FORGET_AT_ONCE: u32 = 1_000;
 
 /// Who issues the commands the system issues itself.
 pub fn system_user() -> UserId {
@@ -39,12 +42,23 @@ pub const REMIND_AHEAD: Duration = Duration::from_secs(120);
 /// Issues what is due every [`SWEEP_EVERY`], until `shutdown`.
 pub async fn run_scheduler(deps: Deps, shutdown: CancellationToken) {
     let mut reminded: HashSet<OrderId> = HashSet::new();
+    let mut forgotten_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(SWEEP_EVERY) => {}
         }
         let now = Timestamp::now();
+        if forgotten_at.elapsed() >= FORGET_EVERY {
+            forgotten_at = tokio::time::Instant::now();
+            match deps.store.forget_expired(now, FORGET_AT_ONCE).await {
+                Ok(0) => {}
+                Ok(gone) => tracing::info!(gone, "forgot what is past its retention"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot forget what is past its retention")
+                }
+            }
+        }
         remind(&deps, now, &mut reminded).await;
         match deps.store.due_holds(now, PER_SWEEP).await {
             Ok(due) => {

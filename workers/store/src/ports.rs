@@ -176,6 +176,12 @@ pub trait CommandLog: Send + Sync {
     /// carried out again (a failure never wrote an effect); returns whether
     /// it was failed.
     async fn reopen_command(&self, id: CommandId) -> Result<bool, StoreError>;
+
+    /// Forgets what is past its retention as of `now`: commands finished
+    /// more than [`crate::records::COMMAND_RETENTION`] ago and idempotency
+    /// claims past their window, at most `limit` of each. Returns how many
+    /// went. A store with its own expiry (DynamoDB's TTL) has nothing to do.
+    async fn forget_expired(&self, now: Timestamp, limit: u32) -> Result<u32, StoreError>;
 }
 
 #[async_trait]

@@ -91,6 +91,10 @@ impl CommandRecord {
     }
 }
 
+/// How long a finished command is kept (its status answers
+/// `GET /v1/commands/{id}` until then); the store forgets it afterwards.
+pub const COMMAND_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 /// An `Idempotency-Key` claimed by a user for one command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotencyClaim {
@@ -125,6 +129,11 @@ impl From<&CommandRecord> for Completion {
 }
 
 impl Completion {
+    /// When the command this completion ends may be forgotten.
+    pub fn forget_at(&self) -> Timestamp {
+        self.at + COMMAND_RETENTION
+    }
+
     /// Where the command stands once this completion is written.
     pub fn state(&self, issuer: &UserId) -> CommandUpdated {
         CommandUpdated {

@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     operation::update_item::UpdateItemError,
     types::{
-        Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+        AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+        TransactWriteItem, Update,
     },
 };
 use eventsys_messages::{CommandId, CommandStatus, Timestamp};
@@ -13,7 +14,7 @@ use eventsys_messages::{CommandId, CommandStatus, Timestamp};
 use crate::{
     Built, DynamoStore, TxFailure, applied, classify,
     codec::{Item, from_item, n, s, to_item, to_value},
-    schema::PENDING,
+    schema::{COMMAND_TTL_ATTRIBUTE, PENDING},
 };
 use eventsys_store::{
     StoreError,
@@ -85,7 +86,9 @@ struct CompletionParts {
 
 impl CompletionParts {
     fn new(done: &Completion) -> Result<Self, StoreError> {
-        let mut expression = "SET #s = :status, #u = :at".to_owned();
+        // DynamoDB's TTL forgets the command once its retention is over.
+        let mut expression =
+            format!("SET #s = :status, #u = :at, {COMMAND_TTL_ATTRIBUTE} = :forget");
         let remove = " REMOVE pending, pending_sort";
         let mut names: std::collections::HashMap<String, String> =
             [("#s", "status"), ("#u", "updated_at")]
@@ -94,6 +97,10 @@ impl CompletionParts {
         let mut values: Item = [
             (":status", s(done.status.as_str())),
             (":at", s(done.at.to_string())),
+            (
+                ":forget",
+                AttributeValue::N(done.forget_at().as_second().to_string()),
+            ),
             (":accepted", s(CommandStatus::Accepted.as_str())),
             (":processing", s(CommandStatus::Processing.as_str())),
         ]
@@ -343,6 +350,11 @@ impl CommandLog for DynamoStore {
             .send()
             .await;
         applied(result)
+    }
+
+    async fn forget_expired(&self, _: Timestamp, _: u32) -> Result<u32, StoreError> {
+        // The tables' TTL attributes do it, within days of the time.
+        Ok(0)
     }
 
     async fn finish_command(&self, done: &Completion) -> Result<Finished, StoreError> {

@@ -3,7 +3,7 @@
 //!
 //! | table | key | indexes | serves |
 //! |---|---|---|---|
-//! | `commands` | `command_id` | `pending` (`pending`, `pending_sort`), sparse: `accepted` only, in 8 shards | command status, exactly-once guard, re-publishing |
+//! | `commands` | `command_id` | `pending` (`pending`, `pending_sort`), sparse: `accepted` only, in 8 shards | command status, exactly-once guard, re-publishing; TTL `forget_at_epoch` once finished |
 //! | `idempotency` | `key_hash` | TTL `expires_at_epoch` | `Idempotency-Key` replays |
 //! | `events` | `event_id` | `by_start` (`listing`, `listing_sort`) and `endings` (`ending_key`, `ending_sort`), sparse: published only | event reads, listing, ending events on time |
 //! | `inventory` | `shard_id` = `{event_id}#{index}` | | capacity conditions |
@@ -77,7 +77,10 @@ pub const ENDINGS: TimeIndex = TimeIndex {
     prefix: "ending",
     shards: 4,
 };
+/// The TTL attribute (seconds since the epoch) of claims and of finished
+/// commands: DynamoDB deletes the item some time after.
 pub const IDEMPOTENCY_TTL_ATTRIBUTE: &str = "expires_at_epoch";
+pub const COMMAND_TTL_ATTRIBUTE: &str = "forget_at_epoch";
 
 /// The names of the tables, prefix included.
 #[derive(Clone, Debug)]
@@ -196,7 +199,10 @@ impl DynamoStore {
         for def in &defs {
             self.wait_until_active(def.name).await?;
         }
-        self.enable_idempotency_ttl().await
+        self.enable_ttl(&self.tables.idempotency, IDEMPOTENCY_TTL_ATTRIBUTE)
+            .await?;
+        self.enable_ttl(&self.tables.commands, COMMAND_TTL_ATTRIBUTE)
+            .await
     }
 
     async fn create_table(&self, def: &TableDef<'_>) -> Result<(), StoreError> {
@@ -282,16 +288,18 @@ impl DynamoStore {
         )))
     }
 
-    async fn enable_idempotency_ttl(&self) -> Result<(), StoreError> {
+    /// Turns on `table`'s TTL on `attribute`, also on a table made by an
+    /// earlier version.
+    async fn enable_ttl(&self, table: &str, attribute: &str) -> Result<(), StoreError> {
         let spec = TimeToLiveSpecification::builder()
-            .attribute_name(IDEMPOTENCY_TTL_ATTRIBUTE)
+            .attribute_name(attribute)
             .enabled(true)
             .build()
             .built()?;
         match self
             .client
             .update_time_to_live()
-            .table_name(&self.tables.idempotency)
+            .table_name(table)
             .time_to_live_specification(spec)
             .send()
             .await

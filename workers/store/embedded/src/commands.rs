@@ -6,7 +6,8 @@ use redb::Durability;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CLAIMS, COMMANDS, EmbeddedStore, PENDING, get, open, open_read, page, put, unavailable,
+    CLAIMS, CLAIMS_EXPIRING, COMMANDS, EmbeddedStore, FORGETTING, PENDING, get, open, open_read,
+    page, put, unavailable,
 };
 use eventsys_store::{
     StoreError,
@@ -49,6 +50,8 @@ pub(super) fn finish(
             unpend(txn, &record)?;
             record.complete(done);
             put(&mut commands, &key, &record)?;
+            let forget = format!("{}#{key}", sortable(done.forget_at()));
+            put(&mut open(txn, FORGETTING)?, &forget, &done.command_id)?;
             Ok(Finished::Now)
         }
         _ => Ok(Finished::Already),
@@ -101,6 +104,8 @@ impl CommandLog for EmbeddedStore {
                     expires_at: claim.expires_at,
                 };
                 put(&mut claims, &claim.key_hash, &stored)?;
+                let expiring = format!("{}#{}", sortable(claim.expires_at), claim.key_hash);
+                put(&mut open(txn, CLAIMS_EXPIRING)?, &expiring, &claim.key_hash)?;
             }
             let key = record.command_id.to_string();
             if get::<CommandRecord>(&commands, &key)?.is_some() {
@@ -225,5 +230,44 @@ impl CommandLog for EmbeddedStore {
     async fn finish_command(&self, done: &Completion) -> Result<Finished, StoreError> {
         let done = done.clone();
         self.write(move |txn| finish(txn, &done)).await
+    }
+
+    async fn forget_expired(&self, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
+        self.write(move |txn| {
+            let end = sortable(now);
+            let mut forgotten = 0;
+            // An index entry is only a hint: a reopened command or a
+            // reclaimed key is checked against what is stored now.
+            let due = page::<CommandId>(&open(txn, FORGETTING)?, ("", &end), None, limit, false)?;
+            let mut commands = open(txn, COMMANDS)?;
+            for (entry, id) in due.items {
+                let key = id.to_string();
+                let expired = get::<CommandRecord>(&commands, &key)?.is_some_and(|r| {
+                    r.status.is_terminal() && Completion::from(&r).forget_at() <= now
+                });
+                if expired {
+                    commands.remove(key.as_str()).map_err(unavailable)?;
+                    forgotten += 1;
+                }
+                open(txn, FORGETTING)?
+                    .remove(entry.as_str())
+                    .map_err(unavailable)?;
+            }
+            let due = page::<String>(&open(txn, CLAIMS_EXPIRING)?, ("", &end), None, limit, false)?;
+            let mut claims = open(txn, CLAIMS)?;
+            for (entry, key_hash) in due.items {
+                let expired =
+                    get::<StoredClaim>(&claims, &key_hash)?.is_some_and(|c| c.expires_at <= now);
+                if expired {
+                    claims.remove(key_hash.as_str()).map_err(unavailable)?;
+                    forgotten += 1;
+                }
+                open(txn, CLAIMS_EXPIRING)?
+                    .remove(entry.as_str())
+                    .map_err(unavailable)?;
+            }
+            Ok(forgotten)
+        })
+        .await
     }
 }

@@ -29,6 +29,10 @@ const COMMANDS: Def = TableDefinition::new("commands");
 /// `{submitted_at}#{command_id}` of `accepted` commands, for re-publishing.
 const PENDING: Def = TableDefinition::new("pending_commands");
 const CLAIMS: Def = TableDefinition::new("idempotency");
+/// `{forget_at}#{command_id}` of finished commands, to forget them in time.
+const FORGETTING: Def = TableDefinition::new("commands_by_expiry");
+/// `{expires_at}#{key_hash}` of idempotency claims.
+const CLAIMS_EXPIRING: Def = TableDefinition::new("idempotency_by_expiry");
 const EVENTS: Def = TableDefinition::new("events");
 /// `{starts_at}#{event_id}` of published events, for the listing.
 const LISTING: Def = TableDefinition::new("events_by_start");
@@ -52,10 +56,12 @@ const WAITING: Def = TableDefinition::new("waitlist_order");
 /// `{user}\0{notification_id}`.
 const NOTIFICATIONS: Def = TableDefinition::new("notifications");
 
-const ALL: [Def; 15] = [
+const ALL: [Def; 17] = [
     COMMANDS,
     PENDING,
     CLAIMS,
+    FORGETTING,
+    CLAIMS_EXPIRING,
     EVENTS,
     LISTING,
     ENDINGS,
