@@ -9,9 +9,16 @@ use uuid::Uuid;
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+                raw.parse().map_err(serde::de::Error::custom)
+            }
+        }
 
         impl $name {
             /// A fresh, time-ordered id.
@@ -27,13 +34,38 @@ macro_rules! uuid_id {
         }
 
         impl FromStr for $name {
-            type Err = uuid::Error;
+            type Err = NotAnId;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
+                canonical(s).map(Self)
             }
         }
     };
+}
+
+/// Text that is not an id in its one written form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotAnId;
+
+impl fmt::Display for NotAnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not an id: ids are lowercase, hyphenated UUIDs")
+    }
+}
+
+impl std::error::Error for NotAnId {}
+
+/// An id in the one form ids are written in (lowercase and hyphenated, as
+/// they are displayed), so that no two strings name the same resource:
+/// `urn:uuid:`, braces, capitals and bare hex are refused.
+fn canonical(s: &str) -> Result<Uuid, NotAnId> {
+    let lowercase = s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-');
+    if s.len() != 36 || !lowercase {
+        return Err(NotAnId);
+    }
+    Uuid::try_parse(s).map_err(|_| NotAnId)
 }
 
 uuid_id!(
@@ -116,5 +148,33 @@ mod tests {
         assert!(UserId::parse("").is_none());
         assert!(UserId::parse("a\nb").is_none());
         assert!(UserId::parse(&"x".repeat(UserId::MAX_LEN + 1)).is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn an_id_reads_back_in_its_written_form_and_no_other(
+            bytes in proptest::prelude::any::<[u8; 16]>(),
+            form in 0..4_usize,
+        ) {
+            let id = EventId(Uuid::from_bytes(bytes));
+            let written = id.to_string();
+            proptest::prop_assert_eq!(written.parse::<EventId>(), Ok(id));
+            let alias = match form {
+                0 => written.to_uppercase(),
+                1 => format!("urn:uuid:{written}"),
+                2 => format!("{{{written}}}"),
+                _ => id.0.simple().to_string(),
+            };
+            if alias != written {
+                proptest::prop_assert!(alias.parse::<EventId>().is_err(), "{alias}");
+            }
+        }
+
+        #[test]
+        fn no_text_names_an_id_it_does_not_spell(text in "\\PC{0,40}|[0-9a-fA-F-]{30,40}") {
+            if let Ok(id) = text.parse::<TicketId>() {
+                proptest::prop_assert_eq!(id.to_string(), text);
+            }
+        }
     }
 }

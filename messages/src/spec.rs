@@ -281,13 +281,7 @@ impl EventSpec {
         let mut errors = Vec::new();
         text("name", &self.name, 1, NAME_MAX, &mut errors);
         text("venue", &self.venue, 1, VENUE_MAX, &mut errors);
-        text(
-            "description",
-            &self.description,
-            0,
-            DESCRIPTION_MAX,
-            &mut errors,
-        );
+        paragraphs("description", &self.description, &mut errors);
         if self.ends_at <= self.starts_at {
             errors.push(FieldError::new("ends_at", "must be after starts_at"));
         }
@@ -364,15 +358,100 @@ impl EventSpec {
         }
     }
 
+    /// Dates a person could mean, judged when they are set: an event may
+    /// have begun a day ago at most, must not be over already, and ends
+    /// within ten years (a zero or year-9999 date is a slip, not a plan).
+    pub fn check_dates(&self, now: Timestamp) -> Result<(), Vec<FieldError>> {
+        let day = jiff::SignedDuration::from_hours(24);
+        let mut errors = Vec::new();
+        if self.starts_at < now - day {
+            errors.push(FieldError::new(
+                "starts_at",
+                "must not be more than a day in the past",
+            ));
+        }
+        if self.ends_at <= now {
+            errors.push(FieldError::new("ends_at", "must be in the future"));
+        } else if self.ends_at > now + day * 3653 {
+            errors.push(FieldError::new(
+                "ends_at",
+                "must be within ten years from now",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
     pub fn ticket_type(&self, id: TicketTypeId) -> Option<&TicketTypeSpec> {
         self.ticket_types.iter().find(|tt| tt.ticket_type_id == id)
     }
 }
 
+/// Characters that reorder text around them (bidirectional controls):
+/// they make what a reader sees differ from what is stored.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that take no space on screen: a name made only of them
+/// looks empty.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{180E}'
+            | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202F}' | '\u{205F}'..='\u{206F}'
+            | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+            | '\u{E0000}'..='\u{E01EF}')
+}
+
+/// Whether organizer-written text is fit to show to others: no control
+/// characters (line breaks and tabs only where `multiline`), no bidi
+/// controls, and, for a one-line name, no link posing as a message from us.
+fn text_problem(value: &str, multiline: bool) -> Option<&'static str> {
+    if value.chars().any(is_bidi_control) {
+        return Some("must not contain bidirectional control characters");
+    }
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+    if value.chars().any(|c| c.is_control() && !allowed(c)) {
+        return Some(if multiline {
+            "must not contain control characters other than line breaks and tabs"
+        } else {
+            "must be one line without control characters"
+        });
+    }
+    let lower = value.to_ascii_lowercase();
+    if !multiline && (lower.contains("://") || lower.contains("www.")) {
+        return Some("must not contain a link; put links in the description");
+    }
+    None
+}
+
+/// One line of text, such as a name.
 fn text(field: &str, value: &str, min: usize, max: usize, errors: &mut Vec<FieldError>) {
+    checked_text(field, value, min, max, false, errors);
+}
+
+/// Free text of several lines: the description.
+fn paragraphs(field: &str, value: &str, errors: &mut Vec<FieldError>) {
+    checked_text(field, value, 0, DESCRIPTION_MAX, true, errors);
+}
+
+fn checked_text(
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+    multiline: bool,
+    errors: &mut Vec<FieldError>,
+) {
     let chars = value.chars().count();
-    if min > 0 && value.trim().is_empty() {
+    if min > 0 && value.chars().all(is_invisible) {
         errors.push(FieldError::new(field, "must not be empty"));
+    } else if let Some(problem) = text_problem(value, multiline) {
+        errors.push(FieldError::new(field, problem));
     } else if chars > max {
         errors.push(FieldError::new(
             field,
@@ -393,6 +472,48 @@ fn is_currency_code(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_one_visible_line_without_tricks() {
+        let named = |name: &str| {
+            let mut s = EventSpec::sample(10, &[10]);
+            s.name = name.to_owned();
+            s.validate().err().map(|e| e[0].message.clone())
+        };
+        assert_eq!(named("Rust Nation 2030 – Día 1 🎉"), None);
+        assert!(named("\u{200B}").is_some(), "only a zero-width space");
+        assert!(
+            named(" \u{3164}\u{FEFF} ").is_some(),
+            "only invisible characters"
+        );
+        assert!(named("Concert\u{202E}lanigiro").is_some(), "bidi override");
+        assert!(named("Two\nlines").is_some());
+        assert!(named("Payment failed, re-enter your card at http://evil.example").is_some());
+        let mut s = EventSpec::sample(10, &[10]);
+        s.description = "Line one.\n\tLine two: https://example.org".into();
+        assert_eq!(s.validate(), Ok(()));
+        s.description = "bell\u{7}".into();
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn dates_must_be_ones_a_person_means() {
+        let now: Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+        let at = |start: &str, end: &str| {
+            let mut s = EventSpec::sample(10, &[10]);
+            s.starts_at = start.parse().unwrap();
+            s.ends_at = end.parse().unwrap();
+            s.check_dates(now).is_ok()
+        };
+        assert!(at("2030-02-01T18:00:00Z", "2030-02-01T22:00:00Z"));
+        assert!(
+            at("2029-12-31T12:00:00Z", "2030-01-02T00:00:00Z"),
+            "running now"
+        );
+        assert!(!at("1970-01-01T00:00:00Z", "2030-02-01T00:00:00Z"));
+        assert!(!at("2029-06-01T00:00:00Z", "2029-06-02T00:00:00Z"), "over");
+        assert!(!at("2030-02-01T00:00:00Z", "9999-12-01T00:00:00Z"));
+    }
 
     fn spec() -> EventSpec {
         EventSpec::sample(100, &[100])
@@ -462,5 +583,36 @@ mod tests {
         let mut s = spec();
         s.name = "é".repeat(NAME_MAX);
         assert_eq!(s.validate(), Ok(()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn an_accepted_name_is_one_visible_line_without_controls(
+            name in "\\PC{0,30}|[a \\t\\n\\r\u{7}\u{200B}-\u{200F}\u{202A}-\u{202E}\u{2066}-\u{2069}\u{FEFF}\u{3164}]{0,8}",
+        ) {
+            let mut s = EventSpec::sample(10, &[10]);
+            s.name.clone_from(&name);
+            if s.validate().is_ok() {
+                proptest::prop_assert!(!name.chars().any(|c| c.is_control() || is_bidi_control(c)));
+                proptest::prop_assert!(name.chars().any(|c| !is_invisible(c)));
+                proptest::prop_assert!(name.chars().count() <= NAME_MAX);
+            }
+        }
+
+        #[test]
+        fn accepted_dates_lie_in_the_window_around_now(
+            start in -4_000_000_000_i64..4_000_000_000,
+            length in 1_i64..1_000_000_000,
+        ) {
+            let now: Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+            let mut s = EventSpec::sample(10, &[10]);
+            s.starts_at = Timestamp::from_second(start).unwrap();
+            s.ends_at = Timestamp::from_second(start + length).unwrap();
+            if s.check_dates(now).is_ok() {
+                let day = jiff::SignedDuration::from_hours(24);
+                proptest::prop_assert!(s.starts_at >= now - day);
+                proptest::prop_assert!(s.ends_at > now && s.ends_at <= now + day * 3653);
+            }
+        }
     }
 }

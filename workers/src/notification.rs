@@ -169,7 +169,7 @@ fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
                     sold.buyer_id.clone(),
                     "order.confirmed",
                     format!(
-                        "Your order of {tickets} for {} is confirmed.",
+                        "Your order of {tickets} for “{}” is confirmed.",
                         sold.event_name
                     ),
                 )
@@ -184,9 +184,9 @@ fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
                 format!(
                     "Your order for {} could not be completed: {}.",
                     if rejected.event_name.is_empty() {
-                        "the event"
+                        "the event".to_owned()
                     } else {
-                        &rejected.event_name
+                        format!("“{}”", rejected.event_name)
                     },
                     rejected.reason.message
                 ),
@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(a.user_id.as_str(), "ann");
         assert_eq!(
             a.message,
-            "Your order of 2 tickets for RustConf is confirmed."
+            "Your order of 2 tickets for “RustConf” is confirmed."
         );
         assert_eq!(a.notification_id.0.get_version_num(), 7);
     }
