@@ -1,9 +1,13 @@
-//! Who is calling: HS256 JWTs with a subject and roles, and the tokens the
-//! CLI mints for local use.
+//! Who is calling: JWTs with a subject and roles, signed with the shared
+//! HS256 secret (the tokens the CLI mints for local use) or by an identity
+//! provider whose RS256 or EdDSA public key is configured.
 
 use std::{collections::BTreeSet, time::Duration};
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, request::Parts},
+};
 use eventsys_messages::UserId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -33,6 +37,10 @@ struct Claims {
     exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
 }
 
 /// The longest a token may be valid for: a token that claims more (a
@@ -92,41 +100,123 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// Signs and checks tokens with the shared secret.
+/// What tokens are checked against: at least one key, and the issuer and
+/// audience they must name when those are configured.
+#[derive(Default)]
+pub struct TokenKeys {
+    /// HS256: the shared secret (the CLI mints tokens with it).
+    pub secret: Option<Vec<u8>>,
+    /// RS256 or EdDSA: an identity provider's public key, PEM.
+    pub public_key_pem: Option<Vec<u8>>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// Token keys that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenKeyError {
+    #[error("no token key: configure a secret or a public key")]
+    None,
+    #[error("the token public key is neither an RSA nor an Ed25519 public key in PEM")]
+    PublicKey,
+}
+
+/// Signs (with the secret) and checks tokens.
 pub struct Auth {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    encoding: Option<EncodingKey>,
+    /// One decoding key per algorithm accepted; a token's header picks one.
+    decoding: Vec<(Algorithm, DecodingKey)>,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 impl Auth {
+    /// HS256 with `secret`, no issuer or audience: local use and tests.
     pub fn new(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
+            encoding: Some(EncodingKey::from_secret(secret)),
+            decoding: vec![(Algorithm::HS256, DecodingKey::from_secret(secret))],
+            issuer: None,
+            audience: None,
         }
     }
 
-    /// A token for `user` with `roles`, valid for `ttl`.
-    pub fn mint(&self, user: &UserId, roles: &[Role], ttl: Duration) -> String {
+    pub fn configured(keys: TokenKeys) -> Result<Self, TokenKeyError> {
+        let mut decoding = Vec::new();
+        let encoding = keys.secret.as_deref().map(|secret| {
+            decoding.push((Algorithm::HS256, DecodingKey::from_secret(secret)));
+            EncodingKey::from_secret(secret)
+        });
+        if let Some(pem) = keys.public_key_pem.as_deref() {
+            let key = DecodingKey::from_rsa_pem(pem)
+                .map(|key| (Algorithm::RS256, key))
+                .or_else(|_| DecodingKey::from_ed_pem(pem).map(|key| (Algorithm::EdDSA, key)))
+                .map_err(|_| TokenKeyError::PublicKey)?;
+            decoding.push(key);
+        }
+        if decoding.is_empty() {
+            return Err(TokenKeyError::None);
+        }
+        Ok(Self {
+            encoding,
+            decoding,
+            issuer: keys.issuer,
+            audience: keys.audience,
+        })
+    }
+
+    /// A token for `user` with `roles`, valid for `ttl`, naming the
+    /// configured issuer and audience; `None` without a secret to sign with.
+    pub fn mint(&self, user: &UserId, roles: &[Role], ttl: Duration) -> Option<String> {
         let claims = Claims {
             sub: user.to_string(),
             roles: roles.iter().map(|r| role_name(*r).to_owned()).collect(),
             exp: jsonwebtoken::get_current_timestamp() + ttl.as_secs(),
             nbf: None,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
         };
-        // HS256 over a struct of strings and numbers cannot fail.
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .unwrap_or_default()
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            self.encoding.as_ref()?,
+        )
+        .ok()
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        // Configured means required: a token that names none is refused.
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+            validation.required_spec_claims.insert("iss".into());
+        }
+        match &self.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                validation.required_spec_claims.insert("aud".into());
+            }
+            None => validation.validate_aud = false,
+        }
+        validation
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, Problem> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| Problem::unauthorized(format!("the token is not valid: {e}")))?;
+        let invalid = |e: jsonwebtoken::errors::Error| {
+            Problem::unauthorized(format!("the token is not valid: {e}"))
+        };
+        let algorithm = jsonwebtoken::decode_header(token).map_err(invalid)?.alg;
+        let (_, key) = self
+            .decoding
+            .iter()
+            .find(|(accepted, _)| *accepted == algorithm)
+            .ok_or_else(|| {
+                Problem::unauthorized(format!("tokens signed with {algorithm:?} are not accepted"))
+            })?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation(algorithm))
+            .map_err(invalid)?;
         let latest =
             jsonwebtoken::get_current_timestamp() + MAX_TOKEN_LIFETIME.as_secs() + LEEWAY_SECS;
         if data.claims.exp > latest {
@@ -152,8 +242,8 @@ impl Auth {
     }
 
     /// The caller named by an `Authorization: Bearer` header, if any.
-    pub fn from_header(&self, parts: &Parts) -> Option<Result<Caller, Problem>> {
-        let value = parts.headers.get(axum::http::header::AUTHORIZATION)?;
+    pub fn from_headers(&self, headers: &HeaderMap) -> Option<Result<Caller, Problem>> {
+        let value = headers.get(axum::http::header::AUTHORIZATION)?;
         let token = value.to_str().ok().and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
@@ -173,7 +263,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         state
             .auth
-            .from_header(parts)
+            .from_headers(&parts.headers)
             .unwrap_or_else(|| Err(Problem::unauthorized("this needs a bearer token")))
     }
 }
@@ -185,7 +275,11 @@ impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        state.auth.from_header(parts).transpose().map(MaybeCaller)
+        state
+            .auth
+            .from_headers(&parts.headers)
+            .transpose()
+            .map(MaybeCaller)
     }
 }
 
@@ -199,11 +293,13 @@ mod tests {
     fn a_minted_token_verifies_with_its_roles_and_not_with_another_secret() {
         let auth = Auth::new(b"0123456789abcdef0123456789abcdef");
         let user = UserId::parse("ann").unwrap();
-        let token = auth.mint(
-            &user,
-            &[Role::Organizer, Role::Staff],
-            Duration::from_secs(60),
-        );
+        let token = auth
+            .mint(
+                &user,
+                &[Role::Organizer, Role::Staff],
+                Duration::from_secs(60),
+            )
+            .unwrap();
         let caller = auth.verify(&token).unwrap();
         assert_eq!(caller.user, user);
         assert!(caller.has(Role::Organizer) && caller.has(Role::Staff) && !caller.is_admin());
@@ -216,7 +312,8 @@ mod tests {
     }
 
     fn signed(auth: &Auth, claims: serde_json::Value) -> String {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding).unwrap()
+        let key = auth.encoding.as_ref().unwrap();
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key).unwrap()
     }
 
     #[test]
@@ -238,5 +335,82 @@ mod tests {
         let longest = now + MAX_TOKEN_LIFETIME.as_secs();
         assert!(!refused(json!({ "sub": "ann", "exp": longest })));
         assert!(refused(json!({ "sub": "ann", "exp": longest + 3600 })));
+    }
+
+    #[test]
+    fn issuer_and_audience_are_required_once_configured() {
+        let secret = b"0123456789abcdef0123456789abcdef".to_vec();
+        let auth = Auth::configured(TokenKeys {
+            secret: Some(secret.clone()),
+            issuer: Some("https://id.example".into()),
+            audience: Some("eventsys".into()),
+            ..TokenKeys::default()
+        })
+        .unwrap();
+        let now = jsonwebtoken::get_current_timestamp();
+        let refused = |claims| auth.verify(&signed(&auth, claims)).is_err();
+        let exp = now + 60;
+        assert!(!refused(
+            json!({ "sub": "ann", "exp": exp, "iss": "https://id.example", "aud": "eventsys" })
+        ));
+        assert!(refused(
+            json!({ "sub": "ann", "exp": exp, "aud": "eventsys" })
+        ));
+        assert!(refused(
+            json!({ "sub": "ann", "exp": exp, "iss": "https://evil.example", "aud": "eventsys" })
+        ));
+        assert!(refused(
+            json!({ "sub": "ann", "exp": exp, "iss": "https://id.example", "aud": "other" })
+        ));
+        // What the CLI mints names them.
+        let user = UserId::parse("ann").unwrap();
+        let minted = auth.mint(&user, &[Role::Attendee], Duration::from_secs(60));
+        assert!(auth.verify(&minted.unwrap()).is_ok());
+    }
+
+    #[test]
+    fn an_identity_providers_eddsa_token_verifies_with_its_public_key_only() {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        use base64::Engine;
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        // SubjectPublicKeyInfo for Ed25519: a fixed prefix, then the key.
+        let mut spki = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        spki.extend_from_slice(pair.public_key().as_ref());
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&spki)
+        );
+        let auth = Auth::configured(TokenKeys {
+            public_key_pem: Some(pem.into_bytes()),
+            ..TokenKeys::default()
+        })
+        .unwrap();
+        let claims = json!({ "sub": "ann", "roles": ["staff"],
+            "exp": jsonwebtoken::get_current_timestamp() + 60 });
+        let key = EncodingKey::from_ed_der(pkcs8.as_ref());
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).unwrap();
+        assert!(auth.verify(&token).unwrap().has(Role::Staff));
+        // Nobody can mint with only a public key, and HS256 is not accepted.
+        let user = UserId::parse("ann").unwrap();
+        assert!(
+            auth.mint(&user, &[Role::Admin], Duration::from_secs(60))
+                .is_none()
+        );
+        let other = Auth::new(b"0123456789abcdef0123456789abcdef");
+        let forged = other
+            .mint(&user, &[Role::Admin], Duration::from_secs(60))
+            .unwrap();
+        assert!(auth.verify(&forged).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_made_up_token_verifies(token in "\\PC{0,300}|[A-Za-z0-9_-]{10,60}\\.[A-Za-z0-9_-]{10,120}\\.[A-Za-z0-9_-]{0,90}") {
+            let auth = Auth::new(b"0123456789abcdef0123456789abcdef");
+            proptest::prop_assert!(auth.verify(&token).is_err());
+        }
     }
 }

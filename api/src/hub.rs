@@ -57,6 +57,34 @@ pub enum Crowded {
     Replica(usize),
 }
 
+/// A request waiting for its command to finish. Dropping it (the answer
+/// went out, or the request failed on the way) leaves the hub, so no
+/// waiter outlives its request.
+pub struct Waiter {
+    finished: Option<oneshot::Receiver<()>>,
+    command: CommandId,
+    hub: Arc<Hub>,
+}
+
+impl Waiter {
+    /// Resolves when the command reaches a terminal status (`true`), or
+    /// when the hub can no longer tell (`false`).
+    pub async fn finished(&mut self) -> bool {
+        match self.finished.as_mut() {
+            Some(finished) => finished.await.is_ok(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        // Close our end first, so that the hub sees it closed.
+        self.finished = None;
+        self.hub.stop_waiting(self.command);
+    }
+}
+
 /// A live connection as the hub sees it. Dropping it leaves the hub, so a
 /// connection whose upgrade never completes still gives its place back.
 pub struct Connection {
@@ -194,14 +222,18 @@ impl Hub {
 
     /// Resolves when `command` reaches a terminal status (as far as this
     /// replica hears of it).
-    pub fn wait_for(&self, command: CommandId) -> oneshot::Receiver<()> {
+    pub fn wait_for(self: &Arc<Self>, command: CommandId) -> Waiter {
         let (tx, rx) = oneshot::channel();
         self.routes().waiters.entry(command).or_default().push(tx);
-        rx
+        Waiter {
+            finished: Some(rx),
+            command,
+            hub: self.clone(),
+        }
     }
 
     /// Forgets waiters whose requests gave up.
-    pub fn stop_waiting(&self, command: CommandId) {
+    fn stop_waiting(&self, command: CommandId) {
         let mut routes = self.routes();
         if let Some(waiters) = routes.waiters.get_mut(&command) {
             waiters.retain(|w| !w.is_closed());
@@ -421,6 +453,23 @@ mod tests {
         hub.connect(user).expect("room for one more")
     }
 
+    #[tokio::test]
+    async fn a_waiter_leaves_the_hub_when_its_request_ends_however_it_ends() {
+        let hub = Arc::new(Hub::default());
+        let ann = UserId::parse("ann").unwrap();
+        let (command, finished) = updated(&ann, CommandStatus::Succeeded);
+        let mut waiting = hub.wait_for(command);
+        let failed_on_the_way = hub.wait_for(CommandId::generate());
+        assert_eq!(hub.routes().waiters.len(), 2);
+        drop(failed_on_the_way);
+        assert_eq!(hub.routes().waiters.len(), 1);
+        hub.dispatch(&finished);
+        let told = tokio::time::timeout(Duration::from_secs(1), waiting.finished()).await;
+        assert_eq!(told, Ok(true), "told when it finished");
+        drop(waiting);
+        assert!(hub.routes().waiters.is_empty());
+    }
+
     fn updated(user: &UserId, status: CommandStatus) -> (CommandId, EventEnvelope) {
         let command = CommandId::generate();
         let event = Event::CommandUpdated(CommandUpdated {
@@ -443,7 +492,7 @@ mod tests {
             connect(&hub, &bob),
         );
         let (command, envelope) = updated(&ann, CommandStatus::Succeeded);
-        let waiter = hub.wait_for(command);
+        let mut waiter = hub.wait_for(command);
         hub.dispatch(&envelope);
         for conn in [&mut a1, &mut a2] {
             let frame: serde_json::Value =
@@ -452,7 +501,7 @@ mod tests {
             assert_eq!(frame["status"], "succeeded");
         }
         assert!(b.frames.try_recv().is_err());
-        assert!(waiter.await.is_ok());
+        assert!(waiter.finished().await);
     }
 
     #[tokio::test]

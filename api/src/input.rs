@@ -5,11 +5,12 @@
 use std::{collections::HashMap, str::FromStr, time::Duration};
 
 use axum::{
-    body::Bytes,
+    body::{Body, Bytes},
     extract::{FromRequest, FromRequestParts, Query, Request},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
 };
 use eventsys_messages::FieldError;
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 use eventsys_store::PageRequest;
@@ -18,8 +19,10 @@ use crate::{problem::Problem, signing::Cursors};
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
-/// How much of an oversized body is read (and dropped) before answering.
-const DRAIN_LIMIT: usize = 1024 * 1024;
+/// How much of an oversized body is read (and dropped) before answering,
+/// and for how long: a client still sending then reads its 413.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(10);
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 /// `Prefer: wait=N` is honoured up to this many seconds.
@@ -47,21 +50,7 @@ impl<S: Send + Sync> FromRequest<S> for CommandRequest {
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Problem> {
         let (parts, body) = req.into_parts();
-        let too_large = || {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request bodies are limited to {BODY_LIMIT} bytes"),
-            )
-        };
-        // Read a little past the limit so that a client still sending gets
-        // to read the 413 instead of a reset connection.
-        let body = axum::body::to_bytes(body, DRAIN_LIMIT)
-            .await
-            .map_err(|_| too_large())?;
-        if body.len() > BODY_LIMIT {
-            return Err(too_large());
-        }
+        let body = read_body(body).await?;
         let headers = &parts.headers;
         let fingerprint = [
             parts.method.as_str().as_bytes(),
@@ -83,6 +72,43 @@ impl<S: Send + Sync> FromRequest<S> for CommandRequest {
             body,
         })
     }
+}
+
+pub fn too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("request bodies are limited to {BODY_LIMIT} bytes"),
+    )
+}
+
+/// The body, if it is within [`BODY_LIMIT`]; otherwise a 413, after
+/// reading and dropping what follows (up to a bound) so that the client
+/// gets to read the answer instead of a reset connection.
+pub async fn read_body(body: Body) -> Result<Bytes, Problem> {
+    let mut frames = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0;
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, frames.next()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(Problem::malformed("the body could not be read")),
+            Err(_) if seen > BODY_LIMIT => return Err(too_large()),
+            Err(_) => return Err(Problem::malformed("the body took too long to arrive")),
+        };
+        seen += frame.len();
+        if seen <= BODY_LIMIT {
+            kept.extend_from_slice(&frame);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > BODY_LIMIT {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(kept))
 }
 
 impl CommandRequest {
@@ -116,7 +142,10 @@ impl CommandRequest {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let mime = content_type.split(';').next().unwrap_or("").trim();
-        if !(mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")) {
+        // Exactly JSON: `application/evil+json` is not a promise of JSON.
+        if !(mime.eq_ignore_ascii_case("application/json")
+            || mime.eq_ignore_ascii_case("application/merge-patch+json"))
+        {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -247,6 +276,8 @@ pub fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy;
+
     use super::*;
 
     #[test]
@@ -299,5 +330,30 @@ mod tests {
         );
         let err = parse::<Sample>(b"{nope").unwrap_err();
         assert_eq!((err.status.as_u16(), err.code), (400, "malformed_request"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_is_read_or_refused_with_a_4xx(
+            body in proptest::prop_oneof![
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+                r#"\{"capacity": ?(-?[0-9]{1,25}(\.[0-9]+)?(e[0-9]+)?|"[^"]{0,5}"|null|true|\[\]|\{\}) ?(, ?"capacity": ?1)?\}"#
+                    .prop_map(String::into_bytes),
+            ],
+        ) {
+            if let Err(problem) = parse::<Sample>(&body) {
+                proptest::prop_assert!(matches!(problem.status.as_u16(), 400 | 422));
+                proptest::prop_assert!(!problem.detail.is_empty());
+            }
+        }
+
+        #[test]
+        fn prefer_wait_is_never_longer_than_the_cap(value in "\\PC{0,40}|wait=[0-9]{1,25}") {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert("prefer", value);
+                proptest::prop_assert!(preferred_wait(&headers).is_none_or(|w| w <= MAX_WAIT));
+            }
+        }
     }
 }

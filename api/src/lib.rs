@@ -7,9 +7,11 @@
 pub mod auth;
 pub mod hub;
 pub mod input;
+pub mod limits;
 pub mod problem;
 pub mod republish;
 pub mod routes;
+pub mod server;
 pub mod signing;
 pub mod submit;
 pub mod views;
@@ -33,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::Auth,
     hub::Hub,
+    limits::{Limits, WriteRates},
     problem::Problem,
     signing::{Cursors, TicketCodes},
 };
@@ -46,25 +49,37 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub codes: Arc<TicketCodes>,
     pub cursors: Arc<Cursors>,
+    pub limits: Limits,
+    pub rates: Arc<WriteRates>,
     /// Cancelled when the process starts draining.
     pub shutdown: CancellationToken,
+}
+
+/// What the API signs and checks with: each from its own secret, so that
+/// one leaking or rotating leaves the others alone.
+pub struct Keys {
+    pub tokens: Auth,
+    pub codes: TicketCodes,
+    pub cursors: Cursors,
 }
 
 impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
-        secret: &[u8],
-        codes: TicketCodes,
+        keys: Keys,
+        limits: Limits,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             store,
             bus,
-            auth: Arc::new(Auth::new(secret)),
-            hub: Arc::new(Hub::default()),
-            codes: Arc::new(codes),
-            cursors: Arc::new(Cursors::new(secret)),
+            auth: Arc::new(keys.tokens),
+            hub: Arc::new(Hub::new(limits.hub)),
+            codes: Arc::new(keys.codes),
+            cursors: Arc::new(keys.cursors),
+            rates: Arc::new(WriteRates::new(&limits)),
+            limits,
             shutdown,
         }
     }
@@ -136,6 +151,11 @@ pub fn router(state: AppState) -> Router {
                 "this resource does not take that method",
             )
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_writes,
+        ))
+        .layer(middleware::from_fn(limits::bound_requests))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -184,13 +204,13 @@ pub async fn serve(
         state.shutdown.clone(),
     ));
     let shutdown = state.shutdown.clone();
+    let limits = state.limits;
     let app = router(state);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.cancelled().await;
-            tokio::time::sleep(options.grace).await;
-        })
-        .await;
+    server::serve_http(listener, app, &limits, async move {
+        shutdown.cancelled().await;
+        tokio::time::sleep(options.grace).await;
+    })
+    .await;
     let _ = tokio::join!(broadcaster, republisher);
-    served
+    Ok(())
 }

@@ -83,7 +83,6 @@ impl AppState {
                 same_request: false,
                 ..
             } => {
-                self.hub.stop_waiting(record.command_id);
                 return Err(Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "idempotency_key_reused",
@@ -93,7 +92,6 @@ impl AppState {
             Recorded::Existing {
                 record: existing, ..
             } => {
-                self.hub.stop_waiting(record.command_id);
                 tracing::info!(command = %existing.command_id, "idempotent replay");
                 *existing
             }
@@ -105,15 +103,15 @@ impl AppState {
                 waited: None,
             });
         };
-        let finished = match finished {
-            Some(rx) if record.command_id == envelope.command_id() => rx,
+        let mut finished = match finished {
+            Some(waiter) if record.command_id == envelope.command_id() => waiter,
             // A replay waits for the original command.
             _ => self.hub.wait_for(record.command_id),
         };
         if !record.status.is_terminal() {
-            let _ = tokio::time::timeout(wait, finished).await;
+            let _ = tokio::time::timeout(wait, finished.finished()).await;
         }
-        self.hub.stop_waiting(record.command_id);
+        drop(finished);
         // The store is the truth; the notice only said when to look.
         let record = self
             .store
@@ -236,11 +234,16 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("store.redb")).unwrap());
         let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(&dir.join("queue.redb")).unwrap());
         let codes = TicketCodes::new(&TicketCodes::generate_seed().unwrap(), &[]).unwrap();
+        let keys = crate::Keys {
+            tokens: crate::auth::Auth::new(b"a-secret-for-tests-only"),
+            codes,
+            cursors: crate::signing::Cursors::new(b"another-secret-for-tests"),
+        };
         let state = AppState::new(
             store,
             bus,
-            b"a-secret-for-tests-only",
-            codes,
+            keys,
+            crate::limits::Limits::default(),
             CancellationToken::new(),
         );
         Setup { state, dir }

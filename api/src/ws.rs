@@ -2,8 +2,8 @@
 //! `notification` frames, and `event.updated` for the events they subscribe
 //! to; takes `subscribe`, `unsubscribe` and `ping` frames.
 //!
-//! A connection is bounded: its messages are small, it follows a limited
-//! number of events, its user holds a limited number of connections, and it
+//! A connection is bounded: its messages are small and few, it follows a
+//! limited number of events, its user holds a limited number of connections, and it
 //! ends when its token does.
 
 use std::collections::HashMap;
@@ -25,6 +25,7 @@ use crate::{
     AppState,
     auth::Caller,
     hub::{Connection, Crowded},
+    limits::RateLimiter,
     problem::Problem,
     routes::events::{may_manage, may_scan},
 };
@@ -44,7 +45,7 @@ pub async fn connect(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, Problem> {
     // Browsers cannot set headers on a WebSocket: accept the token in the query too.
-    let caller = match state.auth.from_header(&parts) {
+    let caller = match state.auth.from_headers(&parts.headers) {
         Some(caller) => caller?,
         None => match query.get("access_token") {
             Some(token) => state.auth.verify(token)?,
@@ -84,6 +85,7 @@ enum ClientFrame {
 
 async fn session(state: AppState, caller: Caller, mut connection: Connection, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
+    let pace = RateLimiter::per_second(state.limits.ws_messages_per_second);
     let expired = tokio::time::sleep(caller.lifetime());
     tokio::pin!(expired);
     let close = |code: u16, reason: &'static str| {
@@ -101,6 +103,10 @@ async fn session(state: AppState, caller: Caller, mut connection: Connection, so
                 }
             }
             incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(_))) if pace.check(()).is_err() => {
+                    let _ = sink.send(close(POLICY_VIOLATION, "too many messages")).await;
+                    break;
+                }
                 Some(Ok(Message::Text(text))) => {
                     let reply = answer(&state, &caller, connection.id, &text).await;
                     if sink.send(Message::Text(reply.into())).await.is_err() {

@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use eventsys_api::{hub::HubLimits, limits::Limits};
 use eventsys_store_dynamodb::DynamoConfig;
 
 #[derive(Parser, Debug)]
@@ -136,7 +137,7 @@ pub struct Settings {
         global = true
     )]
     pub dynamodb_seats_per_shard: u32,
-    /// HS256 secret for tokens and cursors.
+    /// HS256 secret for tokens (and for minting them with `eventsys token`).
     #[arg(
         long,
         env = "EVENTSYS_JWT_SECRET",
@@ -144,6 +145,25 @@ pub struct Settings {
         global = true
     )]
     pub jwt_secret: Option<String>,
+    /// An identity provider's public key (PEM, RSA or Ed25519): tokens it
+    /// signs with RS256 or EdDSA are accepted too.
+    #[arg(long, env = "EVENTSYS_JWT_PUBLIC_KEY_FILE", global = true)]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// The `iss` every token must name; unset: not checked.
+    #[arg(long, env = "EVENTSYS_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// The `aud` every token must name; unset: not checked.
+    #[arg(long, env = "EVENTSYS_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// Secret that seals list cursors (at least 16 characters); every API
+    /// replica needs the same one.
+    #[arg(
+        long,
+        env = "EVENTSYS_CURSOR_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub cursor_secret: Option<String>,
     /// Ed25519 key that signs ticket codes: 32 random bytes, base64
     /// (`head -c 32 /dev/urandom | base64`). Not the token secret.
     #[arg(
@@ -202,6 +222,74 @@ pub struct Settings {
         global = true
     )]
     pub republish_after_seconds: u64,
+    /// Sustained writes per second per user (bursts of four seconds' worth
+    /// pass); 0 turns the limit off.
+    #[arg(
+        long,
+        env = "EVENTSYS_RATE_LIMIT_PER_USER",
+        default_value_t = Limits::default().writes_per_user,
+        global = true
+    )]
+    pub rate_limit_per_user: u32,
+    /// Sustained writes per second per client address; 0 turns it off.
+    #[arg(
+        long,
+        env = "EVENTSYS_RATE_LIMIT_PER_ADDR",
+        default_value_t = Limits::default().writes_per_addr,
+        global = true
+    )]
+    pub rate_limit_per_addr: u32,
+    /// Live (WebSocket) connections one user may hold on one replica.
+    #[arg(
+        long,
+        env = "EVENTSYS_WS_CONNECTIONS_PER_USER",
+        default_value_t = Limits::default().hub.connections_per_user,
+        global = true
+    )]
+    pub ws_connections_per_user: usize,
+    /// Live connections one replica holds in all.
+    #[arg(
+        long,
+        env = "EVENTSYS_WS_CONNECTIONS",
+        default_value_t = Limits::default().hub.connections,
+        global = true
+    )]
+    pub ws_connections: usize,
+    /// Events one live connection may follow.
+    #[arg(
+        long,
+        env = "EVENTSYS_WS_SUBSCRIPTIONS",
+        default_value_t = Limits::default().hub.subscriptions_per_connection,
+        global = true
+    )]
+    pub ws_subscriptions: usize,
+    /// Messages per second a live connection may send (bursts of four
+    /// seconds' worth pass); more closes it.
+    #[arg(
+        long,
+        env = "EVENTSYS_WS_MESSAGES_PER_SECOND",
+        default_value_t = Limits::default().ws_messages_per_second,
+        global = true
+    )]
+    pub ws_messages_per_second: u32,
+    /// Open HTTP connections per API replica.
+    #[arg(
+        long,
+        env = "EVENTSYS_MAX_CONNECTIONS",
+        default_value_t = Limits::default().connections,
+        global = true
+    )]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers, and that a
+    /// kept-alive connection may sit idle.
+    #[arg(
+        long,
+        env = "EVENTSYS_HEADER_TIMEOUT_SECONDS",
+        default_value_t = Limits::default().header_timeout.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub header_timeout_seconds: u64,
     /// Log lines as `text` or `json`; the filter is `RUST_LOG`.
     #[arg(
         long,
@@ -242,6 +330,21 @@ impl Settings {
 
     pub fn drain(&self) -> Duration {
         Duration::from_secs(self.drain_seconds)
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            writes_per_user: self.rate_limit_per_user,
+            writes_per_addr: self.rate_limit_per_addr,
+            hub: HubLimits {
+                connections_per_user: self.ws_connections_per_user,
+                connections: self.ws_connections,
+                subscriptions_per_connection: self.ws_subscriptions,
+            },
+            ws_messages_per_second: self.ws_messages_per_second,
+            connections: self.max_connections,
+            header_timeout: Duration::from_secs(self.header_timeout_seconds),
+        }
     }
 
     pub fn serving(&self) -> eventsys_api::ServeOptions {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use eventsys_api::auth::{Auth, MAX_TOKEN_LIFETIME, Role as TokenClaimRole};
+use eventsys_api::auth::{MAX_TOKEN_LIFETIME, Role as TokenClaimRole};
 use eventsys_messages::UserId;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = &cli.settings;
     match cli.command {
         Command::Token { sub, roles, hours } => {
-            let secret = roles::secret(settings)?;
+            let tokens = roles::tokens(settings)?;
             let user =
                 UserId::parse(&sub).context("--sub must be 1 to 128 printable characters")?;
             let lifetime = Duration::from_secs(hours.saturating_mul(3600));
@@ -35,7 +35,9 @@ async fn main() -> anyhow::Result<()> {
                 MAX_TOKEN_LIFETIME.as_secs() / 3600
             );
             let roles: Vec<TokenClaimRole> = roles.into_iter().map(claim_role).collect();
-            let token = Auth::new(secret.as_bytes()).mint(&user, &roles, lifetime);
+            let token = tokens
+                .mint(&user, &roles, lifetime)
+                .context("minting a token needs EVENTSYS_JWT_SECRET")?;
             println!("{token}");
             Ok(())
         }

@@ -4,7 +4,11 @@
 use std::{path::Path, sync::Arc};
 
 use anyhow::{Context, bail};
-use eventsys_api::{AppState, signing::TicketCodes};
+use eventsys_api::{
+    AppState, Keys,
+    auth::{Auth, TokenKeys},
+    signing::{Cursors, TicketCodes},
+};
 use eventsys_bus::Bus;
 use eventsys_bus_embedded::EmbeddedBus;
 use eventsys_bus_rabbitmq::RabbitBus;
@@ -62,19 +66,20 @@ pub(crate) async fn backends(settings: &Settings, name: &str) -> anyhow::Result<
         StoreKind::Dynamodb => Arc::new(DynamoStore::connect(&settings.dynamo()).await),
         StoreKind::Embedded => {
             let path = data_dir(settings)?.join("store.redb");
-            Arc::new(
-                EmbeddedStore::open(&path)
-                    .with_context(|| format!("opening {}", path.display()))?,
-            )
+            let store = EmbeddedStore::open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            private(&path)?;
+            Arc::new(store)
         }
     };
     let bus: Arc<dyn Bus> = match settings.amqp_url.as_deref() {
         Some(url) => Arc::new(connect_rabbitmq(url, name).await?),
         None => {
             let path = data_dir(settings)?.join("queue.redb");
-            Arc::new(
-                EmbeddedBus::open(&path).with_context(|| format!("opening {}", path.display()))?,
-            )
+            let bus =
+                EmbeddedBus::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            private(&path)?;
+            Arc::new(bus)
         }
     };
     Ok(Backends { store, bus })
@@ -95,27 +100,95 @@ fn embedded(settings: &Settings) -> bool {
     settings.amqp_url.is_none() && settings.store_kind() == StoreKind::Embedded
 }
 
+/// The data directory, made private to this user when we create it: it
+/// holds every order and the keys.
 fn data_dir(settings: &Settings) -> anyhow::Result<&Path> {
     let dir = settings.data_dir.as_path();
-    std::fs::create_dir_all(dir)
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
         .with_context(|| format!("creating the data directory {}", dir.display()))?;
     Ok(dir)
 }
 
-/// The HS256 secret. Required outside embedded mode; embedded mode makes
-/// one on first start and keeps it in the data directory.
-pub fn secret(settings: &Settings) -> anyhow::Result<String> {
-    match settings.jwt_secret.as_deref() {
+/// Makes a file we keep readable and writable by this user only.
+fn private(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making {} private", path.display()))?;
+    }
+    Ok(())
+}
+
+/// What checks tokens (and mints them, given the HS256 secret). The secret
+/// is required outside embedded mode unless an identity provider's public
+/// key is configured; embedded mode makes one on first start and keeps it
+/// in the data directory.
+pub fn tokens(settings: &Settings) -> anyhow::Result<Auth> {
+    let public_key_pem = match &settings.jwt_public_key_file {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let secret = match (&settings.jwt_secret, &public_key_pem) {
+        (None, Some(_)) => None,
+        _ => Some(secret(
+            settings,
+            settings.jwt_secret.as_deref(),
+            "EVENTSYS_JWT_SECRET",
+            "jwt-secret",
+        )?),
+    };
+    Auth::configured(TokenKeys {
+        secret: secret.map(String::into_bytes),
+        public_key_pem,
+        issuer: settings.jwt_issuer.clone(),
+        audience: settings.jwt_audience.clone(),
+    })
+    .context("EVENTSYS_JWT_PUBLIC_KEY_FILE")
+}
+
+/// Every key the API signs and checks with, each from its own secret.
+fn keys(settings: &Settings) -> anyhow::Result<Keys> {
+    let cursors = secret(
+        settings,
+        settings.cursor_secret.as_deref(),
+        "EVENTSYS_CURSOR_SECRET",
+        "cursor-secret",
+    )?;
+    Ok(Keys {
+        tokens: tokens(settings)?,
+        codes: ticket_codes(settings)?,
+        cursors: Cursors::new(cursors.as_bytes()),
+    })
+}
+
+/// The secret `configured` in `variable`, at least 16 characters. Required
+/// outside embedded mode; embedded mode makes one on first start and keeps
+/// it in the data directory as `file`.
+fn secret(
+    settings: &Settings,
+    configured: Option<&str>,
+    variable: &str,
+    file: &str,
+) -> anyhow::Result<String> {
+    match configured {
         Some(secret) if secret.len() >= 16 => Ok(secret.to_owned()),
-        Some(_) => bail!("EVENTSYS_JWT_SECRET must be at least 16 characters"),
-        None if embedded(settings) => kept(data_dir(settings)?, "jwt-secret", || {
+        Some(_) => bail!("{variable} must be at least 16 characters"),
+        None if embedded(settings) => kept(data_dir(settings)?, file, || {
             Ok(format!(
                 "{}{}",
                 uuid::Uuid::new_v4().simple(),
                 uuid::Uuid::new_v4().simple()
             ))
         }),
-        None => bail!("set EVENTSYS_JWT_SECRET (tokens and cursors are signed with it)"),
+        None => bail!("set {variable} to a random secret of at least 16 characters"),
     }
 }
 
@@ -202,7 +275,7 @@ fn options(settings: &Settings) -> WorkerOptions {
 
 pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let backends = backends(settings, "eventsys-serve").await?;
-    let secret = secret(settings)?;
+    let keys = keys(settings)?;
     let listener = bind(settings).await?;
     if embedded(settings) {
         tracing::info!(
@@ -224,8 +297,8 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::
     let state = AppState::new(
         backends.store.clone(),
         backends.bus.clone(),
-        secret.as_bytes(),
-        ticket_codes(settings)?,
+        keys,
+        settings.limits(),
         shutdown,
     );
     eventsys_api::serve(listener, state, settings.serving()).await?;
@@ -237,13 +310,13 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::
 
 pub async fn api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let backends = distributed(settings, "eventsys-api").await?;
-    let secret = secret(settings)?;
+    let keys = keys(settings)?;
     let listener = bind(settings).await?;
     let state = AppState::new(
         backends.store.clone(),
         backends.bus.clone(),
-        secret.as_bytes(),
-        ticket_codes(settings)?,
+        keys,
+        settings.limits(),
         shutdown,
     );
     eventsys_api::serve(listener, state, settings.serving()).await?;

@@ -15,4 +15,5 @@ mod operations;
 mod ownership;
 mod poison;
 mod registrations;
+mod security;
 mod waitlist;

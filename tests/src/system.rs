@@ -13,6 +13,7 @@ use crate::{Client, Services, oracle::Oracle, unique};
 
 /// The ticket-signing key of distributed test systems (embedded ones make
 /// their own): 32 bytes, base64.
+const CURSOR_SECRET: &str = "cursors-are-sealed-with-this-one";
 pub const TICKET_SIGNING_KEY: &str = "Z+QCRxnKZgzRF+rCnzJJwv3NYlthg8nv8KwXjW6itbw=";
 
 /// Which adapters the system runs on, and how its roles are spread over
@@ -145,12 +146,18 @@ impl System {
                 self.base_url.trim_start_matches("http://"),
             )
             .env("EVENTSYS_JWT_SECRET", &self.secret)
-            .env("EVENTSYS_DRAIN_SECONDS", "5");
+            .env("EVENTSYS_DRAIN_SECONDS", "5")
+            // Tests drive many writes from one address; the limits have
+            // their own tests, which set them.
+            .env("EVENTSYS_RATE_LIMIT_PER_USER", "0")
+            .env("EVENTSYS_RATE_LIMIT_PER_ADDR", "0")
+            .env("EVENTSYS_WS_MESSAGES_PER_SECOND", "1000");
         if self.setup.is_embedded() {
             command.env("EVENTSYS_DATA_DIR", &self.data_dir);
         } else {
             command
                 .env("EVENTSYS_TICKET_SIGNING_KEY", TICKET_SIGNING_KEY)
+                .env("EVENTSYS_CURSOR_SECRET", CURSOR_SECRET)
                 .env("EVENTSYS_AMQP_URL", &self.amqp_url)
                 .env("EVENTSYS_DYNAMODB_ENDPOINT", &self.dynamodb)
                 .env("EVENTSYS_TABLE_PREFIX", &self.table_prefix);
@@ -324,7 +331,9 @@ impl System {
     /// A client whose token runs out after `lifetime`.
     pub fn client_for(&self, user: &str, roles: &[Role], lifetime: Duration) -> Client {
         let user = UserId::parse(user).expect("a valid user id");
-        let token = Auth::new(self.secret.as_bytes()).mint(&user, roles, lifetime);
+        let token = Auth::new(self.secret.as_bytes())
+            .mint(&user, roles, lifetime)
+            .expect("an HS256 token");
         Client::new(&self.base_url, Some(token))
     }
 

@@ -40,8 +40,10 @@ pub async fn place(
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Attendee])?;
     let event_id: EventId = path_id(&event_id, "event")?;
-    let order: NewOrder = request.body()?;
+    // Whether the event may be seen comes first: a body error must not
+    // tell a stranger that a draft exists.
     let event = on_sale_event(&state, &caller, event_id).await?;
+    let order: NewOrder = request.body()?;
     let ticket_type = rules::ticket_type(&event.spec, order.ticket_type.as_deref())
         .map_err(|e| Problem::invalid(vec![e]))?;
     rules::quantity(&event.spec, order.quantity).map_err(|e| Problem::invalid(vec![e]))?;
@@ -95,8 +97,8 @@ pub async fn register(
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Attendee])?;
     let event_id: EventId = path_id(&event_id, "event")?;
-    let wanted: NewRegistration = request.body_or_default()?;
     let event = on_sale_event(&state, &caller, event_id).await?;
+    let wanted: NewRegistration = request.body_or_default()?;
     let ticket_type = rules::registration_type(&event.spec, wanted.ticket_type.as_deref())
         .map_err(|e| Problem::invalid(vec![e]))?;
     let order_id = OrderId::registration(event_id, &caller.user);

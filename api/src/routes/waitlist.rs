@@ -38,8 +38,8 @@ pub async fn join(
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Attendee])?;
     let event_id: EventId = path_id(&event_id, "event")?;
-    let wanted: NewEntry = request.body_or_default()?;
     let event = on_sale_event(&state, &caller, event_id).await?;
+    let wanted: NewEntry = request.body_or_default()?;
     let ticket_type = rules::ticket_type(&event.spec, wanted.ticket_type.as_deref())
         .map_err(|e| Problem::invalid(vec![e]))?;
     let action = Action::JoinWaitlist(JoinWaitlist {

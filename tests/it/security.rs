@@ -1,0 +1,356 @@
+//! The attacks a hostile client tried, each against the running system:
+//! floods of writes, slow and silent connections, oversized and malformed
+//! requests, aliased ids, tricky text, tokens from the wrong issuer, and a
+//! chatty live connection. Each answer is a problem document (or a closed
+//! connection) and changes nothing.
+
+use std::time::Duration;
+
+use eventsys_api::auth::Role;
+use eventsys_tests::{Client, Setup, System, client::event_body, on_both};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// A write nobody is allowed to make land anywhere: an order for an event
+/// that does not exist. It still counts against the caller's pace.
+fn nowhere() -> String {
+    format!("/v1/events/{}/orders", uuid::Uuid::now_v7())
+}
+
+/// How many of `n` writes in quick succession were refused for pace, with
+/// `Retry-After` and a problem document each time.
+async fn refused_of(client: &Client, n: usize) -> usize {
+    let mut refused = 0;
+    for _ in 0..n {
+        let reply = client.post(&nowhere(), &json!({ "quantity": 1 })).await;
+        if reply.status == 429 {
+            assert_eq!(reply.body["code"], "rate_limited");
+            let retry: u64 = reply.headers["retry-after"]
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .expect("Retry-After in seconds");
+            assert!((1..=2).contains(&retry), "Retry-After {retry}");
+            refused += 1;
+        } else {
+            assert_eq!(reply.status, 404);
+        }
+    }
+    refused
+}
+
+on_both!(
+    a_user_writing_faster_than_a_person_is_slowed_down,
+    Setup::Roles { ticketing: 1 }
+);
+
+async fn a_user_writing_faster_than_a_person_is_slowed_down(setup: Setup) {
+    // One write a second, four at once.
+    let system = System::start_with(setup, &[("EVENTSYS_RATE_LIMIT_PER_USER", "1")]).await;
+    let organizer = system.client("olga", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(50)).await;
+    let ann = system.client("ann", &[Role::Attendee]);
+    let orders = format!("/v1/events/{event_id}/orders");
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        answers.push(ann.post(&orders, &json!({ "quantity": 1 })).await);
+    }
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [202, 202, 202, 202, 429, 429, 429, 429, 429, 429]);
+    for accepted in &answers[..4] {
+        ann.wait_terminal(&accepted.str("command_id"), Duration::from_secs(30))
+            .await;
+    }
+    // The refused ones changed nothing: four orders, four seats.
+    let event = ann.get(&format!("/v1/events/{event_id}")).await;
+    assert_eq!(event.body["remaining"], 46, "{}", event.body);
+    // Someone else writes on, and reads are never limited.
+    let bob = system.client("bob", &[Role::Attendee]);
+    assert_eq!(refused_of(&bob, 4).await, 0);
+    for _ in 0..20 {
+        assert_eq!(ann.get("/v1/me/tickets").await.status, 200);
+    }
+}
+
+on_both!(
+    one_address_writing_for_many_users_is_slowed_down,
+    Setup::Roles { ticketing: 1 }
+);
+
+async fn one_address_writing_for_many_users_is_slowed_down(setup: Setup) {
+    let system = System::start_with(setup, &[("EVENTSYS_RATE_LIMIT_PER_ADDR", "1")]).await;
+    let clients: Vec<Client> = (0..8)
+        .map(|n| system.client(&format!("user{n}"), &[Role::Attendee]))
+        .collect();
+    let mut refused = 0;
+    for client in &clients {
+        refused += refused_of(client, 1).await;
+    }
+    assert_eq!(refused, 4, "four at once from one address, whoever asks");
+}
+
+on_both!(
+    connections_that_send_no_request_in_time_are_closed,
+    Setup::Roles { ticketing: 1 }
+);
+
+/// Whether the server closes `stream` within `within`.
+async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buffer = vec![0; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // A response (a 408, say) may come first.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn connections_that_send_no_request_in_time_are_closed(setup: Setup) {
+    let system = System::start_with(setup, &[("EVENTSYS_HEADER_TIMEOUT_SECONDS", "2")]).await;
+    let addr = system.base_url.trim_start_matches("http://").to_owned();
+    let mut silent = TcpStream::connect(&addr).await.expect("connecting");
+    let mut half_sent = TcpStream::connect(&addr).await.expect("connecting");
+    half_sent
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .expect("sending half a request");
+    let mut idle = TcpStream::connect(&addr).await.expect("connecting");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("sending a request");
+    let mut first = [0; 12];
+    idle.read_exact(&mut first).await.expect("an answer");
+    assert_eq!(&first, b"HTTP/1.1 200");
+    for (name, stream) in [
+        ("silent", &mut silent),
+        ("half-sent", &mut half_sent),
+        ("idle", &mut idle),
+    ] {
+        assert!(
+            closed_by_server(stream, Duration::from_secs(8)).await,
+            "the {name} connection is still open"
+        );
+    }
+    let anyone = system.anonymous();
+    assert_eq!(anyone.get("/healthz").await.status, 200);
+}
+
+on_both!(
+    oversized_requests_get_a_problem_document_not_a_reset,
+    Setup::Roles { ticketing: 1 }
+);
+
+async fn oversized_requests_get_a_problem_document_not_a_reset(setup: Setup) {
+    let system = System::start(setup).await;
+    let ann = system.client("ann", &[Role::Attendee]);
+    let body = vec![b' '; 4 * 1024 * 1024];
+    for _ in 0..20 {
+        let reply = ann
+            .post_raw(&nowhere(), body.clone(), "application/json", &[])
+            .await;
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (413, Some("payload_too_large"))
+        );
+    }
+    let headers: Vec<(String, String)> = (0..150)
+        .map(|n| (format!("x-filler-{n}"), "x".into()))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let reply = ann
+        .post_with(&nowhere(), &json!({ "quantity": 1 }), &headers)
+        .await;
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (431, Some("too_many_headers"))
+    );
+}
+
+on_both!(
+    hostile_requests_are_refused_and_change_nothing,
+    Setup::Roles { ticketing: 1 }
+);
+
+async fn hostile_requests_are_refused_and_change_nothing(setup: Setup) {
+    let system = System::start(setup).await;
+    let organizer = system.client("olga", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(10)).await;
+    let ann = system.client("ann", &[Role::Attendee]);
+    let event = ann.get(&format!("/v1/events/{event_id}")).await;
+    let ticket_type = event.body["ticket_types"][0]["ticket_type_id"]
+        .as_str()
+        .expect("the event's ticket type")
+        .to_owned();
+
+    // Ids in any form but the one they are written in name nothing.
+    for alias in [
+        event_id.to_uppercase(),
+        format!("urn:uuid:{event_id}"),
+        format!("{{{event_id}}}"),
+        event_id.replace('-', ""),
+        format!("{event_id}%2F.."),
+    ] {
+        let reply = ann.get(&format!("/v1/events/{alias}")).await;
+        assert_eq!(reply.status, 404, "{alias} names the event");
+    }
+    let orders = format!("/v1/events/{event_id}/orders");
+    let aliased = json!({ "ticket_type_id": ticket_type.to_uppercase(), "quantity": 1 });
+    let reply = ann.post(&orders, &aliased).await;
+    assert_eq!(
+        reply.status, 422,
+        "an uppercase ticket type id: {}",
+        reply.body
+    );
+
+    // Bodies: only JSON, parsed strictly.
+    let order = json!({ "quantity": 1 }).to_string().into_bytes();
+    for content_type in [
+        "application/evil+json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+    ] {
+        let reply = ann
+            .post_raw(&orders, order.clone(), content_type, &[])
+            .await;
+        assert_eq!(reply.status, 415, "{content_type}");
+    }
+    for (body, status) in [
+        (r#"{"quantity": 1, "quantity": 9}"#, 422),
+        (r#"{"quantity": 1e30}"#, 422),
+        (r#"{"quantity": 18446744073709551616}"#, 422),
+        (r#"{"quantity": -1}"#, 422),
+        (r#"{"quantity": "1"}"#, 422),
+        (r#"{"quantity": 1, "price": 0}"#, 422),
+        (r#"{"quantity": 1"#, 400),
+        ("\u{feff}{\"quantity\": 1}", 400),
+    ] {
+        let reply = ann
+            .post_raw(&orders, body.as_bytes().to_vec(), "application/json", &[])
+            .await;
+        assert_eq!(reply.status, status, "{body}: {}", reply.body);
+        assert!(reply.body["code"].is_string(), "a problem document");
+    }
+
+    // What an organizer writes must be fit to show to buyers.
+    let tricks: [(&str, Value); 7] = [
+        ("name", json!("\u{200b}")),
+        ("name", json!("\u{3164} \u{feff}")),
+        ("name", json!("Concert \u{202e}tfel-ot-thgir")),
+        (
+            "name",
+            json!("Payment failed, re-enter your card at http://pay.example"),
+        ),
+        ("name", json!("two\nlines")),
+        ("venue", json!("Hall\u{7}")),
+        ("starts_at", json!("1970-01-01T00:00:00Z")),
+    ];
+    for (field, value) in tricks {
+        let mut body = event_body(10);
+        body[field] = value.clone();
+        let reply = organizer.post("/v1/events", &body).await;
+        assert_eq!(reply.status, 422, "{field} = {value}: {}", reply.body);
+        assert_eq!(reply.body["errors"][0]["field"], field, "{}", reply.body);
+    }
+    let reply = ann.get("/v1/events?cursor=AAAA.BBBB").await;
+    assert_eq!(reply.status, 400, "a tampered cursor");
+
+    // Nothing of it took: the one event, all its seats.
+    let listed = ann.get("/v1/events").await;
+    let listed: Vec<&Value> = listed.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| &e["event_id"])
+        .collect();
+    assert_eq!(listed, [&json!(event_id)]);
+    let event = ann.get(&format!("/v1/events/{event_id}")).await;
+    assert_eq!(event.body["remaining"], 10);
+}
+
+on_both!(
+    tokens_must_come_from_the_configured_issuer_for_this_audience,
+    Setup::Roles { ticketing: 1 }
+);
+
+async fn tokens_must_come_from_the_configured_issuer_for_this_audience(setup: Setup) {
+    let system = System::start_with(
+        setup,
+        &[
+            ("EVENTSYS_JWT_ISSUER", "https://id.eventsys.test"),
+            ("EVENTSYS_JWT_AUDIENCE", "eventsys-api"),
+        ],
+    )
+    .await;
+    // Signed with the right secret, but naming no issuer or audience.
+    let plain = system.client("ann", &[Role::Attendee]);
+    let reply = plain.get("/v1/me/tickets").await;
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    // The CLI mints what the configuration asks for.
+    let minted = system.run(&["token", "--sub", "ann", "--role", "attendee"], &[]);
+    assert!(minted.status.success());
+    let token = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
+    let ann = Client::new(&system.base_url, Some(token));
+    assert_eq!(ann.get("/v1/me/tickets").await.status, 200);
+}
+
+on_both!(
+    a_live_connection_sending_too_fast_is_closed,
+    Setup::Roles { ticketing: 1 }
+);
+
+async fn a_live_connection_sending_too_fast_is_closed(setup: Setup) {
+    let system = System::start_with(setup, &[("EVENTSYS_WS_MESSAGES_PER_SECOND", "2")]).await;
+    let ann = system.client("ann", &[Role::Attendee]);
+    let mut live = ann.live().await;
+    for _ in 0..30 {
+        live.send(json!({ "type": "ping" })).await;
+    }
+    assert_eq!(live.closed(Duration::from_secs(10)).await, Some(1008));
+    // A connection at a person's pace is left alone.
+    let mut calm = ann.live().await;
+    for _ in 0..3 {
+        calm.send(json!({ "type": "ping" })).await;
+        assert_eq!(
+            calm.next(Duration::from_secs(5))
+                .await
+                .map(|f| f["type"].clone()),
+            Some(json!("pong"))
+        );
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_data_directory_is_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let system = System::start(Setup::Embedded).await;
+    let mode = |name: &str| {
+        let path = system.data_dir.join(name);
+        std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700);
+    for file in [
+        "store.redb",
+        "queue.redb",
+        "ticket-signing-key",
+        "cursor-secret",
+    ] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+}
