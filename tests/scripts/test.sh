@@ -37,6 +37,18 @@ if [ $# -eq 0 ]; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
   step "deployment artefacts"
   "$scripts/check-deploy.sh"
+  step "dependencies: licences, bans, sources (deny.toml)"
+  if ! cargo deny --version >/dev/null 2>&1; then
+    cargo install --locked cargo-deny
+  fi
+  cargo deny --log-level error check licenses bans sources
+  # Advisories need the advisory database, fetched over the network; where
+  # it cannot be fetched, say so rather than pass in silence.
+  if cargo deny --log-level error fetch db >/dev/null 2>&1; then
+    cargo deny --log-level error check advisories
+  else
+    echo "advisories NOT checked: the advisory database could not be fetched" >&2
+  fi
 fi
 
 step "build"
