@@ -155,6 +155,15 @@ pub struct Settings {
     /// The `aud` every token must name; unset: not checked.
     #[arg(long, env = "EVENTSYS_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
+    /// Secret that seals the facts workers publish on the broker
+    /// (`eventsys.events`); every role on RabbitMQ needs the same one.
+    #[arg(
+        long,
+        env = "EVENTSYS_EVENT_SEAL_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub event_seal_secret: Option<String>,
     /// Secret that seals list cursors (at least 16 characters); every API
     /// replica needs the same one.
     #[arg(

@@ -11,7 +11,7 @@ use eventsys_api::{
 };
 use eventsys_bus::Bus;
 use eventsys_bus_embedded::EmbeddedBus;
-use eventsys_bus_rabbitmq::RabbitBus;
+use eventsys_bus_rabbitmq::{EventSeal, RabbitBus};
 use eventsys_messages::WorkQueue;
 use eventsys_store::Store;
 use eventsys_store_dynamodb::DynamoStore;
@@ -73,7 +73,7 @@ pub(crate) async fn backends(settings: &Settings, name: &str) -> anyhow::Result<
         }
     };
     let bus: Arc<dyn Bus> = match settings.amqp_url.as_deref() {
-        Some(url) => Arc::new(connect_rabbitmq(url, name).await?),
+        Some(url) => Arc::new(connect_rabbitmq(url, name, Some(event_seal(settings)?)).await?),
         None => {
             let path = data_dir(settings)?.join("queue.redb");
             let bus =
@@ -85,12 +85,31 @@ pub(crate) async fn backends(settings: &Settings, name: &str) -> anyhow::Result<
     Ok(Backends { store, bus })
 }
 
-async fn connect_rabbitmq(url: &str, name: &str) -> anyhow::Result<RabbitBus> {
+/// What seals the facts on `eventsys.events`: every role on RabbitMQ needs
+/// the same secret.
+fn event_seal(settings: &Settings) -> anyhow::Result<EventSeal> {
+    match settings.event_seal_secret.as_deref() {
+        Some(secret) if secret.len() >= 16 => Ok(EventSeal::new(secret.as_bytes())),
+        Some(_) => bail!("EVENTSYS_EVENT_SEAL_SECRET must be at least 16 characters"),
+        None => bail!(
+            "set EVENTSYS_EVENT_SEAL_SECRET, the same random secret (at least 16 characters) \
+             for every role: facts on the broker are sealed with it"
+        ),
+    }
+}
+
+async fn connect_rabbitmq(
+    url: &str,
+    name: &str,
+    seal: Option<EventSeal>,
+) -> anyhow::Result<RabbitBus> {
     retry_transient(CONNECT_FOR, || async {
-        RabbitBus::connect(url, name).await.map_err(|e| {
-            tracing::warn!(error = %e, "waiting for RabbitMQ");
-            WorkError::Bus(e)
-        })
+        RabbitBus::connect(url, name, seal.clone())
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "waiting for RabbitMQ");
+                WorkError::Bus(e)
+            })
     })
     .await
     .context("cannot reach RabbitMQ")
@@ -245,7 +264,7 @@ fn kept(
 /// Creates what the configured adapters need and exits; idempotent.
 pub async fn init(settings: &Settings) -> anyhow::Result<()> {
     if let Some(url) = settings.amqp_url.as_deref() {
-        let bus = connect_rabbitmq(url, "eventsys-init").await?;
+        let bus = connect_rabbitmq(url, "eventsys-init", None).await?;
         bus.declare_topology()
             .await
             .context("declaring the broker topology")?;

@@ -46,9 +46,7 @@ async fn a_command_published_twice_more_makes_one_order() {
         .await
         .expect("the store answers")
         .expect("the command is recorded");
-    let bus = RabbitBus::connect(&system.amqp_url, "tests")
-        .await
-        .expect("RabbitMQ");
+    let bus = system.broker().await;
     let message = Message {
         routing_key: "order.place".into(),
         message_id: command_id.clone(),

@@ -29,9 +29,7 @@ async fn adapters(system: &System) -> (Arc<dyn Bus>, Arc<dyn Store>) {
             EmbeddedStore::open(&system.data_dir.join("store.redb")).expect("the store file");
         (Arc::new(bus), Arc::new(store))
     } else {
-        let bus = RabbitBus::connect(&system.amqp_url, "tests")
-            .await
-            .expect("RabbitMQ");
+        let bus = system.broker().await;
         let config = system.store_config();
         (Arc::new(bus), Arc::new(DynamoStore::connect(&config).await))
     }

@@ -21,9 +21,7 @@ async fn bad_messages_are_dead_lettered_and_the_worker_carries_on() {
     let mut system = System::start(Setup::Roles { ticketing: 1 }).await;
     let organizer = system.client("organizer", &[Role::Organizer]);
     let event_id = organizer.create_event(&event_body(10)).await;
-    let bus = RabbitBus::connect(&system.amqp_url, "tests")
-        .await
-        .expect("RabbitMQ");
+    let bus = system.broker().await;
     let publish = |id: &str, body: Vec<u8>| Message {
         routing_key: "order.place".into(),
         message_id: id.to_owned(),

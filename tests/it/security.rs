@@ -7,6 +7,12 @@
 use std::time::Duration;
 
 use eventsys_api::auth::Role;
+use eventsys_bus::{Bus, Exchange, Message};
+use eventsys_bus_rabbitmq::{EventSeal, RabbitBus};
+use eventsys_messages::{
+    CommandId, CommandStatus, Event, EventEnvelope, OrderId, TicketId, Timestamp, UserId,
+    event::{CommandUpdated, TicketsSold},
+};
 use eventsys_tests::{Client, Setup, System, client::event_body, on_both};
 use serde_json::{Value, json};
 use tokio::{
@@ -353,4 +359,102 @@ async fn the_data_directory_is_private_to_its_user() {
     ] {
         assert_eq!(mode(file), 0o600, "{file}");
     }
+}
+
+/// Facts about Ann that no role published: one unsealed, one sealed with a
+/// guessed secret. Both would push a frame and put words in her inbox.
+fn forgeries(event_id: &str) -> Vec<Message> {
+    let ann = UserId::parse("ann").expect("a user id");
+    let updated = Event::CommandUpdated(CommandUpdated {
+        command_id: CommandId::generate(),
+        user_id: ann.clone(),
+        status: CommandStatus::Succeeded,
+        result: None,
+        error: None,
+    });
+    let sold = Event::TicketsSold(TicketsSold {
+        order_id: OrderId::generate(),
+        ordered_at: Timestamp::now(),
+        event_id: event_id.parse().expect("an event id"),
+        event_name: "Payment failed: re-enter your card at pay.example".into(),
+        buyer_id: ann,
+        ticket_ids: vec![TicketId::generate()],
+    });
+    [updated, sold]
+        .into_iter()
+        .map(|fact| Message::event(&EventEnvelope::keyed(uuid::Uuid::now_v7(), fact), None))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn facts_forged_on_the_broker_reach_no_inbox_and_no_live_connection() {
+    let system = System::start(Setup::Roles { ticketing: 1 }).await;
+    let organizer = system.client("olga", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(10)).await;
+    let ann = system.client("ann", &[Role::Attendee]);
+    let mut live = ann.live().await;
+
+    // Without a seal (straight onto the exchange), and with a guessed one.
+    let connection = lapin::Connection::connect(&system.amqp_url, Default::default())
+        .await
+        .expect("RabbitMQ");
+    let channel = connection.create_channel().await.expect("a channel");
+    let guessed = EventSeal::new(b"a guess at the secret, not the secret");
+    let guesser = RabbitBus::connect(&system.amqp_url, "mallory", Some(guessed))
+        .await
+        .expect("RabbitMQ");
+    for forged in forgeries(&event_id) {
+        channel
+            .basic_publish(
+                "eventsys.events".into(),
+                forged.routing_key.as_str().into(),
+                Default::default(),
+                &forged.body,
+                lapin::BasicProperties::default(),
+            )
+            .await
+            .expect("published")
+            .await
+            .expect("confirmed");
+        guesser
+            .publish(Exchange::Events, &forged)
+            .await
+            .expect("published");
+    }
+
+    // Then a genuine order: its facts travel the same queues, after the forgeries.
+    let placed = ann.order(&event_id, 1).await;
+    let command_id = placed.str("command_id");
+    let frames = live
+        .gather(Duration::from_secs(30), |frames| {
+            frames
+                .iter()
+                .any(|f| f["type"] == "notification" && f["kind"] == "order.confirmed")
+        })
+        .await;
+    let notified = frames
+        .iter()
+        .filter(|f| f["type"] == "notification")
+        .count();
+    assert_eq!(notified, 1, "{frames:?}");
+    let updates: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["type"] == "command.updated")
+        .collect();
+    assert!(
+        updates
+            .iter()
+            .all(|f| f["command_id"] == command_id.as_str()),
+        "a forged update reached Ann: {updates:?}"
+    );
+    let inbox = ann.get("/v1/me/notifications").await;
+    let kinds: Vec<&Value> = inbox.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| &n["kind"])
+        .collect();
+    assert_eq!(kinds, [&json!("order.confirmed")], "{}", inbox.body);
+    let _ = connection.close(200, "done".into()).await;
+    guesser.close().await;
 }

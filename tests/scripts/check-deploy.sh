@@ -312,7 +312,7 @@ def k8s_policy(work):
                         if res not in resources.get(kind, {}):
                             fail(f"{where}: no {res} {kind[:-1]}")
                 for var in c.get("env", []):
-                    if var["name"] in ("EVENTSYS_AMQP_URL", "EVENTSYS_JWT_SECRET", "EVENTSYS_CURSOR_SECRET", "EVENTSYS_TICKET_SIGNING_KEY") and "value" in var:
+                    if var["name"] in ("EVENTSYS_AMQP_URL", "EVENTSYS_JWT_SECRET", "EVENTSYS_CURSOR_SECRET", "EVENTSYS_TICKET_SIGNING_KEY", "EVENTSYS_EVENT_SEAL_SECRET") and "value" in var:
                         fail(f"{where}: {var['name']} is written in clear instead of read from a Secret")
                 if doc["kind"] == "Deployment":
                     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):

@@ -14,6 +14,7 @@ use crate::{Client, Services, oracle::Oracle, unique};
 /// The ticket-signing key of distributed test systems (embedded ones make
 /// their own): 32 bytes, base64.
 const CURSOR_SECRET: &str = "cursors-are-sealed-with-this-one";
+const EVENT_SEAL_SECRET: &str = "facts-on-the-broker-are-sealed-with-this";
 pub const TICKET_SIGNING_KEY: &str = "Z+QCRxnKZgzRF+rCnzJJwv3NYlthg8nv8KwXjW6itbw=";
 
 /// Which adapters the system runs on, and how its roles are spread over
@@ -158,6 +159,7 @@ impl System {
             command
                 .env("EVENTSYS_TICKET_SIGNING_KEY", TICKET_SIGNING_KEY)
                 .env("EVENTSYS_CURSOR_SECRET", CURSOR_SECRET)
+                .env("EVENTSYS_EVENT_SEAL_SECRET", EVENT_SEAL_SECRET)
                 .env("EVENTSYS_AMQP_URL", &self.amqp_url)
                 .env("EVENTSYS_DYNAMODB_ENDPOINT", &self.dynamodb)
                 .env("EVENTSYS_TABLE_PREFIX", &self.table_prefix);
@@ -290,6 +292,15 @@ impl System {
     }
 
     /// How a test reaches this system's DynamoDB tables itself.
+    /// A connection to this system's broker, as a role would have it:
+    /// facts it publishes are sealed like the workers' own.
+    pub async fn broker(&self) -> eventsys_bus_rabbitmq::RabbitBus {
+        let seal = eventsys_bus_rabbitmq::EventSeal::new(EVENT_SEAL_SECRET.as_bytes());
+        eventsys_bus_rabbitmq::RabbitBus::connect(&self.amqp_url, "tests", Some(seal))
+            .await
+            .expect("RabbitMQ")
+    }
+
     pub fn store_config(&self) -> eventsys_store_dynamodb::DynamoConfig {
         eventsys_store_dynamodb::DynamoConfig {
             endpoint: Some(self.dynamodb.clone()),

@@ -4,8 +4,13 @@
 //! one channel per subscription. A broken connection is replaced on next
 //! use; every new connection declares the whole topology first, so a
 //! process never depends on someone else having run `eventsys init`.
+//! Facts published to `eventsys.events` are sealed ([`EventSeal`]); one
+//! that arrives unsealed is dropped.
 
+mod seal;
 mod topology;
+
+pub use seal::EventSeal;
 
 use std::sync::Arc;
 
@@ -36,6 +41,8 @@ const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct RabbitBus {
     url: String,
     name: String,
+    /// Without it, this process neither publishes nor receives facts.
+    seal: Option<Arc<EventSeal>>,
     link: Mutex<Option<Arc<Link>>>,
     window: Semaphore,
 }
@@ -73,11 +80,12 @@ fn unavailable(err: lapin::Error) -> BusError {
 
 impl RabbitBus {
     /// Connects (and declares the topology); `name` shows in the broker's
-    /// connection list.
-    pub async fn connect(url: &str, name: &str) -> Result<Self, BusError> {
+    /// connection list. Facts are published and received under `seal`.
+    pub async fn connect(url: &str, name: &str, seal: Option<EventSeal>) -> Result<Self, BusError> {
         let bus = Self {
             url: url.to_owned(),
             name: name.to_owned(),
+            seal: seal.map(Arc::new),
             link: Mutex::new(None),
             window: Semaphore::new(CONFIRM_WINDOW),
         };
@@ -110,7 +118,7 @@ impl RabbitBus {
             .basic_qos(prefetch, BasicQosOptions::default())
             .await
             .map_err(unavailable)?;
-        subscribe(channel, queue.into(), true).await
+        subscribe(channel, queue.into(), true, self.seal.clone()).await
     }
 
     async fn link(&self) -> Result<Arc<Link>, BusError> {
@@ -130,8 +138,11 @@ impl RabbitBus {
     }
 }
 
-fn properties(message: &Message) -> BasicProperties {
+fn properties(message: &Message, seal: Option<String>) -> BasicProperties {
     let mut headers = FieldTable::default();
+    if let Some(seal) = seal {
+        headers.insert(seal::HEADER.into(), AMQPValue::LongString(seal.into()));
+    }
     if let Some(traceparent) = &message.traceparent {
         headers.insert(
             "traceparent".into(),
@@ -159,6 +170,15 @@ impl Bus for RabbitBus {
             .acquire()
             .await
             .map_err(|_| BusError::unavailable("publisher closed"))?;
+        let seal = match (exchange, &self.seal) {
+            (Exchange::Events, Some(seal)) => Some(seal.seal(message)),
+            (Exchange::Events, None) => {
+                return Err(BusError::unavailable(
+                    "facts are published sealed, and this process has no seal",
+                ));
+            }
+            _ => None,
+        };
         let link = self.link().await?;
         let confirmed = async {
             let confirm = link
@@ -174,7 +194,7 @@ impl Bus for RabbitBus {
                         ..Default::default()
                     },
                     &message.body,
-                    properties(message),
+                    properties(message, seal),
                 )
                 .await?;
             confirm.await
@@ -248,7 +268,7 @@ impl Bus for RabbitBus {
                 .map_err(unavailable)?;
         }
         // Live updates are worth nothing once stale: no acks, no redelivery.
-        subscribe(channel, queue.name().clone(), false).await
+        subscribe(channel, queue.name().clone(), false, self.seal.clone()).await
     }
 
     async fn is_ready(&self) -> bool {
@@ -268,6 +288,7 @@ async fn subscribe(
     channel: Channel,
     queue: ShortString,
     acks: bool,
+    seal: Option<Arc<EventSeal>>,
 ) -> Result<Box<dyn Subscription>, BusError> {
     let options = BasicConsumeOptions {
         no_ack: !acks,
@@ -281,6 +302,7 @@ async fn subscribe(
         channel,
         consumer,
         acks,
+        seal,
     }))
 }
 
@@ -289,17 +311,49 @@ struct RabbitSubscription {
     consumer: Consumer,
     /// False for `no_ack` consumers, whose deliveries must not be settled.
     acks: bool,
+    seal: Option<Arc<EventSeal>>,
+}
+
+impl RabbitSubscription {
+    /// Whether `delivery` came through `eventsys.events` without a valid seal.
+    fn is_forged(&self, delivery: &lapin::message::Delivery, message: &Message) -> bool {
+        if delivery.exchange.as_str() != EVENTS_EXCHANGE {
+            return false;
+        }
+        let seal = delivery.properties.headers().as_ref().and_then(|h| {
+            match h.inner().get(seal::HEADER) {
+                Some(AMQPValue::LongString(v)) => Some(v.to_string()),
+                _ => None,
+            }
+        });
+        match (&self.seal, seal) {
+            (Some(key), Some(seal)) => !key.verify(message, &seal),
+            _ => true,
+        }
+    }
 }
 
 #[async_trait]
 impl Subscription for RabbitSubscription {
     async fn next(&mut self) -> Option<Delivery> {
-        match self.consumer.next().await? {
-            Ok(delivery) => Some(into_delivery(delivery, self.acks)),
-            Err(err) => {
-                tracing::warn!(error = %err, "subscription ended");
-                None
-            }
+        loop {
+            let delivery = match self.consumer.next().await? {
+                Ok(delivery) => delivery,
+                Err(err) => {
+                    tracing::warn!(error = %err, "subscription ended");
+                    return None;
+                }
+            };
+            let acker = delivery.acker.clone();
+            let Some(delivery) = into_delivery(delivery, self.acks, |d, m| self.is_forged(d, m))
+            else {
+                // A forgery is not worth keeping, nor replaying: gone.
+                if self.acks {
+                    let _ = acker.ack(BasicAckOptions::default()).await;
+                }
+                continue;
+            };
+            return Some(delivery);
         }
     }
 
@@ -317,7 +371,13 @@ impl Subscription for RabbitSubscription {
     }
 }
 
-fn into_delivery(delivery: lapin::message::Delivery, acks: bool) -> Delivery {
+/// The delivery as the port sees it; `None` for a fact `forged` says was
+/// not sealed by one of ours.
+fn into_delivery(
+    delivery: lapin::message::Delivery,
+    acks: bool,
+    forged: impl Fn(&lapin::message::Delivery, &Message) -> bool,
+) -> Option<Delivery> {
     let headers = delivery.properties.headers().as_ref();
     let header = |name: &str| headers.and_then(|h| h.inner().get(name));
     let traceparent = match header("traceparent") {
@@ -339,15 +399,23 @@ fn into_delivery(delivery: lapin::message::Delivery, acks: bool) -> Delivery {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default(),
-        body: delivery.data,
+        body: delivery.data.clone(),
         traceparent,
     };
+    if forged(&delivery, &message) {
+        tracing::warn!(
+            message_id = %message.message_id,
+            routing_key = %message.routing_key,
+            "dropped a fact without a valid seal"
+        );
+        return None;
+    }
     let acker: Box<dyn Acker> = if acks {
         Box::new(RabbitAcker(delivery.acker))
     } else {
         Box::new(AutoAcked)
     };
-    Delivery::new(message, previous, acker)
+    Some(Delivery::new(message, previous, acker))
 }
 
 /// Settles nothing: the broker considered the delivery settled on sending.
