@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use eventsys_api::auth::Role;
 use eventsys_bus::{Bus, Exchange, Message};
-use eventsys_bus_rabbitmq::RabbitBus;
 use eventsys_store::CommandLog;
 use eventsys_store_dynamodb::DynamoStore;
 use eventsys_tests::{Setup, System, client::event_body, eventually, on_both};

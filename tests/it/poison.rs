@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use eventsys_api::auth::Role;
 use eventsys_bus::{Bus, Exchange, Message};
-use eventsys_bus_rabbitmq::RabbitBus;
 use eventsys_messages::{
     Action, CommandEnvelope, CommandStatus, OrderId, PlaceOrder, Reason, TicketTypeId, UserId,
 };
