@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use eventsys_api::{hub::HubLimits, limits::Limits};
+use eventsys_messages::{WorkQueue, topology::Principal};
 use eventsys_store_dynamodb::DynamoConfig;
 
 #[derive(Parser, Debug)]
@@ -155,6 +156,57 @@ pub struct Settings {
     /// The `aud` every token must name; unset: not checked.
     #[arg(long, env = "EVENTSYS_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
+    /// RabbitMQ's management API (`http://ADMIN:PASSWORD@HOST:15672`): with
+    /// it, `eventsys init` makes a login per role with only that role's
+    /// rights, for each `EVENTSYS_BROKER_PASSWORD_*` set.
+    #[arg(
+        long,
+        env = "EVENTSYS_RABBITMQ_MANAGEMENT_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub rabbitmq_management_url: Option<String>,
+    /// Password of the API's broker login (`eventsys-api`), for `eventsys init`.
+    #[arg(
+        long,
+        env = "EVENTSYS_BROKER_PASSWORD_API",
+        hide_env_values = true,
+        global = true
+    )]
+    pub broker_password_api: Option<String>,
+    /// Password of the registration worker's login (`eventsys-registration`).
+    #[arg(
+        long,
+        env = "EVENTSYS_BROKER_PASSWORD_REGISTRATION",
+        hide_env_values = true,
+        global = true
+    )]
+    pub broker_password_registration: Option<String>,
+    /// Password of the ticketing worker's login (`eventsys-ticketing`).
+    #[arg(
+        long,
+        env = "EVENTSYS_BROKER_PASSWORD_TICKETING",
+        hide_env_values = true,
+        global = true
+    )]
+    pub broker_password_ticketing: Option<String>,
+    /// Password of the notification worker's login (`eventsys-notification`).
+    #[arg(
+        long,
+        env = "EVENTSYS_BROKER_PASSWORD_NOTIFICATION",
+        hide_env_values = true,
+        global = true
+    )]
+    pub broker_password_notification: Option<String>,
+    /// Password of the autoscaler's login (`eventsys-autoscaler`), which
+    /// may only look at queue depths.
+    #[arg(
+        long,
+        env = "EVENTSYS_BROKER_PASSWORD_AUTOSCALER",
+        hide_env_values = true,
+        global = true
+    )]
+    pub broker_password_autoscaler: Option<String>,
     /// Secret that seals the facts workers publish on the broker
     /// (`eventsys.events`); every role on RabbitMQ needs the same one.
     #[arg(
@@ -339,6 +391,29 @@ impl Settings {
 
     pub fn drain(&self) -> Duration {
         Duration::from_secs(self.drain_seconds)
+    }
+
+    /// The broker logins `eventsys init` makes: those given a password.
+    pub fn broker_logins(&self) -> Vec<(Principal, String)> {
+        [
+            (Principal::Api, &self.broker_password_api),
+            (
+                Principal::Worker(WorkQueue::Registration),
+                &self.broker_password_registration,
+            ),
+            (
+                Principal::Worker(WorkQueue::Ticketing),
+                &self.broker_password_ticketing,
+            ),
+            (
+                Principal::Worker(WorkQueue::Notification),
+                &self.broker_password_notification,
+            ),
+            (Principal::Autoscaler, &self.broker_password_autoscaler),
+        ]
+        .into_iter()
+        .filter_map(|(principal, password)| Some((principal, password.clone()?)))
+        .collect()
     }
 
     pub fn limits(&self) -> Limits {

@@ -3,6 +3,7 @@
 
 mod config;
 mod dlq;
+mod logins;
 mod probe;
 mod probes;
 mod roles;

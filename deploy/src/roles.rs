@@ -270,6 +270,14 @@ pub async fn init(settings: &Settings) -> anyhow::Result<()> {
             .context("declaring the broker topology")?;
         bus.close().await;
         tracing::info!("broker topology is in place");
+        let logins = settings.broker_logins();
+        match settings.rabbitmq_management_url.as_deref() {
+            Some(management) => crate::logins::make(management, url, &logins).await?,
+            None if !logins.is_empty() => {
+                bail!("broker logins need EVENTSYS_RABBITMQ_MANAGEMENT_URL: AMQP cannot make users")
+            }
+            None => {}
+        }
     }
     match settings.store_kind() {
         StoreKind::Dynamodb => {

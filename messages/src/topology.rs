@@ -89,6 +89,89 @@ impl WorkQueue {
     }
 }
 
+/// Who talks to the broker, each under a login of its own with only the
+/// rights its work needs: the API may publish commands but not facts, a
+/// worker consumes its own queue and publishes facts (the ticketing worker,
+/// which runs the scheduler, also commands), the autoscaler only looks at
+/// queue depths. `eventsys init` and `eventsys dlq` use an administrator's
+/// login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Principal {
+    Api,
+    Worker(WorkQueue),
+    Autoscaler,
+}
+
+/// RabbitMQ permissions on the vhost: regular expressions over the names
+/// of exchanges and queues that a login may configure (declare, delete),
+/// write (publish to, bind a queue to) and read (consume, bind from).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permissions {
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+/// `name` as a regular expression that matches it literally (our names
+/// hold letters, dots and hyphens only).
+fn escaped(name: &str) -> String {
+    name.replace('.', "\\.")
+}
+
+/// Matches exactly `names`, nothing else.
+fn only(names: &[&str]) -> String {
+    let names: Vec<String> = names.iter().map(|n| escaped(n)).collect();
+    format!("^({})$", names.join("|"))
+}
+
+/// Matches nothing.
+const NOTHING: &str = "^$";
+/// The server-named queue each API replica declares for its broadcasts.
+const BROADCAST_QUEUES: &str = "amq\\.gen-.*";
+
+impl Principal {
+    pub const ALL: [Self; 5] = [
+        Self::Api,
+        Self::Worker(WorkQueue::Registration),
+        Self::Worker(WorkQueue::Ticketing),
+        Self::Worker(WorkQueue::Notification),
+        Self::Autoscaler,
+    ];
+
+    /// The login's user name, e.g. `eventsys-ticketing`.
+    pub fn login(self) -> String {
+        match self {
+            Self::Api => "eventsys-api".to_owned(),
+            Self::Worker(queue) => format!("eventsys-{}", queue.role()),
+            Self::Autoscaler => "eventsys-autoscaler".to_owned(),
+        }
+    }
+
+    pub fn permissions(self) -> Permissions {
+        match self {
+            Self::Api => Permissions {
+                configure: format!("^{BROADCAST_QUEUES}$"),
+                write: format!("^({}|{BROADCAST_QUEUES})$", escaped(COMMANDS_EXCHANGE)),
+                read: format!("^({}|{BROADCAST_QUEUES})$", escaped(EVENTS_EXCHANGE)),
+            },
+            Self::Worker(queue) => Permissions {
+                configure: NOTHING.to_owned(),
+                write: if queue == WorkQueue::Ticketing {
+                    only(&[COMMANDS_EXCHANGE, EVENTS_EXCHANGE])
+                } else {
+                    only(&[EVENTS_EXCHANGE])
+                },
+                read: only(&[queue.name()]),
+            },
+            Self::Autoscaler => Permissions {
+                configure: NOTHING.to_owned(),
+                write: NOTHING.to_owned(),
+                read: NOTHING.to_owned(),
+            },
+        }
+    }
+}
+
 /// AMQP topic matching (`*` one word, `#` zero or more), for adapters that
 /// route without a broker.
 pub fn matches(pattern: &str, key: &str) -> bool {

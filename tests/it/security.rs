@@ -10,8 +10,10 @@ use eventsys_api::auth::Role;
 use eventsys_bus::{Bus, Exchange, Message};
 use eventsys_bus_rabbitmq::{EventSeal, RabbitBus};
 use eventsys_messages::{
-    CommandId, CommandStatus, Event, EventEnvelope, OrderId, TicketId, Timestamp, UserId,
+    Action, CommandEnvelope, CommandId, CommandStatus, Event, EventEnvelope, OrderId, PlaceOrder,
+    TicketId, TicketTypeId, Timestamp, UserId, WorkQueue,
     event::{CommandUpdated, TicketsSold},
+    topology::Principal,
 };
 use eventsys_tests::{Client, Setup, System, client::event_body, on_both};
 use serde_json::{Value, json};
@@ -457,4 +459,152 @@ async fn facts_forged_on_the_broker_reach_no_inbox_and_no_live_connection() {
     assert_eq!(kinds, [&json!("order.confirmed")], "{}", inbox.body);
     let _ = connection.close(200, "done".into()).await;
     guesser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_role_holds_only_its_own_rights_on_the_broker() {
+    let mut system = System::start(Setup::Roles { ticketing: 1 }).await;
+    let organizer = system.client("olga", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(10)).await;
+
+    // `eventsys init` makes a login per role on the system's vhost.
+    let password = format!("login-{}", eventsys_tests::unique());
+    let management = std::env::var("EVENTSYS_TEST_RABBITMQ_MANAGEMENT_URL")
+        .unwrap_or_else(|_| "http://guest:guest@127.0.0.1:15672".into());
+    let variables: Vec<String> = [
+        "API",
+        "REGISTRATION",
+        "TICKETING",
+        "NOTIFICATION",
+        "AUTOSCALER",
+    ]
+    .iter()
+    .map(|name| format!("EVENTSYS_BROKER_PASSWORD_{name}"))
+    .collect();
+    let mut env: Vec<(&str, &str)> = variables
+        .iter()
+        .map(|v| (v.as_str(), password.as_str()))
+        .collect();
+    env.push(("EVENTSYS_RABBITMQ_MANAGEMENT_URL", &management));
+    let made = system.run(&["init"], &env);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let broker = system.amqp_url.clone();
+    let login = |principal: Principal| {
+        let mut url = reqwest::Url::parse(&broker).expect("the broker URL");
+        url.set_username(&principal.login()).expect("a login");
+        url.set_password(Some(&password)).expect("a password");
+        url.to_string()
+    };
+
+    // Every role again, each under its own login.
+    let roles: [(&str, &[&str], Principal); 4] = [
+        ("api", &["api"], Principal::Api),
+        (
+            "registration",
+            &["worker", "registration"],
+            Principal::Worker(WorkQueue::Registration),
+        ),
+        (
+            "notification",
+            &["worker", "notification"],
+            Principal::Worker(WorkQueue::Notification),
+        ),
+        (
+            "ticketing-0",
+            &["worker", "ticketing"],
+            Principal::Worker(WorkQueue::Ticketing),
+        ),
+    ];
+    for (name, args, principal) in roles {
+        system.stop(name).await;
+        let url = login(principal);
+        system.spawn(name, args, &[("EVENTSYS_AMQP_URL", &url)]);
+    }
+    system.wait_ready().await;
+
+    // A sale goes through with those rights alone.
+    let ann = system.client("ann", &[Role::Attendee]);
+    let placed = ann.order(&event_id, 1).await;
+    let done = ann
+        .wait_terminal(&placed.str("command_id"), Duration::from_secs(30))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let inbox = eventsys_tests::eventually(Duration::from_secs(20), 1, || async {
+        let inbox = ann.get("/v1/me/notifications").await;
+        inbox.body["items"].as_array().map_or(0, Vec::len)
+    })
+    .await;
+    assert_eq!(inbox, 1, "the buyer is told");
+
+    // The API's login publishes commands, never facts (even sealed ones),
+    // and reads no work queue.
+    let forged = forgeries(&event_id).remove(0);
+    let api = system
+        .broker_at(&login(Principal::Api))
+        .await
+        .expect("the API's login connects");
+    assert!(api.publish(Exchange::Events, &forged).await.is_err());
+    assert!(api.consume(WorkQueue::Ticketing, 1).await.is_err());
+    // A notification worker's login publishes no commands.
+    let notifier = system
+        .broker_at(&login(Principal::Worker(WorkQueue::Notification)))
+        .await
+        .expect("the notification worker's login connects");
+    let order = CommandEnvelope::new(
+        UserId::parse("ann").expect("a user id"),
+        Action::PlaceOrder(PlaceOrder {
+            order_id: OrderId::generate(),
+            event_id: event_id.parse().expect("an event id"),
+            ticket_type_id: TicketTypeId::generate(),
+            quantity: 1,
+        }),
+    );
+    assert!(
+        notifier
+            .publish(Exchange::Commands, &Message::command(&order, None))
+            .await
+            .is_err()
+    );
+    assert!(notifier.consume(WorkQueue::Ticketing, 1).await.is_err());
+    // The autoscaler's login looks at queue depths and does nothing else.
+    let autoscaler = login(Principal::Autoscaler);
+    let connection = lapin::Connection::connect(&autoscaler, Default::default())
+        .await
+        .expect("the autoscaler's login connects");
+    let channel = connection.create_channel().await.expect("a channel");
+    let depth = channel
+        .queue_declare(
+            "eventsys.ticketing".into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .expect("a queue's depth");
+    assert_eq!(depth.message_count(), 0);
+    let _ = connection.close(200, "done".into()).await;
+    let scaler = system
+        .broker_at(&autoscaler)
+        .await
+        .expect("the autoscaler's login connects");
+    assert!(
+        scaler
+            .publish(Exchange::Commands, &Message::command(&order, None))
+            .await
+            .is_err()
+    );
+    for bus in [api, notifier, scaler] {
+        bus.close().await;
+    }
+    // Logins outlive a vhost: take them away again.
+    drop(system);
+    for principal in Principal::ALL {
+        eventsys_tests::system::rabbitmqctl_run(&["delete_user", &principal.login()]);
+    }
 }

@@ -248,8 +248,9 @@ def keda(work, schema_path):
                     fail(f"{name}: {ident(doc)}: scales {target} on another role's queue {queue}")
         for auth in auths.values():
             for ref in auth["spec"].get("secretTargetRef", []):
-                if (ref.get("name"), ref.get("key")) != ("eventsys-secrets", "EVENTSYS_AMQP_URL"):
-                    fail(f"{name}: {ident(auth)}: reads {ref.get('name')}/{ref.get('key')}, not eventsys-secrets/EVENTSYS_AMQP_URL")
+                # The autoscaler's own login, which may only look at queue depths.
+                if (ref.get("name"), ref.get("key")) != ("eventsys-secrets", "autoscaler-amqp-url"):
+                    fail(f"{name}: {ident(auth)}: reads {ref.get('name')}/{ref.get('key')}, not eventsys-secrets/autoscaler-amqp-url")
     if count == 0:
         fail("no KEDA object rendered")
     finish(f"{count} KEDA objects valid against k8s/schemas/keda.json, references resolved")
@@ -315,6 +316,13 @@ def k8s_policy(work):
                     if var["name"] in ("EVENTSYS_AMQP_URL", "EVENTSYS_JWT_SECRET", "EVENTSYS_CURSOR_SECRET", "EVENTSYS_TICKET_SIGNING_KEY", "EVENTSYS_EVENT_SEAL_SECRET") and "value" in var:
                         fail(f"{where}: {var['name']} is written in clear instead of read from a Secret")
                 if doc["kind"] == "Deployment":
+                    # Each role connects under its own broker login.
+                    args = c.get("args") or [None]
+                    role = args[1] if args[0] == "worker" and len(args) > 1 else args[0]
+                    login = next((v.get("valueFrom", {}).get("secretKeyRef", {}).get("key")
+                                  for v in c.get("env", []) if v["name"] == "EVENTSYS_AMQP_URL"), None)
+                    if login != f"{role}-amqp-url":
+                        fail(f"{where}: connects to the broker with {login!r}, not its own login {role}-amqp-url")
                     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                         if probe not in c:
                             fail(f"{where}: no {probe}")

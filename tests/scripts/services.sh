@@ -2,6 +2,8 @@
 # Starts or stops what the integration tests talk to, on loopback only:
 #   - RabbitMQ: used as is when something listens on 127.0.0.1:5672;
 #     otherwise installed from the distribution's packages and started;
+#     its management API (which `eventsys init` makes logins through) is
+#     turned on, on 127.0.0.1:15672, when off, and off again on stop;
 #   - a DynamoDB-compatible server: moto in server mode, installed into a
 #     virtualenv and run single-threaded (its threaded server loses
 #     conditional updates under concurrency).
@@ -46,6 +48,29 @@ start_rabbitmq() {
   done
   rabbitmqctl -q await_startup --timeout 60
   rabbitmqctl eval 'list_to_integer(os:getpid()).' | tr -d '\r' > "$state_dir/rabbitmq.pid"
+}
+
+start_rabbitmq_management() {
+  if listening 15672; then
+    return
+  fi
+  say "turning on RabbitMQ's management API on 127.0.0.1:15672"
+  # Loopback only: set before the plugin starts and reads it.
+  rabbitmqctl -q eval 'application:set_env(rabbitmq_management, tcp_config, [{ip, "127.0.0.1"}, {port, 15672}]).' >/dev/null
+  rabbitmq-plugins -q enable rabbitmq_management >/dev/null
+  touch "$state_dir/rabbitmq-management.ours"
+  for i in $(seq 1 60); do
+    listening 15672 && return
+    [ "$i" = 60 ] && { say "the management API did not start"; exit 1; }
+    sleep 0.5
+  done
+}
+
+stop_rabbitmq_management() {
+  if [ -f "$state_dir/rabbitmq-management.ours" ]; then
+    rabbitmq-plugins -q disable rabbitmq_management rabbitmq_management_agent rabbitmq_web_dispatch >/dev/null 2>&1 || true
+    rm -f "$state_dir/rabbitmq-management.ours"
+  fi
 }
 
 start_moto() {
@@ -93,6 +118,7 @@ reset_moto() {
 case "${1:-}" in
   start)
     start_rabbitmq
+    start_rabbitmq_management
     start_moto
     ;;
   reset)
@@ -103,6 +129,7 @@ case "${1:-}" in
       stop_pid "$(cat "$state_dir/moto.pid")"
       rm -f "$state_dir/moto.pid"
     fi
+    stop_rabbitmq_management
     # Only a broker this script started is stopped.
     if [ -f "$state_dir/rabbitmq.pid" ]; then
       stop_pid "$(cat "$state_dir/rabbitmq.pid")"

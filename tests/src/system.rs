@@ -295,10 +295,16 @@ impl System {
     /// A connection to this system's broker, as a role would have it:
     /// facts it publishes are sealed like the workers' own.
     pub async fn broker(&self) -> eventsys_bus_rabbitmq::RabbitBus {
+        self.broker_at(&self.amqp_url).await.expect("RabbitMQ")
+    }
+
+    /// Like [`Self::broker`], under the login `url` names.
+    pub async fn broker_at(
+        &self,
+        url: &str,
+    ) -> Result<eventsys_bus_rabbitmq::RabbitBus, eventsys_bus::BusError> {
         let seal = eventsys_bus_rabbitmq::EventSeal::new(EVENT_SEAL_SECRET.as_bytes());
-        eventsys_bus_rabbitmq::RabbitBus::connect(&self.amqp_url, "tests", Some(seal))
-            .await
-            .expect("RabbitMQ")
+        eventsys_bus_rabbitmq::RabbitBus::connect(url, "tests", Some(seal)).await
     }
 
     pub fn store_config(&self) -> eventsys_store_dynamodb::DynamoConfig {

@@ -2,8 +2,9 @@
 //!
 //! One connection per process, one confirm-mode channel for publishing,
 //! one channel per subscription. A broken connection is replaced on next
-//! use; every new connection declares the whole topology first, so a
-//! process never depends on someone else having run `eventsys init`.
+//! use; every new connection declares the whole topology first (or, on a
+//! login that may not, checks it is there), so a process with the rights
+//! never depends on someone else having run `eventsys init`.
 //! Facts published to `eventsys.events` are sealed ([`EventSeal`]); one
 //! that arrives unsealed is dropped.
 
@@ -56,9 +57,7 @@ impl Link {
     async fn open(url: &str, name: &str) -> lapin::Result<Self> {
         let properties = ConnectionProperties::default().with_connection_name(name.into());
         let connection = Connection::connect(url, properties).await?;
-        let setup = connection.create_channel().await?;
-        topology::declare(&setup).await?;
-        setup.close(200, "topology declared".into()).await?;
+        topology::declare(&connection).await?;
         let publisher = connection.create_channel().await?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())

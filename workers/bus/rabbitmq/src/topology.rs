@@ -1,13 +1,16 @@
 //! Declares the contract's topology: two topic exchanges, a dead-letter
 //! exchange, and per role a quorum work queue with its dead-letter queue.
+//! A login with only its own rights (see `Principal`) may not declare it:
+//! then it checks that `eventsys init` did, without changing anything.
 
 use eventsys_messages::{
     WorkQueue,
     topology::{COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, EVENTS_EXCHANGE},
 };
 use lapin::{
-    Channel, ExchangeKind,
+    Channel, Connection, ErrorKind, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    protocol::{AMQPErrorKind, AMQPSoftError},
     types::{AMQPValue, FieldTable, LongString},
 };
 
@@ -15,7 +18,58 @@ fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
 }
 
-pub(super) async fn declare(channel: &Channel) -> lapin::Result<()> {
+/// Declares the topology, or, where this login may not, checks that it is
+/// in place.
+pub(super) async fn declare(connection: &Connection) -> lapin::Result<()> {
+    let channel = connection.create_channel().await?;
+    match declare_all(&channel).await {
+        Ok(()) => channel.close(200, "topology declared".into()).await,
+        Err(err) if is_access_refused(&err) => {
+            // The broker closed that channel; look on a fresh one.
+            let channel = connection.create_channel().await?;
+            check_all(&channel).await?;
+            channel.close(200, "topology checked".into()).await
+        }
+        Err(err) => Err(err),
+    }
+}
+
+fn is_access_refused(err: &lapin::Error) -> bool {
+    matches!(err.kind(), ErrorKind::ProtocolError(e)
+        if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)))
+}
+
+/// Passive declarations: they need no rights, and fail if anything is missing.
+async fn check_all(channel: &Channel) -> lapin::Result<()> {
+    let exchange = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    for name in [COMMANDS_EXCHANGE, EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE] {
+        channel
+            .exchange_declare(
+                name.into(),
+                ExchangeKind::Topic,
+                exchange,
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let queue = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    for work in WorkQueue::ALL {
+        for name in [work.name(), work.dead_letter_queue()] {
+            channel
+                .queue_declare(name.into(), queue, FieldTable::default())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn declare_all(channel: &Channel) -> lapin::Result<()> {
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..Default::default()

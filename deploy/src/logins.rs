@@ -1,0 +1,127 @@
+//! The broker's logins, made by `eventsys init`: one per principal, with
+//! only the permissions its work needs (`Principal::permissions`), on the
+//! vhost of `EVENTSYS_AMQP_URL`. AMQP cannot make users, so this goes
+//! through RabbitMQ's management API.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use eventsys_messages::topology::Principal;
+use reqwest::Url;
+use serde_json::{Value, json};
+
+/// Creates (or updates) the login of each principal given a password.
+pub async fn make(
+    management: &str,
+    amqp_url: &str,
+    passwords: &[(Principal, String)],
+) -> anyhow::Result<()> {
+    let mut base = Url::parse(management).context("EVENTSYS_RABBITMQ_MANAGEMENT_URL")?;
+    if base.scheme() != "http" {
+        bail!(
+            "EVENTSYS_RABBITMQ_MANAGEMENT_URL must be http:// (reach the management API \
+             on the cluster network, or through a TLS-terminating sidecar)"
+        );
+    }
+    let user = base.username().to_owned();
+    let password = base.password().map(str::to_owned);
+    // Credentials travel in the header, never in a logged URL.
+    let _ = base.set_username("");
+    let _ = base.set_password(None);
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    let vhost = vhost_of(amqp_url)?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let put = |path: String, body: Value| {
+        let request = client
+            .put(base.join(&path).expect("a relative path"))
+            .basic_auth(&user, password.as_deref())
+            .json(&body);
+        async move {
+            let response = request
+                .send()
+                .await
+                .context("cannot reach the RabbitMQ management API")?;
+            let status = response.status();
+            if !status.is_success() {
+                bail!("the RabbitMQ management API answered {status} to PUT /{path}");
+            }
+            Ok(())
+        }
+    };
+    for (principal, secret) in passwords {
+        let login = principal.login();
+        put(
+            format!("api/users/{}", encoded(&login)),
+            json!({ "password": secret, "tags": "" }),
+        )
+        .await?;
+        let allowed = principal.permissions();
+        put(
+            format!("api/permissions/{}/{}", encoded(&vhost), encoded(&login)),
+            json!({ "configure": allowed.configure, "write": allowed.write, "read": allowed.read }),
+        )
+        .await?;
+        tracing::info!(%login, %vhost, "broker login in place");
+    }
+    Ok(())
+}
+
+/// The vhost an AMQP URL names: its path, percent-decoded; `/` when empty.
+fn vhost_of(amqp_url: &str) -> anyhow::Result<String> {
+    let url = Url::parse(amqp_url).context("EVENTSYS_AMQP_URL")?;
+    let path = url.path().trim_start_matches('/');
+    if path.is_empty() {
+        return Ok("/".to_owned());
+    }
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded).context("the vhost in EVENTSYS_AMQP_URL is not UTF-8")
+}
+
+/// One path segment, percent-encoded.
+fn encoded(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vhost_is_read_from_the_url_and_written_as_one_segment() {
+        assert_eq!(vhost_of("amqp://u:p@h:5672/%2f").unwrap(), "/");
+        assert_eq!(vhost_of("amqp://u:p@h:5672").unwrap(), "/");
+        assert_eq!(vhost_of("amqp://h/sales%20eu").unwrap(), "sales eu");
+        assert_eq!(encoded("/"), "%2F");
+        assert_eq!(encoded("eventsys-api"), "eventsys-api");
+    }
+}
