@@ -3,7 +3,7 @@
 
 mod config;
 mod dlq;
-mod logins;
+mod management;
 mod probe;
 mod probes;
 mod roles;

@@ -272,11 +272,14 @@ pub async fn init(settings: &Settings) -> anyhow::Result<()> {
         tracing::info!("broker topology is in place");
         let logins = settings.broker_logins();
         match settings.rabbitmq_management_url.as_deref() {
-            Some(management) => crate::logins::make(management, url, &logins).await?,
+            Some(management) => crate::management::set_up(management, url, &logins).await?,
             None if !logins.is_empty() => {
                 bail!("broker logins need EVENTSYS_RABBITMQ_MANAGEMENT_URL: AMQP cannot make users")
             }
-            None => {}
+            None => tracing::warn!(
+                "without EVENTSYS_RABBITMQ_MANAGEMENT_URL, every role shares one broker login \
+                 and dead letters are kept until replayed"
+            ),
         }
     }
     match settings.store_kind() {

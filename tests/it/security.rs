@@ -319,16 +319,17 @@ on_both!(
 );
 
 async fn a_live_connection_sending_too_fast_is_closed(setup: Setup) {
-    let system = System::start_with(setup, &[("EVENTSYS_WS_MESSAGES_PER_SECOND", "2")]).await;
+    // One message a second, four at once: the fifth in a row is one too many.
+    let system = System::start_with(setup, &[("EVENTSYS_WS_MESSAGES_PER_SECOND", "1")]).await;
     let ann = system.client("ann", &[Role::Attendee]);
     let mut live = ann.live().await;
-    for _ in 0..30 {
+    for _ in 0..5 {
         live.send(json!({ "type": "ping" })).await;
     }
     assert_eq!(live.closed(Duration::from_secs(10)).await, Some(1008));
     // A connection at a person's pace is left alone.
     let mut calm = ann.live().await;
-    for _ in 0..3 {
+    for _ in 0..4 {
         calm.send(json!({ "type": "ping" })).await;
         assert_eq!(
             calm.next(Duration::from_secs(5))
@@ -493,6 +494,33 @@ async fn each_role_holds_only_its_own_rights_on_the_broker() {
         String::from_utf8_lossy(&made.stderr)
     );
     let broker = system.amqp_url.clone();
+    // And dead letters expire under a policy.
+    let policy = {
+        let url = reqwest::Url::parse(&management).expect("the management URL");
+        let vhost = system
+            .amqp_url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let mut at = url.clone();
+        let _ = at.set_username("");
+        let _ = at.set_password(None);
+        reqwest::Client::new()
+            .get(format!("{at}api/policies/{vhost}/eventsys-dead-letters"))
+            .basic_auth(url.username(), url.password())
+            .send()
+            .await
+            .expect("the management API answers")
+            .json::<Value>()
+            .await
+            .expect("a policy")
+    };
+    assert_eq!(
+        policy["definition"]["message-ttl"],
+        json!(eventsys_bus::DEAD_LETTER_RETENTION.as_millis() as u64),
+        "{policy}"
+    );
     let login = |principal: Principal| {
         let mut url = reqwest::Url::parse(&broker).expect("the broker URL");
         url.set_username(&principal.login()).expect("a login");

@@ -58,6 +58,15 @@ pub async fn run_scheduler(deps: Deps, shutdown: CancellationToken) {
                     tracing::warn!(error = %err, "cannot forget what is past its retention")
                 }
             }
+            match deps
+                .bus
+                .forget_expired_dead_letters(now, FORGET_AT_ONCE)
+                .await
+            {
+                Ok(0) => {}
+                Ok(gone) => tracing::info!(gone, "forgot dead letters past their retention"),
+                Err(err) => tracing::warn!(error = %err, "cannot forget old dead letters"),
+            }
         }
         remind(&deps, now, &mut reminded).await;
         match deps.store.due_holds(now, PER_SWEEP).await {

@@ -165,6 +165,10 @@ pub trait Subscription: Send {
     async fn close(self: Box<Self>);
 }
 
+/// How long a dead letter is kept for inspection and replay.
+pub const DEAD_LETTER_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(14 * 24 * 3600);
+
 #[async_trait]
 pub trait Bus: Send + Sync {
     /// Creates exchanges, queues and bindings if they are missing.
@@ -195,6 +199,18 @@ pub trait Bus: Send + Sync {
 
     /// Whether the broker is reachable right now, for readiness probes.
     async fn is_ready(&self) -> bool;
+
+    /// Forgets dead letters kept longer than [`DEAD_LETTER_RETENTION`] as of
+    /// `now`, at most `limit`; returns how many went. A broker that expires
+    /// them itself (RabbitMQ, under the policy `eventsys init` sets) has
+    /// nothing to do.
+    async fn forget_expired_dead_letters(
+        &self,
+        _now: eventsys_messages::Timestamp,
+        _limit: u32,
+    ) -> Result<u32, BusError> {
+        Ok(0)
+    }
 
     /// Lets go of the broker; unsettled deliveries return to their queues.
     async fn close(&self) {}

@@ -6,7 +6,8 @@
 //!   until it is acknowledged; a message handed back, or left unsettled when
 //!   its handler went away or the process died, is delivered again, with a
 //!   count of earlier deliveries;
-//! - a dead-lettered message moves to the queue's dead-letter table;
+//! - a dead-lettered message moves to the queue's dead-letter table, and is
+//!   forgotten after [`DEAD_LETTER_RETENTION`];
 //! - events fan out to this process's broadcast subscribers (live only).
 //!
 //! Only publishes are written durably. Losing a settlement in a crash means
@@ -22,15 +23,26 @@ use std::{
 };
 
 use async_trait::async_trait;
-use eventsys_messages::{WorkQueue, topology};
+use eventsys_messages::{Timestamp, WorkQueue, topology};
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
-use eventsys_bus::{Acker, Bus, BusError, Delivery, Exchange, Message, Subscription};
+use eventsys_bus::{
+    Acker, Bus, BusError, DEAD_LETTER_RETENTION, Delivery, Exchange, Message, Subscription,
+};
 
 /// (earlier deliveries, routing key, message id, traceparent, body)
 type Stored = (u32, &'static str, &'static str, &'static str, &'static [u8]);
 type Def = TableDefinition<'static, u64, Stored>;
+
+/// `(forget at, in ms since the epoch; sequence)` of every dead letter, to
+/// the name of the dead-letter table that holds it.
+const DEAD_LETTERS_BY_EXPIRY: TableDefinition<'static, (u64, u64), &'static str> =
+    TableDefinition::new("dead_letters_by_expiry");
+
+fn epoch_millis(at: Timestamp) -> u64 {
+    u64::try_from(at.as_millisecond()).unwrap_or(0)
+}
 
 /// Live events buffered per broadcast subscriber before it starts missing some.
 const BROADCAST_BUFFER: usize = 4096;
@@ -221,6 +233,50 @@ impl Bus for EmbeddedBus {
     async fn is_ready(&self) -> bool {
         true
     }
+
+    async fn forget_expired_dead_letters(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<u32, BusError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let mut forgotten = 0;
+            {
+                let mut index = txn
+                    .open_table(DEAD_LETTERS_BY_EXPIRY)
+                    .map_err(unavailable)?;
+                let due = index
+                    .range(..(epoch_millis(now), 0))
+                    .map_err(unavailable)?
+                    .take(limit as usize)
+                    .map(|entry| entry.map(|(k, v)| (k.value(), v.value().to_owned())))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(unavailable)?;
+                for (key, name) in due {
+                    index.remove(key).map_err(unavailable)?;
+                    // A dead letter replayed since is simply no longer there.
+                    let Some(work) = WorkQueue::ALL
+                        .into_iter()
+                        .find(|w| w.dead_letter_queue() == name)
+                    else {
+                        continue;
+                    };
+                    let mut dead = txn
+                        .open_table(Def::new(work.dead_letter_queue()))
+                        .map_err(unavailable)?;
+                    if dead.remove(key.1).map_err(unavailable)?.is_some() {
+                        forgotten += 1;
+                    }
+                }
+            }
+            txn.commit().map_err(unavailable)?;
+            Ok(forgotten)
+        })
+        .await
+        .map_err(unavailable)?
+    }
 }
 
 struct QueueSubscription {
@@ -330,8 +386,13 @@ impl QueueAcker {
                 let mut table = txn.open_table(queue.table).map_err(unavailable)?;
                 let removed = table.remove(seq).map_err(unavailable)?;
                 if let (true, Some(value), Some(dead)) = (to_dead_letters, removed, &queue.dead) {
-                    let mut dead = txn.open_table(dead.table).map_err(unavailable)?;
-                    dead.insert(seq, value.value()).map_err(unavailable)?;
+                    let mut table = txn.open_table(dead.table).map_err(unavailable)?;
+                    table.insert(seq, value.value()).map_err(unavailable)?;
+                    let forget = epoch_millis(Timestamp::now() + DEAD_LETTER_RETENTION);
+                    txn.open_table(DEAD_LETTERS_BY_EXPIRY)
+                        .map_err(unavailable)?
+                        .insert((forget, seq), dead.work.dead_letter_queue())
+                        .map_err(unavailable)?;
                 }
             }
             txn.commit().map_err(unavailable)?;
@@ -419,4 +480,50 @@ impl Subscription for BroadcastSubscription {
     async fn stop(&mut self) {}
 
     async fn close(self: Box<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dead_letter_is_kept_for_its_retention_then_forgotten() {
+        let dir = std::env::temp_dir().join(format!(
+            "eventsys-bus-{}-{}",
+            std::process::id(),
+            epoch_millis(Timestamp::now())
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bus = EmbeddedBus::open(&dir.join("queue.redb")).unwrap();
+        let message = Message {
+            routing_key: "order.place".into(),
+            message_id: "m1".into(),
+            body: b"{}".to_vec(),
+            traceparent: None,
+        };
+        bus.publish(Exchange::Commands, &message).await.unwrap();
+        let mut work = bus.consume(WorkQueue::Ticketing, 1).await.unwrap();
+        work.next().await.unwrap().dead_letter().await.unwrap();
+        let now = Timestamp::now();
+        let soon = now + Duration::from_secs(3600);
+        assert_eq!(bus.forget_expired_dead_letters(soon, 100).await.unwrap(), 0);
+        let later = now + DEAD_LETTER_RETENTION + Duration::from_secs(60);
+        assert_eq!(
+            bus.forget_expired_dead_letters(later, 100).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            bus.forget_expired_dead_letters(later, 100).await.unwrap(),
+            0
+        );
+        let mut dead = bus
+            .consume_dead_letters(WorkQueue::Ticketing, 1)
+            .await
+            .unwrap();
+        let left = tokio::time::timeout(Duration::from_millis(300), dead.next()).await;
+        assert!(left.is_err(), "nothing is left");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,17 +1,24 @@
-//! The broker's logins, made by `eventsys init`: one per principal, with
-//! only the permissions its work needs (`Principal::permissions`), on the
-//! vhost of `EVENTSYS_AMQP_URL`. AMQP cannot make users, so this goes
-//! through RabbitMQ's management API.
+//! What `eventsys init` sets up through RabbitMQ's management API, on the
+//! vhost of `EVENTSYS_AMQP_URL` (AMQP can do neither): a login per
+//! principal with only the permissions its work needs
+//! (`Principal::permissions`), and the policy that expires dead letters
+//! after [`DEAD_LETTER_RETENTION`].
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use eventsys_bus::DEAD_LETTER_RETENTION;
 use eventsys_messages::topology::Principal;
 use reqwest::Url;
 use serde_json::{Value, json};
 
-/// Creates (or updates) the login of each principal given a password.
-pub async fn make(
+/// The policy's name, and the queues it applies to.
+const DEAD_LETTER_POLICY: &str = "eventsys-dead-letters";
+const DEAD_LETTER_QUEUES: &str = "^eventsys\\.[a-z]+\\.dead-letter$";
+
+/// Creates (or updates) the login of each principal given a password, and
+/// the dead letters' retention.
+pub async fn set_up(
     management: &str,
     amqp_url: &str,
     passwords: &[(Principal, String)],
@@ -67,6 +74,19 @@ pub async fn make(
         .await?;
         tracing::info!(%login, %vhost, "broker login in place");
     }
+    // A policy, not queue arguments: it applies to queues that exist.
+    let retention = u64::try_from(DEAD_LETTER_RETENTION.as_millis()).unwrap_or(u64::MAX);
+    put(
+        format!("api/policies/{}/{DEAD_LETTER_POLICY}", encoded(&vhost)),
+        json!({
+            "pattern": DEAD_LETTER_QUEUES,
+            "definition": { "message-ttl": retention },
+            "apply-to": "queues",
+            "priority": 0,
+        }),
+    )
+    .await?;
+    tracing::info!(%vhost, days = DEAD_LETTER_RETENTION.as_secs() / 86_400, "dead letters expire");
     Ok(())
 }
 
