@@ -37,6 +37,8 @@ pub struct Limits {
     pub hub: HubLimits,
     /// Messages per second a live connection may send.
     pub ws_messages_per_second: u32,
+    /// The largest message (and frame) a live connection may send.
+    pub ws_message_bytes: usize,
     /// Open TCP connections; the next waits in the listen backlog.
     pub connections: usize,
     /// How long a client has to send a request's headers, and how long a
@@ -51,6 +53,7 @@ impl Default for Limits {
             writes_per_addr: 50,
             hub: HubLimits::default(),
             ws_messages_per_second: 20,
+            ws_message_bytes: crate::ws::MAX_CLIENT_MESSAGE_BYTES,
             connections: 20_000,
             header_timeout: Duration::from_secs(10),
         }

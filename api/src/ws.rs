@@ -34,8 +34,9 @@ use crate::{
 const GOING_AWAY: u16 = 1001;
 const POLICY_VIOLATION: u16 = 1008;
 
-/// The largest message (and frame) a client may send. Client frames are a
-/// few dozen bytes; anything near this is abuse, and ends the connection.
+/// The largest message (and frame) a client may send, by default. Client
+/// frames are a few dozen bytes; anything near this is abuse, and ends the
+/// connection.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 16 * 1024;
 
 pub async fn connect(
@@ -59,9 +60,10 @@ pub async fn connect(
     let upgrade =
         upgrade.map_err(|e| Problem::malformed(format!("not a WebSocket handshake: {e}")))?;
     let connection = state.hub.connect(&caller.user).map_err(too_many)?;
+    let most = state.limits.ws_message_bytes;
     Ok(upgrade
-        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
-        .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_message_size(most)
+        .max_frame_size(most)
         .on_upgrade(move |socket| session(state, caller, connection, socket))
         .into_response())
 }

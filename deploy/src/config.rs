@@ -333,6 +333,14 @@ pub struct Settings {
         global = true
     )]
     pub ws_messages_per_second: u32,
+    /// The largest message (and frame) a live connection may send, in bytes.
+    #[arg(
+        long,
+        env = "EVENTSYS_WS_MAX_MESSAGE_BYTES",
+        default_value_t = Limits::default().ws_message_bytes,
+        global = true
+    )]
+    pub ws_max_message_bytes: usize,
     /// Open HTTP connections per API replica.
     #[arg(
         long,
@@ -426,6 +434,7 @@ impl Settings {
                 subscriptions_per_connection: self.ws_subscriptions,
             },
             ws_messages_per_second: self.ws_messages_per_second,
+            ws_message_bytes: self.ws_max_message_bytes,
             connections: self.max_connections,
             header_timeout: Duration::from_secs(self.header_timeout_seconds),
         }
