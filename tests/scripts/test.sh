@@ -37,7 +37,7 @@ if [ $# -eq 0 ]; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
   step "deployment artefacts"
   "$scripts/check-deploy.sh"
-  step "dependencies: licences, bans, sources (deny.toml)"
+  step "dependencies (deny.toml): licences, bans, sources, advisories"
   if ! cargo deny --version >/dev/null 2>&1; then
     cargo install --locked cargo-deny
   fi
@@ -54,6 +54,11 @@ if [ $# -eq 0 ]; then
   else
     echo "advisories NOT checked: no advisory database could be fetched" >&2
   fi
+  for db in "$advisory_dbs"/*/; do
+    if [ -d "$db/.git" ]; then
+      echo "advisory database $(basename "$db") as of $(git -C "$db" log -1 --format=%cs)"
+    fi
+  done
 fi
 
 step "build"
