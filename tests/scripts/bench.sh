@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The flash-sale and fan-out benchmarks, on release builds, against the same services
-# the tests use. Figures go to standard output; see BENCHMARKS.md.
+# The closed-loop, flash-sale and fan-out benchmarks, on release builds,
+# against the same services the tests use, with the rate limits off.
+# Figures go to standard output; see BENCHMARKS.md.
 #   EVENTSYS_BENCH_ROUNDS, EVENTSYS_BENCH_BUYERS, EVENTSYS_BENCH_SEATS tune the
 #   flash sale; EVENTSYS_BENCH_HOLDERS, EVENTSYS_BENCH_BASELINE_HOLDERS the fan-out.
 set -euo pipefail
@@ -15,5 +16,6 @@ export EVENTSYS_TEST_RUST_LOG=${EVENTSYS_TEST_RUST_LOG:-warn}
 trap '"$scripts/services.sh" stop' EXIT
 "$scripts/services.sh" start
 cargo build --release --locked -p eventsys
+cargo bench --locked -p eventsys-tests --bench closed_loop
 cargo bench --locked -p eventsys-tests --bench flash_sale
 cargo bench --locked -p eventsys-tests --bench fan_out
