@@ -4,7 +4,11 @@
 //! measured in, so that the figures compare directly. Prints a table and
 //! one JSON line per setup: completed orders/s, latency percentiles, CPU
 //! seconds of the system's processes and CPU per completed order, and the
-//! exactness checks (sold = seats, every order final).
+//! exactness checks (sold = seats, every order final). Beside them, the
+//! store's ceiling, 16 writers at a time on the same server: single
+//! conditional `PutItem`s with the adapter's client settings, and the write
+//! that records a command today (a one-item transaction), so that the
+//! distributed figure reads as a ratio to what its store can do at all.
 //!
 //! Run it with `tests/scripts/bench.sh` (services, release binary, rate
 //! limits off); `EVENTSYS_BENCH_CLIENTS`, `EVENTSYS_BENCH_ORDERS` and
@@ -13,6 +17,9 @@
 use std::time::{Duration, Instant};
 
 use eventsys_api::auth::Role;
+use eventsys_messages::{CommandId, CommandStatus, Timestamp, UserId};
+use eventsys_store::{CommandLog, CommandRecord};
+use eventsys_store_dynamodb::DynamoStore;
 use eventsys_tests::{Client, Setup, System, client::event_body};
 use futures::future::join_all;
 use serde_json::json;
@@ -116,6 +123,91 @@ async fn run(name: &'static str, setup: Setup, clients: usize, orders: usize) ->
     }
 }
 
+/// Writes per second that `writers` concurrent tasks, each running `write`
+/// again as soon as it is done, get through in `period`.
+async fn rate<F, Fut>(writers: usize, period: Duration, write: F) -> f64
+where
+    F: Fn(u64) -> Fut + Clone,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    let counts = join_all((0..writers).map(|w| {
+        let write = write.clone();
+        async move {
+            let mut written = 0_u32;
+            let mut n = (w as u64) << 32;
+            while started.elapsed() < period {
+                n += 1;
+                if write(n).await {
+                    written += 1;
+                }
+            }
+            written
+        }
+    }))
+    .await;
+    f64::from(counts.iter().sum::<u32>()) / started.elapsed().as_secs_f64()
+}
+
+/// Single conditional `PutItem`s per second on `system`'s commands table,
+/// with the adapter's client settings.
+async fn put_ceiling(system: &System, writers: usize, period: Duration) -> f64 {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let config = system.store_config();
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(config.endpoint.clone().unwrap_or_default())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local", "local", None, None, "bench",
+        ))
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::new(&shared);
+    let table = format!("{}commands", config.table_prefix);
+    rate(writers, period, move |n| {
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            client
+                .put_item()
+                .table_name(table)
+                .item("command_id", AttributeValue::S(format!("ceiling-{n}")))
+                .item("status", AttributeValue::S("accepted".into()))
+                .condition_expression("attribute_not_exists(command_id)")
+                .send()
+                .await
+                .is_ok()
+        }
+    })
+    .await
+}
+
+/// Commands recorded per second through the store port, as the API
+/// records them.
+async fn store_ceiling(system: &System, writers: usize, period: Duration) -> f64 {
+    let store = std::sync::Arc::new(DynamoStore::connect(&system.store_config()).await);
+    rate(writers, period, move |_| {
+        let store = store.clone();
+        async move {
+            let id = CommandId::generate();
+            let now = Timestamp::now();
+            let record = CommandRecord {
+                command_id: id,
+                kind: "order.place".into(),
+                issuer: UserId::parse("ceiling").expect("a user id"),
+                status: CommandStatus::Accepted,
+                submitted_at: now,
+                updated_at: now,
+                resources: Default::default(),
+                result: None,
+                error: None,
+                message: format!(r#"{{"message_id":"{id}"}}"#),
+            };
+            store.record_command(&record, None).await.is_ok()
+        }
+    })
+    .await
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
     let clients = setting("EVENTSYS_BENCH_CLIENTS", 16);
@@ -135,6 +227,15 @@ async fn main() {
         )
         .await,
     ];
+    // A fresh system, so that its tables are as small as the sale's were.
+    let (ceiling, recorded) = {
+        let system = System::start(Setup::Roles { ticketing: 1 }).await;
+        let period = Duration::from_secs(5);
+        (
+            put_ceiling(&system, 16, period).await,
+            store_ceiling(&system, 16, period).await,
+        )
+    };
     println!(
         "{:<32} {:>7} {:>10} {:>9} {:>9} {:>9} {:>11} {:>13} {:>9}",
         "setup",
@@ -162,6 +263,18 @@ async fn main() {
             if exact { "yes" } else { "NO" }
         );
     }
+    let distributed_rate = runs[1].orders as f64 / runs[1].seconds;
+    println!(
+        "store ceiling: {ceiling:.0} conditional PutItems/s ({recorded:.0} commands recorded/s \
+         as the API records them); distributed completed orders/s = {:.3} x the ceiling",
+        distributed_rate / ceiling
+    );
+    println!(
+        "{}",
+        json!({ "scenario": "store-ceiling", "put_items_per_second": ceiling,
+                "commands_recorded_per_second": recorded,
+                "distributed_completed_ratio": distributed_rate / ceiling })
+    );
     for r in &runs {
         println!(
             "{}",
