@@ -136,27 +136,33 @@ impl CommandLog for DynamoStore {
         let (pending, pending_sort) = pending_keys(record.command_id, record.submitted_at);
         item.insert("pending".into(), s(pending));
         item.insert("pending_sort".into(), s(pending_sort));
+        let Some(claim) = claim else {
+            // One item: a conditional put, not a transaction (which costs
+            // twice the capacity on DynamoDB, and far more on local servers).
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.tables.commands)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(command_id)")
+                .send()
+                .await;
+            if applied(put)? {
+                return Ok(Recorded::New);
+            }
+            // The SDK retries a write that timed out; if the first try
+            // landed, the retry finds our own record.
+            return match self.command(record.command_id).await? {
+                Some(existing) if existing.message == record.message => Ok(Recorded::New),
+                _ => Err(StoreError::rejected("command id already recorded")),
+            };
+        };
         let put_command = Put::builder()
             .table_name(&self.tables.commands)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(command_id)")
             .build()
             .built()?;
-        let Some(claim) = claim else {
-            return match self
-                .transact(vec![TransactWriteItem::builder().put(put_command).build()])
-                .await
-            {
-                Ok(()) => Ok(Recorded::New),
-                Err(TxFailure::Store(e)) => Err(e),
-                // The SDK retries a write that timed out; if the first try
-                // landed, the retry finds our own record.
-                Err(TxFailure::Conditions(_)) => match self.command(record.command_id).await? {
-                    Some(existing) if existing.message == record.message => Ok(Recorded::New),
-                    _ => Err(StoreError::rejected("command id already recorded")),
-                },
-            };
-        };
         let stored = StoredClaim {
             key_hash: claim.key_hash.clone(),
             command_id: record.command_id,
