@@ -5,8 +5,10 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use axum::{
-    extract::FromRequestParts,
+    extract::{FromRequestParts, Request, State},
     http::{HeaderMap, request::Parts},
+    middleware::Next,
+    response::Response,
 };
 use eventsys_messages::UserId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -257,13 +259,35 @@ impl Auth {
     }
 }
 
+/// Verifies the bearer token once per request, before anything else looks
+/// at the caller (the write limits, the handler): a valid one is kept in the
+/// request's extensions; an invalid one is left for the handler to refuse.
+pub async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    if let Some(Ok(caller)) = state.auth.from_headers(request.headers()) {
+        request.extensions_mut().insert(caller);
+    }
+    next.run(request).await
+}
+
+impl Auth {
+    /// The caller of a request that went through [`identify`], if any;
+    /// `None` when the request carries no bearer token.
+    pub fn of(&self, parts: &Parts) -> Option<Result<Caller, Problem>> {
+        match parts.extensions.get::<Caller>() {
+            Some(caller) => Some(Ok(caller.clone())),
+            // No token, or one that did not verify: say which.
+            None => self.from_headers(&parts.headers),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         state
             .auth
-            .from_headers(&parts.headers)
+            .of(parts)
             .unwrap_or_else(|| Err(Problem::unauthorized("this needs a bearer token")))
     }
 }
@@ -275,11 +299,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        state
-            .auth
-            .from_headers(&parts.headers)
-            .transpose()
-            .map(MaybeCaller)
+        state.auth.of(parts).transpose().map(MaybeCaller)
     }
 }
 

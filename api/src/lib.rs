@@ -155,6 +155,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             limits::limit_writes,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::identify,
+        ))
         .layer(middleware::from_fn(limits::bound_requests))
         .layer(middleware::from_fn(log_request))
         .with_state(state)

@@ -20,6 +20,7 @@ use eventsys_messages::UserId;
 
 use crate::{
     AppState,
+    auth::Caller,
     hub::HubLimits,
     input::{BODY_LIMIT, read_body, too_large},
     problem::Problem,
@@ -171,11 +172,8 @@ pub async fn limit_writes(State(state): State<AppState>, request: Request, next:
     {
         return too_many(wait, "this address").into_response();
     }
-    let user = state
-        .auth
-        .from_headers(request.headers())
-        .and_then(Result::ok)
-        .map(|caller| caller.user);
+    // Identified, its token verified, by `auth::identify` outside this.
+    let user = request.extensions().get::<Caller>().map(|c| c.user.clone());
     if let Some(user) = user
         && let Err(wait) = state.rates.per_user.check(user)
     {

@@ -46,7 +46,7 @@ pub async fn connect(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, Problem> {
     // Browsers cannot set headers on a WebSocket: accept the token in the query too.
-    let caller = match state.auth.from_headers(&parts.headers) {
+    let caller = match state.auth.of(&parts) {
         Some(caller) => caller?,
         None => match query.get("access_token") {
             Some(token) => state.auth.verify(token)?,
