@@ -38,7 +38,7 @@ pub async fn set_up(
     if !base.path().ends_with('/') {
         base.set_path(&format!("{}/", base.path()));
     }
-    let vhost = vhost_of(amqp_url)?;
+    let vhost = eventsys_bus_rabbitmq::vhost(amqp_url).context("EVENTSYS_AMQP_URL")?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
@@ -90,35 +90,6 @@ pub async fn set_up(
     Ok(())
 }
 
-/// The vhost an AMQP URL names: its path, percent-decoded; `/` when empty.
-fn vhost_of(amqp_url: &str) -> anyhow::Result<String> {
-    let url = Url::parse(amqp_url).context("EVENTSYS_AMQP_URL")?;
-    let path = url.path().trim_start_matches('/');
-    if path.is_empty() {
-        return Ok("/".to_owned());
-    }
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                decoded.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(decoded).context("the vhost in EVENTSYS_AMQP_URL is not UTF-8")
-}
-
 /// One path segment, percent-encoded.
 fn encoded(segment: &str) -> String {
     segment
@@ -137,10 +108,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_vhost_is_read_from_the_url_and_written_as_one_segment() {
-        assert_eq!(vhost_of("amqp://u:p@h:5672/%2f").unwrap(), "/");
-        assert_eq!(vhost_of("amqp://u:p@h:5672").unwrap(), "/");
-        assert_eq!(vhost_of("amqp://h/sales%20eu").unwrap(), "sales eu");
+    fn a_vhost_is_written_as_one_path_segment() {
         assert_eq!(encoded("/"), "%2F");
         assert_eq!(encoded("eventsys-api"), "eventsys-api");
     }

@@ -73,6 +73,18 @@ impl Link {
     }
 }
 
+/// Text that is not an AMQP URL.
+#[derive(Debug, thiserror::Error)]
+#[error("not an AMQP URL: {0}")]
+pub struct BadUrl(String);
+
+/// The vhost `url` names, decoded as the broker reads it (`%2f` is `/`).
+pub fn vhost(url: &str) -> Result<String, BadUrl> {
+    url.parse::<lapin::uri::AMQPUri>()
+        .map(|uri| uri.vhost)
+        .map_err(BadUrl)
+}
+
 fn unavailable(err: lapin::Error) -> BusError {
     BusError::unavailable_because("RabbitMQ failed", err)
 }
@@ -314,20 +326,11 @@ struct RabbitSubscription {
 }
 
 impl RabbitSubscription {
-    /// Whether `delivery` came through `eventsys.events` without a valid seal.
-    fn is_forged(&self, delivery: &lapin::message::Delivery, message: &Message) -> bool {
-        if delivery.exchange.as_str() != EVENTS_EXCHANGE {
-            return false;
-        }
-        let seal = delivery.properties.headers().as_ref().and_then(|h| {
-            match h.inner().get(seal::HEADER) {
-                Some(AMQPValue::LongString(v)) => Some(v.to_string()),
-                _ => None,
-            }
-        });
+    /// Whether `message` carries a seal of ours.
+    fn is_sealed(&self, message: &Message, seal: Option<&str>) -> bool {
         match (&self.seal, seal) {
-            (Some(key), Some(seal)) => !key.verify(message, &seal),
-            _ => true,
+            (Some(key), Some(seal)) => key.verify(message, seal),
+            _ => false,
         }
     }
 }
@@ -343,15 +346,19 @@ impl Subscription for RabbitSubscription {
                     return None;
                 }
             };
-            let acker = delivery.acker.clone();
-            let Some(delivery) = into_delivery(delivery, self.acks, |d, m| self.is_forged(d, m))
-            else {
+            let fact = delivery.exchange.as_str() == EVENTS_EXCHANGE;
+            let seal = text_header(&delivery, seal::HEADER);
+            let delivery = into_delivery(delivery, self.acks);
+            if fact && !self.is_sealed(&delivery.message, seal.as_deref()) {
+                tracing::warn!(
+                    message_id = %delivery.message.message_id,
+                    routing_key = %delivery.message.routing_key,
+                    "dropped a fact without a valid seal"
+                );
                 // A forgery is not worth keeping, nor replaying: gone.
-                if self.acks {
-                    let _ = acker.ack(BasicAckOptions::default()).await;
-                }
+                let _ = delivery.ack().await;
                 continue;
-            };
+            }
             return Some(delivery);
         }
     }
@@ -370,19 +377,18 @@ impl Subscription for RabbitSubscription {
     }
 }
 
-/// The delivery as the port sees it; `None` for a fact `forged` says was
-/// not sealed by one of ours.
-fn into_delivery(
-    delivery: lapin::message::Delivery,
-    acks: bool,
-    forged: impl Fn(&lapin::message::Delivery, &Message) -> bool,
-) -> Option<Delivery> {
+/// A header's text, if the delivery carries it as text.
+fn text_header(delivery: &lapin::message::Delivery, name: &str) -> Option<String> {
+    match delivery.properties.headers().as_ref()?.inner().get(name)? {
+        AMQPValue::LongString(v) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+fn into_delivery(delivery: lapin::message::Delivery, acks: bool) -> Delivery {
+    let traceparent = text_header(&delivery, "traceparent");
     let headers = delivery.properties.headers().as_ref();
     let header = |name: &str| headers.and_then(|h| h.inner().get(name));
-    let traceparent = match header("traceparent") {
-        Some(AMQPValue::LongString(v)) => Some(v.to_string()),
-        _ => None,
-    };
     // Quorum queues count earlier deliveries; elsewhere we only know "again".
     let previous = match header("x-delivery-count") {
         Some(AMQPValue::LongLongInt(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
@@ -398,23 +404,15 @@ fn into_delivery(
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default(),
-        body: delivery.data.clone(),
+        body: delivery.data,
         traceparent,
     };
-    if forged(&delivery, &message) {
-        tracing::warn!(
-            message_id = %message.message_id,
-            routing_key = %message.routing_key,
-            "dropped a fact without a valid seal"
-        );
-        return None;
-    }
     let acker: Box<dyn Acker> = if acks {
         Box::new(RabbitAcker(delivery.acker))
     } else {
         Box::new(AutoAcked)
     };
-    Some(Delivery::new(message, previous, acker))
+    Delivery::new(message, previous, acker)
 }
 
 /// Settles nothing: the broker considered the delivery settled on sending.
@@ -452,5 +450,17 @@ impl Acker for RabbitAcker {
             .await
             .map(|_| ())
             .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vhost_is_read_from_the_url() {
+        assert_eq!(vhost("amqp://u:p@h:5672/%2f").unwrap(), "/");
+        assert_eq!(vhost("amqp://u:p@h:5672").unwrap(), "/");
+        assert_eq!(vhost("amqp://h/sales%20eu").unwrap(), "sales eu");
     }
 }
