@@ -70,6 +70,35 @@ pub(super) fn unfinished(
     )
 }
 
+/// Removes from `data` what `index` lists as due before `end` (at most
+/// `limit`) and `expired` confirms; returns how many went. An index entry
+/// is only a hint (a command reopened, a key claimed again since), so it
+/// goes either way.
+fn sweep<K, T>(
+    txn: &redb::WriteTransaction,
+    (index, data): (crate::Def, crate::Def),
+    (end, limit): (&str, u32),
+    expired: impl Fn(&T) -> bool,
+) -> Result<u32, StoreError>
+where
+    K: serde::de::DeserializeOwned + ToString,
+    T: serde::de::DeserializeOwned,
+{
+    let mut index = open(txn, index)?;
+    let mut data = open(txn, data)?;
+    let due = page::<K>(&index, ("", end), None, limit, false)?;
+    let mut gone = 0;
+    for (entry, key) in due.items {
+        let key = key.to_string();
+        if get::<T>(&data, &key)?.as_ref().is_some_and(&expired) {
+            data.remove(key.as_str()).map_err(unavailable)?;
+            gone += 1;
+        }
+        index.remove(entry.as_str()).map_err(unavailable)?;
+    }
+    Ok(gone)
+}
+
 #[async_trait]
 impl CommandLog for EmbeddedStore {
     async fn record_command(
@@ -235,38 +264,17 @@ impl CommandLog for EmbeddedStore {
     async fn forget_expired(&self, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
         self.write(move |txn| {
             let end = sortable(now);
-            let mut forgotten = 0;
-            // An index entry is only a hint: a reopened command or a
-            // reclaimed key is checked against what is stored now.
-            let due = page::<CommandId>(&open(txn, FORGETTING)?, ("", &end), None, limit, false)?;
-            let mut commands = open(txn, COMMANDS)?;
-            for (entry, id) in due.items {
-                let key = id.to_string();
-                let expired = get::<CommandRecord>(&commands, &key)?.is_some_and(|r| {
-                    r.status.is_terminal() && Completion::from(&r).forget_at() <= now
-                });
-                if expired {
-                    commands.remove(key.as_str()).map_err(unavailable)?;
-                    forgotten += 1;
-                }
-                open(txn, FORGETTING)?
-                    .remove(entry.as_str())
-                    .map_err(unavailable)?;
-            }
-            let due = page::<String>(&open(txn, CLAIMS_EXPIRING)?, ("", &end), None, limit, false)?;
-            let mut claims = open(txn, CLAIMS)?;
-            for (entry, key_hash) in due.items {
-                let expired =
-                    get::<StoredClaim>(&claims, &key_hash)?.is_some_and(|c| c.expires_at <= now);
-                if expired {
-                    claims.remove(key_hash.as_str()).map_err(unavailable)?;
-                    forgotten += 1;
-                }
-                open(txn, CLAIMS_EXPIRING)?
-                    .remove(entry.as_str())
-                    .map_err(unavailable)?;
-            }
-            Ok(forgotten)
+            let commands = sweep::<CommandId, CommandRecord>(
+                txn,
+                (FORGETTING, COMMANDS),
+                (&end, limit),
+                |r| r.status.is_terminal() && Completion::from(r).forget_at() <= now,
+            )?;
+            let claims =
+                sweep::<String, StoredClaim>(txn, (CLAIMS_EXPIRING, CLAIMS), (&end, limit), |c| {
+                    c.expires_at <= now
+                })?;
+            Ok(commands + claims)
         })
         .await
     }
