@@ -38,18 +38,14 @@ pub async fn place(
     Path(event_id): Path<String>,
     request: CommandRequest,
 ) -> Result<Response, Problem> {
-    caller.require(&[Role::Attendee])?;
-    let event_id: EventId = path_id(&event_id, "event")?;
-    // Whether the event may be seen comes first: a body error must not
-    // tell a stranger that a draft exists.
-    let event = on_sale_event(&state, &caller, event_id).await?;
+    let event = event_on_sale_for(&state, &caller, &event_id).await?;
     let order: NewOrder = request.body()?;
     let ticket_type = rules::ticket_type(&event.spec, order.ticket_type.as_deref())
         .map_err(|e| Problem::invalid(vec![e]))?;
     rules::quantity(&event.spec, order.quantity).map_err(|e| Problem::invalid(vec![e]))?;
     let action = Action::PlaceOrder(PlaceOrder {
         order_id: OrderId::generate(),
-        event_id,
+        event_id: event.event_id,
         ticket_type_id: ticket_type.ticket_type_id,
         quantity: order.quantity,
     });
@@ -77,13 +73,13 @@ pub async fn get(
     Ok(Json(json!(views::order(&order, tickets))))
 }
 
-/// The body of `POST /v1/events/{id}/registrations`, which may be empty.
+/// The body of a registration or a waiting-list entry, which may be empty.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewRegistration {
-    /// A free ticket type's id or name; the event's first free type if left out.
+pub struct TicketTypeChoice {
+    /// A ticket type's id or name; left out, the rules pick one.
     #[serde(default, alias = "ticket_type_id")]
-    ticket_type: Option<String>,
+    pub ticket_type: Option<String>,
 }
 
 /// `POST /v1/events/{id}/registrations`: a free registration (RSVP), one
@@ -95,10 +91,10 @@ pub async fn register(
     Path(event_id): Path<String>,
     request: CommandRequest,
 ) -> Result<Response, Problem> {
-    caller.require(&[Role::Attendee])?;
-    let event_id: EventId = path_id(&event_id, "event")?;
-    let event = on_sale_event(&state, &caller, event_id).await?;
-    let wanted: NewRegistration = request.body_or_default()?;
+    let event = event_on_sale_for(&state, &caller, &event_id).await?;
+    let event_id = event.event_id;
+    // Left out, the event's first free type.
+    let wanted: TicketTypeChoice = request.body_or_default()?;
     let ticket_type = rules::registration_type(&event.spec, wanted.ticket_type.as_deref())
         .map_err(|e| Problem::invalid(vec![e]))?;
     let order_id = OrderId::registration(event_id, &caller.user);
@@ -120,13 +116,17 @@ pub async fn register(
     state.submit(&caller, request, action).await
 }
 
-/// The event `caller` may see (drafts are their organizer's), if it is on
-/// sale.
-pub async fn on_sale_event(
+/// The event an attendee buys, registers or waits for: `caller` must be
+/// an attendee, and the event one they may see (drafts are their
+/// organizer's) and on sale. Checked before the body is read, so that a
+/// body error tells a stranger nothing about a draft.
+pub async fn event_on_sale_for(
     state: &AppState,
     caller: &Caller,
-    event_id: EventId,
+    event_id: &str,
 ) -> Result<EventRecord, Problem> {
+    caller.require(&[Role::Attendee])?;
+    let event_id: EventId = path_id(event_id, "event")?;
     let event = state
         .store
         .event_record(event_id)

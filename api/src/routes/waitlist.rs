@@ -8,25 +8,15 @@ use axum::{
 };
 use eventsys_messages::{Action, EventId, JoinWaitlist, rules};
 use eventsys_store::WaitStatus;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::orders::on_sale_event;
+use super::orders::{TicketTypeChoice, event_on_sale_for};
 use crate::{
     AppState,
-    auth::{Caller, Role},
+    auth::Caller,
     input::{CommandRequest, path_id},
     problem::Problem,
 };
-
-/// The body of `POST /v1/events/{id}/waitlist`, which may be empty.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewEntry {
-    /// A ticket type's id or name; optional when the event has one type.
-    #[serde(default, alias = "ticket_type_id")]
-    ticket_type: Option<String>,
-}
 
 /// `POST /v1/events/{id}/waitlist`: join; while anyone waits, seats that
 /// come free are offered to those waiting, first come first.
@@ -36,14 +26,13 @@ pub async fn join(
     Path(event_id): Path<String>,
     request: CommandRequest,
 ) -> Result<Response, Problem> {
-    caller.require(&[Role::Attendee])?;
-    let event_id: EventId = path_id(&event_id, "event")?;
-    let event = on_sale_event(&state, &caller, event_id).await?;
-    let wanted: NewEntry = request.body_or_default()?;
+    let event = event_on_sale_for(&state, &caller, &event_id).await?;
+    // Left out, the event's only type.
+    let wanted: TicketTypeChoice = request.body_or_default()?;
     let ticket_type = rules::ticket_type(&event.spec, wanted.ticket_type.as_deref())
         .map_err(|e| Problem::invalid(vec![e]))?;
     let action = Action::JoinWaitlist(JoinWaitlist {
-        event_id,
+        event_id: event.event_id,
         ticket_type_id: ticket_type.ticket_type_id,
     });
     state.submit(&caller, request, action).await
