@@ -385,6 +385,18 @@ impl EventSpec {
         }
     }
 
+    /// [`Self::validate`], and the dates as [`Self::check_dates`] judges
+    /// them at `now`, for a spec whose dates are being set: every error at once.
+    pub fn validate_setting_dates(&self, now: Timestamp) -> Result<(), Vec<FieldError>> {
+        let mut errors = self.validate().err().unwrap_or_default();
+        errors.extend(self.check_dates(now).err().unwrap_or_default());
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
     pub fn ticket_type(&self, id: TicketTypeId) -> Option<&TicketTypeSpec> {
         self.ticket_types.iter().find(|tt| tt.ticket_type_id == id)
     }
@@ -513,6 +525,17 @@ mod tests {
         assert!(!at("1970-01-01T00:00:00Z", "2030-02-01T00:00:00Z"));
         assert!(!at("2029-06-01T00:00:00Z", "2029-06-02T00:00:00Z"), "over");
         assert!(!at("2030-02-01T00:00:00Z", "9999-12-01T00:00:00Z"));
+        // Set with other mistakes, every one is reported at once.
+        let mut s = EventSpec::sample(10, &[10]);
+        s.capacity = 0;
+        s.starts_at = "1970-01-01T00:00:00Z".parse().unwrap();
+        let fields: Vec<String> = s
+            .validate_setting_dates(now)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["capacity", "starts_at"]);
     }
 
     fn spec() -> EventSpec {

@@ -110,8 +110,7 @@ pub async fn create(
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Organizer])?;
     let spec = request.body::<NewEvent>()?.into_spec();
-    spec.validate().map_err(Problem::invalid)?;
-    spec.check_dates(Timestamp::now())
+    spec.validate_setting_dates(Timestamp::now())
         .map_err(Problem::invalid)?;
     let event_id = EventId::generate();
     let action = Action::CreateEvent(CreateEvent { event_id, spec });
@@ -282,12 +281,13 @@ async fn revise(
     let next = changes
         .apply(&event.spec)
         .map_err(|_| Problem::not_found("ticket type"))?;
-    next.validate().map_err(Problem::invalid)?;
     let moved = next.starts_at != event.spec.starts_at || next.ends_at != event.spec.ends_at;
     if moved {
-        next.check_dates(Timestamp::now())
-            .map_err(Problem::invalid)?;
+        next.validate_setting_dates(Timestamp::now())
+    } else {
+        next.validate()
     }
+    .map_err(Problem::invalid)?;
     let action = Action::UpdateEvent(UpdateEvent {
         event_id: event.event_id,
         changes,
