@@ -25,6 +25,8 @@ use eventsys_messages::{
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::line::{Line, Place};
+
 /// Frames buffered per connection before it counts as too slow.
 const CLIENT_BUFFER: usize = 256;
 
@@ -125,7 +127,11 @@ pub struct Hub {
     routes: Mutex<Routes>,
     next_id: AtomicU64,
     limits: HubLimits,
+    line: Line,
 }
+
+/// How often waiting buyers hear their place in the line, when it moved.
+pub const PLACES_EVERY: Duration = Duration::from_millis(500);
 
 impl Hub {
     fn routes(&self) -> MutexGuard<'_, Routes> {
@@ -247,11 +253,31 @@ impl Hub {
         self.routes().open
     }
 
+    /// The line of accepted orders this replica keeps (see [`Line`]).
+    pub fn line(&self) -> &Line {
+        &self.line
+    }
+
+    /// Pushes each waiting order's place to its buyer, where it moved.
+    pub fn tell_places(&self) {
+        let moves = self.line.moves();
+        if moves.is_empty() {
+            return;
+        }
+        let mut routes = self.routes();
+        for (user, place) in &moves {
+            let frame = Frame::QueuePosition(place).to_text();
+            send_to_user(&mut routes, user, &frame);
+        }
+    }
+
     /// Routes one event to whoever should see it.
     pub fn dispatch(&self, envelope: &EventEnvelope) {
         let mut routes = self.routes();
         match &envelope.event {
             Event::CommandUpdated(update) => {
+                // A worker has it: it is no longer waiting in line.
+                self.line.leave(update.command_id);
                 let frame = Frame::CommandUpdated(update).to_text();
                 send_to_user(&mut routes, &update.user_id, &frame);
                 if update.status.is_terminal() {
@@ -347,6 +373,8 @@ enum Frame<'a> {
     CheckedIn(CheckedInFrame<'a>),
     #[serde(rename = "waitlist.moved")]
     WaitlistMoved(&'a WaitlistMoved),
+    #[serde(rename = "queue.position")]
+    QueuePosition(&'a Place),
 }
 
 impl Frame<'_> {
@@ -406,8 +434,27 @@ fn unlink(routes: &mut Routes, event: EventId, user: &UserId, id: ConnectionId) 
 }
 
 /// Feeds the hub from this replica's own queue on `eventsys.events` until
-/// `shutdown`, subscribing again whenever the broker goes away.
+/// `shutdown`, subscribing again whenever the broker goes away; tells
+/// waiting buyers their place in line every [`PLACES_EVERY`].
 pub async fn run_broadcaster(bus: Arc<dyn Bus>, hub: Arc<Hub>, shutdown: CancellationToken) {
+    let places = {
+        let (hub, shutdown) = (hub.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(PLACES_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = ticks.tick() => hub.tell_places(),
+                }
+            }
+        })
+    };
+    follow_events(bus, &hub, &shutdown).await;
+    let _ = places.await;
+}
+
+async fn follow_events(bus: Arc<dyn Bus>, hub: &Hub, shutdown: &CancellationToken) {
     let mut pause = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         let mut feed = match bus.broadcast(BROADCAST_PATTERNS).await {

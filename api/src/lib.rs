@@ -2,13 +2,16 @@
 //!
 //! Thin by design: it authenticates, validates, records each write as an
 //! `accepted` command, publishes it with a broker confirm and answers 202.
-//! Reads come straight from the store. Business rules live in the workers.
+//! Reads come from the store, shared when a crowd asks the same thing at
+//! once ([`reads`]). Business rules live in the workers.
 
 pub mod auth;
 pub mod hub;
 pub mod input;
 pub mod limits;
+pub mod line;
 pub mod problem;
+pub mod reads;
 pub mod republish;
 pub mod routes;
 pub mod server;
@@ -51,6 +54,7 @@ pub struct AppState {
     pub cursors: Arc<Cursors>,
     pub limits: Limits,
     pub rates: Arc<WriteRates>,
+    pub reads: Arc<reads::Reads>,
     /// Cancelled when the process starts draining.
     pub shutdown: CancellationToken,
 }
@@ -79,6 +83,7 @@ impl AppState {
             codes: Arc::new(keys.codes),
             cursors: Arc::new(keys.cursors),
             rates: Arc::new(WriteRates::new(&limits)),
+            reads: Arc::default(),
             limits,
             shutdown,
         }

@@ -75,8 +75,18 @@ impl AppState {
         let record = match self.store.record_command(&record, claim.as_ref()).await? {
             Recorded::New => {
                 failpoint::hit(failpoint::AFTER_RECORD);
-                self.publish(&envelope, &record, claim.as_ref(), traceparent)
-                    .await?;
+                // In line before it is sent: a worker may take it at once.
+                let line = self.hub.line();
+                if let Action::PlaceOrder(order) | Action::Register(order) = &envelope.action {
+                    line.join(order.event_id, record.command_id, caller.user.clone());
+                }
+                let published = self
+                    .publish(&envelope, &record, claim.as_ref(), traceparent)
+                    .await;
+                if published.is_err() {
+                    line.leave(record.command_id);
+                }
+                published?;
                 record
             }
             Recorded::Existing {

@@ -37,10 +37,7 @@ pub(crate) struct Backends {
 
 impl Backends {
     fn deps(&self) -> Deps {
-        Deps {
-            store: self.store.clone(),
-            bus: self.bus.clone(),
-        }
+        Deps::new(self.store.clone(), self.bus.clone())
     }
 }
 
@@ -395,10 +392,27 @@ pub(crate) fn queue_of(role: Role) -> WorkQueue {
     }
 }
 
+/// Connections the kernel may hold for the API before it accepts them. A
+/// sale opens thousands in the same second; with the usual 1,024 the rest
+/// of the crowd waits out a SYN retry (1 s, then 3 s) before it is even
+/// heard. The kernel caps it at `net.core.somaxconn`.
+const ACCEPT_BACKLOG: u32 = 8192;
+
 async fn bind(settings: &Settings) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(settings.http_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.http_addr))?;
+    let addr = settings.http_addr;
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // A restarted replica may listen while the old one's connections
+        // linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(ACCEPT_BACKLOG)
+    };
+    let listener = listen().with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     Ok(listener)
 }

@@ -12,6 +12,7 @@
 //! that already finished changes nothing and announces the outcome again.
 
 mod error;
+mod gather;
 pub mod holds;
 mod lifecycle;
 mod notification;
@@ -35,4 +36,16 @@ pub use runner::{WorkerOptions, run_worker};
 pub struct Deps {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
+    /// Orders carried out at the same time, placed together.
+    gather: Arc<gather::Gather>,
+}
+
+impl Deps {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> Self {
+        Self {
+            store,
+            bus,
+            gather: Arc::default(),
+        }
+    }
 }

@@ -319,10 +319,7 @@ mod tests {
         let bus = EmbeddedBus::open(&dir.join("queue.redb")).unwrap();
         let feed = bus.broadcast(&["#"]).await.unwrap();
         Setup {
-            deps: Deps {
-                store: Arc::new(store),
-                bus: Arc::new(bus),
-            },
+            deps: Deps::new(Arc::new(store), Arc::new(bus)),
             feed,
             dir,
         }

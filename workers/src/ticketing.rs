@@ -15,8 +15,8 @@ use eventsys_messages::{
     rules,
 };
 use eventsys_store::{
-    CheckInOutcome, CommandRecord, Completion, Finished, OrderRecord, OrderStatus, PlaceOutcome,
-    Placement, Scan, TicketRecord,
+    CheckInOutcome, CommandRecord, Completion, EventSnapshot, Finished, OrderRecord, OrderStatus,
+    PlaceOutcome, Placement, Scan, TicketRecord,
 };
 
 use crate::{
@@ -29,7 +29,11 @@ pub(crate) async fn place_order(
     command: &CommandEnvelope,
     p: &PlaceOrder,
 ) -> Result<Executed, WorkError> {
-    let Some(event) = deps.store.event_record(p.event_id).await? else {
+    let Some(event) = deps
+        .gather
+        .event_record(deps.store.as_ref(), p.event_id)
+        .await?
+    else {
         let reason = CommandError::new(Reason::NotFound, "the event does not exist");
         return reject(deps, command, p, String::new(), reason).await;
     };
@@ -78,14 +82,17 @@ pub(crate) async fn place_order(
             ..CommandResult::default()
         },
     );
+    let confirmed =
+        (order.status == OrderStatus::Confirmed).then(|| order_fact(&order, name.clone()));
     let placement = Placement { order, tickets };
-    match deps.store.place_order(&placement, &done).await? {
+    let placed = deps
+        .gather
+        .place(&deps.store, placement, done.clone())
+        .await?;
+    match placed.outcome {
         PlaceOutcome::Placed => {
-            let mut events = Vec::new();
-            if placement.order.status == OrderStatus::Confirmed {
-                events.push(order_fact(&placement.order, name));
-            }
-            events.extend(availability(deps, p.event_id).await?);
+            let mut events: Vec<Event> = confirmed.into_iter().collect();
+            events.extend(placed.counts.map(|s| counts_of(p.event_id, &s)));
             Ok(Executed::now(Outcome {
                 completion: done,
                 events,
@@ -178,20 +185,22 @@ pub(crate) async fn availability(deps: &Deps, event_id: EventId) -> Result<Vec<E
         .store
         .event(event_id)
         .await?
-        .map(|s| {
-            Event::EventUpdated(EventUpdated {
-                event_id,
-                remaining: s.inventory.remaining,
-                status: s.event.spec.status,
-                counts: Some(Counts {
-                    sold: s.inventory.sold(),
-                    held: s.inventory.held,
-                    checked_in: s.inventory.checked_in,
-                }),
-            })
-        })
+        .map(|s| counts_of(event_id, &s))
         .into_iter()
         .collect())
+}
+
+fn counts_of(event_id: EventId, s: &EventSnapshot) -> Event {
+    Event::EventUpdated(EventUpdated {
+        event_id,
+        remaining: s.inventory.remaining,
+        status: s.event.spec.status,
+        counts: Some(Counts {
+            sold: s.inventory.sold(),
+            held: s.inventory.held,
+            checked_in: s.inventory.checked_in,
+        }),
+    })
 }
 
 /// The order `p` as it ends: confirmed with its tickets, or turned down.

@@ -1,10 +1,11 @@
-//! `GET /v1/commands/{id}`: where a command stands.
+//! `GET /v1/commands/{id}`: where a command stands, and while an order
+//! waits, its place in line.
 
 use axum::{
     Json,
     extract::{Path, State},
 };
-use eventsys_messages::CommandId;
+use eventsys_messages::{CommandId, CommandStatus};
 use serde_json::{Value, json};
 
 use crate::{AppState, auth::Caller, input::path_id, problem::Problem, views};
@@ -16,10 +17,16 @@ pub async fn get(
 ) -> Result<Json<Value>, Problem> {
     let command_id: CommandId = path_id(&command_id, "command")?;
     let record = state
-        .store
-        .command(command_id)
+        .reads
+        .command(state.store.as_ref(), command_id)
         .await?
         .filter(|r| r.issuer == caller.user || caller.is_admin())
         .ok_or_else(|| Problem::not_found("command"))?;
-    Ok(Json(json!(views::command(&record))))
+    let mut body = json!(views::command(&record));
+    if record.status == CommandStatus::Accepted
+        && let Some(place) = state.hub.line().position(command_id)
+    {
+        body["queue_position"] = place.into();
+    }
+    Ok(Json(body))
 }

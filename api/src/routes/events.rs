@@ -135,8 +135,8 @@ pub async fn get(
 ) -> Result<Json<Value>, Problem> {
     let event_id: EventId = path_id(&event_id, "event")?;
     let snapshot = state
-        .store
-        .event(event_id)
+        .reads
+        .event(state.store.as_ref(), event_id)
         .await?
         .ok_or_else(|| Problem::not_found("event"))?;
     if snapshot.event.spec.status == EventStatus::Draft

@@ -255,6 +255,22 @@ pub trait OrderStore: Send + Sync {
         done: &Completion,
     ) -> Result<PlaceOutcome, StoreError>;
 
+    /// Places the orders of `group`, all for one event and in the order
+    /// they came, with the outcome [`Self::place_order`] would give each one
+    /// after another: in particular, when seats run short, the earlier ones
+    /// get them. An adapter may write them together; this one writes them
+    /// one by one.
+    async fn place_orders(
+        &self,
+        group: &[(Placement, Completion)],
+    ) -> Vec<Result<PlaceOutcome, StoreError>> {
+        let mut outcomes = Vec::with_capacity(group.len());
+        for (placement, done) in group {
+            outcomes.push(self.place_order(placement, done).await);
+        }
+        outcomes
+    }
+
     /// Confirms a `pending_payment` order before it runs out (`now` before
     /// its `expires_at`): its held seats become sold and `tickets` are
     /// written. Against its expiry, exactly one of the two wins.

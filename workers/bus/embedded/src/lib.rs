@@ -23,6 +23,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use eventsys_group_commit::Committer;
 use eventsys_messages::{Timestamp, WorkQueue, topology};
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
@@ -77,6 +78,10 @@ impl Queue {
 
 pub struct EmbeddedBus {
     db: Arc<Database>,
+    /// Publishes and settlements go through it, so that concurrent ones
+    /// share a commit; leases take the write lock themselves (see
+    /// [`lease_next`]).
+    committer: Committer,
     queues: Vec<Arc<Queue>>,
     events: broadcast::Sender<Arc<Message>>,
 }
@@ -109,8 +114,11 @@ impl EmbeddedBus {
             queues.push(Arc::new(queue(table, Some(Arc::new(queue(dead, None))))));
         }
         txn.commit().map_err(unavailable)?;
+        let db = Arc::new(db);
+        let committer = Committer::start(db.clone(), "queue").map_err(unavailable)?;
         Ok(Self {
-            db: Arc::new(db),
+            db,
+            committer,
             queues,
             events: broadcast::channel(BROADCAST_BUFFER).0,
         })
@@ -166,25 +174,25 @@ impl Bus for EmbeddedBus {
             return Err(BusError::Unroutable(message.routing_key.clone()));
         }
         if !targets.is_empty() {
-            let (db, message, queues) = (self.db.clone(), message.clone(), targets.clone());
-            tokio::task::spawn_blocking(move || {
-                let txn = db.begin_write().map_err(unavailable)?;
-                for queue in &queues {
-                    let mut table = txn.open_table(queue.table).map_err(unavailable)?;
-                    let seq = queue.next_seq.fetch_add(1, Ordering::Relaxed);
-                    let stored = (
-                        0u32,
-                        message.routing_key.as_str(),
-                        message.message_id.as_str(),
-                        message.traceparent.as_deref().unwrap_or(""),
-                        message.body.as_slice(),
-                    );
-                    table.insert(seq, stored).map_err(unavailable)?;
-                }
-                txn.commit().map_err(unavailable)
-            })
-            .await
-            .map_err(unavailable)??;
+            let (message, queues) = (message.clone(), targets.clone());
+            self.committer
+                .write(move |txn| {
+                    for queue in &queues {
+                        let mut table = txn.open_table(queue.table).map_err(unavailable)?;
+                        let seq = queue.next_seq.fetch_add(1, Ordering::Relaxed);
+                        let stored = (
+                            0u32,
+                            message.routing_key.as_str(),
+                            message.message_id.as_str(),
+                            message.traceparent.as_deref().unwrap_or(""),
+                            message.body.as_slice(),
+                        );
+                        table.insert(seq, stored).map_err(unavailable)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(unavailable)??;
             targets.iter().for_each(|q| q.wake());
         }
         if exchange == Exchange::Events {
@@ -202,6 +210,7 @@ impl Bus for EmbeddedBus {
         let queue = self.queue(work);
         Ok(Box::new(QueueSubscription {
             db: self.db.clone(),
+            committer: self.committer.clone(),
             arrivals: queue.arrivals.subscribe(),
             queue,
             permits: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
@@ -217,6 +226,7 @@ impl Bus for EmbeddedBus {
         let dead = queue.dead.clone().unwrap_or(queue);
         Ok(Box::new(QueueSubscription {
             db: self.db.clone(),
+            committer: self.committer.clone(),
             arrivals: dead.arrivals.subscribe(),
             queue: dead,
             permits: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
@@ -281,6 +291,7 @@ impl Bus for EmbeddedBus {
 
 struct QueueSubscription {
     db: Arc<Database>,
+    committer: Committer,
     queue: Arc<Queue>,
     arrivals: watch::Receiver<u64>,
     /// One per unsettled delivery: the prefetch limit.
@@ -333,7 +344,7 @@ impl Subscription for QueueSubscription {
             match leased {
                 Ok(Ok(Some((seq, message, previous)))) => {
                     let acker = QueueAcker {
-                        db: self.db.clone(),
+                        committer: self.committer.clone(),
                         queue: self.queue.clone(),
                         seq,
                         settled: AtomicBool::new(false),
@@ -368,7 +379,7 @@ impl Subscription for QueueSubscription {
 }
 
 struct QueueAcker {
-    db: Arc<Database>,
+    committer: Committer,
     queue: Arc<Queue>,
     seq: u64,
     settled: AtomicBool,
@@ -378,11 +389,9 @@ struct QueueAcker {
 impl QueueAcker {
     /// Removes the message from its queue, into the dead-letter table if asked.
     async fn remove(&self, to_dead_letters: bool) -> Result<(), BusError> {
-        let (db, queue, seq) = (self.db.clone(), self.queue.clone(), self.seq);
-        tokio::task::spawn_blocking(move || {
-            let mut txn = db.begin_write().map_err(unavailable)?;
-            txn.set_durability(Durability::None).map_err(unavailable)?;
-            {
+        let (queue, seq) = (self.queue.clone(), self.seq);
+        self.committer
+            .write_lazily(move |txn| {
                 let mut table = txn.open_table(queue.table).map_err(unavailable)?;
                 let removed = table.remove(seq).map_err(unavailable)?;
                 if let (true, Some(value), Some(dead)) = (to_dead_letters, removed, &queue.dead) {
@@ -394,13 +403,13 @@ impl QueueAcker {
                         .insert((forget, seq), dead.work.dead_letter_queue())
                         .map_err(unavailable)?;
                 }
-            }
-            txn.commit().map_err(unavailable)?;
-            queue.leased().remove(&seq);
-            Ok(())
-        })
-        .await
-        .map_err(unavailable)?
+                Ok(())
+            })
+            .await
+            .map_err(unavailable)??;
+        // Only now: a lease taken meanwhile must not find the message free.
+        self.queue.leased().remove(&seq);
+        Ok(())
     }
 
     fn release(&self) {

@@ -137,25 +137,9 @@ impl CommandLog for DynamoStore {
         item.insert("pending".into(), s(pending));
         item.insert("pending_sort".into(), s(pending_sort));
         let Some(claim) = claim else {
-            // One item: a conditional put, not a transaction (which costs
-            // twice the capacity on DynamoDB, and far more on local servers).
-            let put = self
-                .client
-                .put_item()
-                .table_name(&self.tables.commands)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(command_id)")
-                .send()
-                .await;
-            if applied(put)? {
-                return Ok(Recorded::New);
-            }
-            // The SDK retries a write that timed out; if the first try
-            // landed, the retry finds our own record.
-            return match self.command(record.command_id).await? {
-                Some(existing) if existing.message == record.message => Ok(Recorded::New),
-                _ => Err(StoreError::rejected("command id already recorded")),
-            };
+            // Written with the others that arrive at the same time.
+            self.record_new(record, item).await?;
+            return Ok(Recorded::New);
         };
         let put_command = Put::builder()
             .table_name(&self.tables.commands)

@@ -1,5 +1,7 @@
 //! Orders, tickets and check-ins on DynamoDB.
 
+mod groups;
+
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -550,6 +552,23 @@ impl DynamoStore {
 
 #[async_trait]
 impl OrderStore for DynamoStore {
+    /// Writes the group's head in one transaction where it can (see
+    /// [`groups`]), the rest one by one, in order.
+    async fn place_orders(
+        &self,
+        group: &[(Placement, Completion)],
+    ) -> Vec<Result<PlaceOutcome, StoreError>> {
+        let together = self.place_together(group).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "could not read a group's counters; placing its orders one by one");
+            0
+        });
+        let mut outcomes: Vec<_> = (0..together).map(|_| Ok(PlaceOutcome::Placed)).collect();
+        for (placement, done) in &group[together..] {
+            outcomes.push(self.place_order(placement, done).await);
+        }
+        outcomes
+    }
+
     /// Tries a shard picked from the order id first, without reading the
     /// counters; only when that shard is short does it read them all and
     /// choose (see [`eventsys_store::shards`] for why this is exact).

@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 use eventsys_messages::{CommandId, CommandStatus, Timestamp};
-use redb::Durability;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -167,7 +166,7 @@ impl CommandLog for EmbeddedStore {
             };
             unpend(txn, &record)?;
             commands.remove(key.as_str()).map_err(unavailable)?;
-            if let Some(claim) = claim {
+            if let Some(claim) = &claim {
                 let mut claims = open(txn, CLAIMS)?;
                 if get::<StoredClaim>(&claims, &claim.key_hash)?.is_some_and(|c| c.command_id == id)
                 {
@@ -194,7 +193,7 @@ impl CommandLog for EmbeddedStore {
     ) -> Result<Begun, StoreError> {
         let message = message.to_vec();
         // Losing this in a crash is harmless: the command is simply still `accepted`.
-        self.write_with(Durability::None, move |txn| {
+        self.write_lazily(move |txn| {
             let mut commands = open(txn, COMMANDS)?;
             let key = id.to_string();
             let Some(mut record) = get::<CommandRecord>(&commands, &key)? else {

@@ -187,7 +187,7 @@ impl EventStore for EmbeddedStore {
                 return Ok(None);
             };
             match granted {
-                Some(since) => event.staff.insert(user, since),
+                Some(since) => event.staff.insert(user.clone(), since),
                 None => event.staff.remove(&user),
             };
             put(&mut events, &key, &event)?;

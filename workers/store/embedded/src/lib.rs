@@ -15,8 +15,9 @@ mod orders;
 use std::{path::Path, sync::Arc};
 
 use async_trait::async_trait;
+use eventsys_group_commit::Committer;
 use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition,
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition,
     WriteTransaction,
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -79,6 +80,8 @@ const ALL: [Def; 17] = [
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Every write goes through it, so that concurrent ones share a commit.
+    committer: Committer,
 }
 
 fn unavailable(err: impl Into<eventsys_store::Cause>) -> StoreError {
@@ -94,35 +97,32 @@ impl EmbeddedStore {
             txn.open_table(table).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let committer = Committer::start(db.clone(), "store").map_err(unavailable)?;
+        Ok(Self { db, committer })
     }
 
-    /// Runs `work` in one durable write transaction, off the async threads.
+    /// Runs `work` in a durable write transaction, shared with the writes
+    /// that arrive at the same time (see [`Committer`]); `work` may run
+    /// more than once, and only the run that commits counts.
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
-        self.write_with(Durability::Immediate, work).await
+        self.committer.write(work).await.map_err(unavailable)?
     }
 
-    /// Like [`Self::write`]; `Durability::None` is for writes whose loss
-    /// in a crash is harmless.
-    async fn write_with<T, F>(&self, durability: Durability, work: F) -> Result<T, StoreError>
+    /// Like [`Self::write`], for writes whose loss in a crash is harmless.
+    async fn write_lazily<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut txn = db.begin_write().map_err(unavailable)?;
-            txn.set_durability(durability).map_err(unavailable)?;
-            let out = work(&txn)?;
-            txn.commit().map_err(unavailable)?;
-            Ok(out)
-        })
-        .await
-        .map_err(unavailable)?
+        self.committer
+            .write_lazily(work)
+            .await
+            .map_err(unavailable)?
     }
 
     /// Runs `work` on a consistent snapshot.

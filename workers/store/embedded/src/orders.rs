@@ -116,7 +116,7 @@ impl EmbeddedStore {
         change: F,
     ) -> Result<OrderChange, StoreError>
     where
-        F: FnOnce(
+        F: Fn(
                 &redb::WriteTransaction,
                 &OrderRecord,
             ) -> Result<Result<OrderRecord, OrderChange>, StoreError>
@@ -144,6 +144,50 @@ impl EmbeddedStore {
     }
 }
 
+/// Writes an order and takes its seats in `txn`, on the conditions of
+/// [`OrderStore::place_order`].
+fn place(
+    txn: &redb::WriteTransaction,
+    placement: &Placement,
+    done: &Completion,
+) -> Result<PlaceOutcome, StoreError> {
+    let order = &placement.order;
+    if !commands::unfinished(txn, done)? {
+        return Ok(PlaceOutcome::Already);
+    }
+    let on_sale = get::<EventRecord>(&open(txn, EVENTS)?, &order.event_id.to_string())?
+        .is_some_and(|e| e.spec.status == EventStatus::Published);
+    if !on_sale {
+        return Ok(PlaceOutcome::NotOnSale);
+    }
+    if get::<OrderRecord>(&open(txn, ORDERS)?, &order.order_id.to_string())?
+        .is_some_and(|o| o.status.is_active())
+    {
+        return Ok(PlaceOutcome::Duplicate);
+    }
+    // While anyone waits, seats go to the waiting list first.
+    if first_waiting(txn, order.event_id)?.is_some() {
+        return Ok(PlaceOutcome::SoldOut);
+    }
+    let mut counters = open(txn, INVENTORY)?;
+    let key = order.event_id.to_string();
+    let Some(mut inventory) = get::<Inventory>(&counters, &key)? else {
+        return Ok(PlaceOutcome::NotOnSale);
+    };
+    let hold = order.status == OrderStatus::PendingPayment;
+    if !inventory.take(order.ticket_type_id, order.quantity, hold) {
+        return Ok(PlaceOutcome::SoldOut);
+    }
+    put(&mut counters, &key, &inventory)?;
+    write_order(txn, order)?;
+    if let Some(key) = hold_key(order) {
+        put(&mut open(txn, HOLDS)?, &key, &order.order_id)?;
+    }
+    write_tickets(txn, &placement.tickets)?;
+    commands::finish(txn, done)?;
+    Ok(PlaceOutcome::Placed)
+}
+
 #[async_trait]
 impl OrderStore for EmbeddedStore {
     async fn place_order(
@@ -152,44 +196,33 @@ impl OrderStore for EmbeddedStore {
         done: &Completion,
     ) -> Result<PlaceOutcome, StoreError> {
         let (placement, done) = (placement.clone(), done.clone());
-        self.write(move |txn| {
-            let order = &placement.order;
-            if !commands::unfinished(txn, &done)? {
-                return Ok(PlaceOutcome::Already);
+        self.write(move |txn| place(txn, &placement, &done)).await
+    }
+
+    /// The whole group in one transaction, each order decided in turn.
+    async fn place_orders(
+        &self,
+        group: &[(Placement, Completion)],
+    ) -> Vec<Result<PlaceOutcome, StoreError>> {
+        let orders = group.to_vec();
+        let placed = self
+            .write(move |txn| {
+                orders
+                    .iter()
+                    .map(|(placement, done)| place(txn, placement, done))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
+        match placed {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(err) => {
+                let cause = err.to_string();
+                group
+                    .iter()
+                    .map(|_| Err(StoreError::unavailable(cause.clone())))
+                    .collect()
             }
-            let on_sale = get::<EventRecord>(&open(txn, EVENTS)?, &order.event_id.to_string())?
-                .is_some_and(|e| e.spec.status == EventStatus::Published);
-            if !on_sale {
-                return Ok(PlaceOutcome::NotOnSale);
-            }
-            if get::<OrderRecord>(&open(txn, ORDERS)?, &order.order_id.to_string())?
-                .is_some_and(|o| o.status.is_active())
-            {
-                return Ok(PlaceOutcome::Duplicate);
-            }
-            // While anyone waits, seats go to the waiting list first.
-            if first_waiting(txn, order.event_id)?.is_some() {
-                return Ok(PlaceOutcome::SoldOut);
-            }
-            let mut counters = open(txn, INVENTORY)?;
-            let key = order.event_id.to_string();
-            let Some(mut inventory) = get::<Inventory>(&counters, &key)? else {
-                return Ok(PlaceOutcome::NotOnSale);
-            };
-            let hold = order.status == OrderStatus::PendingPayment;
-            if !inventory.take(order.ticket_type_id, order.quantity, hold) {
-                return Ok(PlaceOutcome::SoldOut);
-            }
-            put(&mut counters, &key, &inventory)?;
-            write_order(txn, order)?;
-            if let Some(key) = hold_key(order) {
-                put(&mut open(txn, HOLDS)?, &key, &order.order_id)?;
-            }
-            write_tickets(txn, &placement.tickets)?;
-            commands::finish(txn, &done)?;
-            Ok(PlaceOutcome::Placed)
-        })
-        .await
+        }
     }
 
     async fn confirm_order(
@@ -473,7 +506,7 @@ impl OrderStore for EmbeddedStore {
             open(txn, WAITING)?
                 .remove(format!("{event_id}\0{}", entry.position_key()).as_str())
                 .map_err(unavailable)?;
-            Ok(Some(order))
+            Ok(Some(order.clone()))
         })
         .await
     }

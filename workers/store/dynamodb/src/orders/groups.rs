@@ -1,0 +1,184 @@
+//! A group of orders for one event in one transaction: the DynamoDB side
+//! of the workers' group commit.
+//!
+//! A group is written together when its first orders fit, as observed, in
+//! the event's fullest shard: one check that the event is on sale, one that
+//! nobody waits, one change of that shard's counters for all of them
+//! (conditioned on the shard still holding every seat it gives), and each
+//! order with its tickets and its command's completion. That keeps the
+//! sharding argument of [`crate::shards`] whole: a shard only ever gives
+//! seats it has, all at once or not at all.
+//!
+//! Everything else is placed one by one, in order, by
+//! [`OrderStore::place_order`](eventsys_store::OrderStore::place_order):
+//! the orders after the first that does not fit (so that a sold-out tail
+//! is decided exactly and the earlier orders get the last seats), and the
+//! whole group when the transaction's conditions fail (the counters moved,
+//! a command had finished before, an order id was taken) or its answer was
+//! lost (then each order finds out on its own whether it was written).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+use eventsys_messages::{EventId, EventStatus, TicketTypeId};
+use eventsys_store::{
+    StoreError,
+    records::{Completion, OrderStatus, Placement},
+};
+
+use super::{Expr, order_item, ticket_item};
+use crate::{
+    Built, DynamoStore, TxFailure,
+    codec::s,
+    shards::{HELD_ATTR, Shard, held_attr, remaining_attr, shard_key},
+};
+
+/// DynamoDB's limit of items in one transaction.
+const MOST_ITEMS: usize = 100;
+/// The items a group writes besides its orders: the on-sale check, the
+/// waiting-list check and the shard's counters.
+const GROUP_ITEMS: usize = 3;
+
+/// Seats a group takes of one ticket type: all of them, and those of them
+/// only held (orders waiting for payment).
+#[derive(Default)]
+struct Taken {
+    seats: u32,
+    held: u32,
+}
+
+impl DynamoStore {
+    /// Writes the longest head of `group` that fits in one shard as one
+    /// transaction; returns how many orders it placed (0: none, place them
+    /// one by one).
+    pub(super) async fn place_together(
+        &self,
+        group: &[(Placement, Completion)],
+    ) -> Result<usize, StoreError> {
+        let Some((first, _)) = group.first() else {
+            return Ok(0);
+        };
+        let event_id = first.order.event_id;
+        let Some((_, count)) = self.event_with_shards(event_id).await? else {
+            return Ok(0);
+        };
+        let shards = self.shards(event_id, count).await?;
+        let Some(shard) = shards.iter().max_by_key(|s| s.counters.remaining) else {
+            return Ok(0);
+        };
+        let (head, taken) = fitting_head(group, shard, event_id);
+        if head < 2 {
+            return Ok(0);
+        }
+        let mut items = vec![
+            self.on_sale(event_id)?,
+            self.nobody_waits(event_id)?,
+            self.take_from_shard(event_id, shard.index, &taken)?,
+        ];
+        for (placement, done) in &group[..head] {
+            items.push(self.put_order(order_item(&placement.order, shard.index)?)?);
+            for ticket in &placement.tickets {
+                items.push(self.put(&self.tables.tickets, ticket_item(ticket)?, "ticket_id")?);
+            }
+            items.push(self.completion(done)?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(head),
+            Err(TxFailure::Conditions(_)) => Ok(0),
+            Err(TxFailure::Store(err)) => {
+                tracing::warn!(%event_id, error = %err, "a group's write failed; placing its orders one by one");
+                Ok(0)
+            }
+        }
+    }
+
+    fn on_sale(&self, event_id: EventId) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.tables.events)
+            .key("event_id", s(event_id.to_string()))
+            .condition_expression("#s = :published")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":published", s(EventStatus::Published.as_str()))
+            .build()
+            .built()?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// Takes `taken` from one shard, on condition that it has every seat.
+    fn take_from_shard(
+        &self,
+        event_id: EventId,
+        shard: u16,
+        taken: &BTreeMap<TicketTypeId, Taken>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut e = Expr::default();
+        let (seats, held): (u32, u32) = taken
+            .values()
+            .fold((0, 0), |(s, h), t| (s + t.seats, h + t.held));
+        let rem = e.name("remaining");
+        let all = e.value(seats);
+        let mut set = vec![format!("{rem} = {rem} - {all}")];
+        let mut condition = vec![format!("{rem} >= {all}")];
+        let mut add = Vec::new();
+        if held > 0 {
+            let (name, value) = (e.name(HELD_ATTR), e.value(held));
+            add.push(format!("{name} {value}"));
+        }
+        for (ticket_type, t) in taken {
+            let (name, value) = (e.name(&remaining_attr(*ticket_type)), e.value(t.seats));
+            set.push(format!("{name} = {name} - {value}"));
+            condition.push(format!("{name} >= {value}"));
+            if t.held > 0 {
+                let (name, value) = (e.name(&held_attr(*ticket_type)), e.value(t.held));
+                add.push(format!("{name} {value}"));
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !add.is_empty() {
+            expression.push_str(&format!(" ADD {}", add.join(", ")));
+        }
+        let update = Update::builder()
+            .table_name(&self.tables.inventory)
+            .set_key(Some(shard_key(event_id, shard)))
+            .update_expression(expression)
+            .condition_expression(condition.join(" AND "))
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .build()
+            .built()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+/// How many of `group`'s first orders `shard` serves, as observed, within
+/// one transaction's items, and the seats they take by type.
+fn fitting_head(
+    group: &[(Placement, Completion)],
+    shard: &Shard,
+    event_id: EventId,
+) -> (usize, BTreeMap<TicketTypeId, Taken>) {
+    let mut left = shard.counters.clone();
+    let mut taken: BTreeMap<TicketTypeId, Taken> = BTreeMap::new();
+    let mut items = GROUP_ITEMS;
+    let mut head = 0;
+    for (placement, _) in group {
+        let order = &placement.order;
+        // An order and its completion, and its tickets.
+        let needs = 2 + placement.tickets.len();
+        let held = order.status == OrderStatus::PendingPayment;
+        if order.event_id != event_id
+            || items + needs > MOST_ITEMS
+            || !left.take(order.ticket_type_id, order.quantity, held)
+        {
+            break;
+        }
+        items += needs;
+        let t = taken.entry(order.ticket_type_id).or_default();
+        t.seats += order.quantity;
+        if held {
+            t.held += order.quantity;
+        }
+        head += 1;
+    }
+    (head, taken)
+}
