@@ -11,6 +11,7 @@ mod idempotency;
 mod lifecycle;
 mod limits;
 mod live;
+mod load;
 mod operations;
 mod ownership;
 mod poison;

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The closed-loop, flash-sale and fan-out benchmarks, on release builds,
-# against the same services the tests use, with the rate limits off.
-# Figures go to standard output; see BENCHMARKS.md.
-#   EVENTSYS_BENCH_ROUNDS, EVENTSYS_BENCH_BUYERS, EVENTSYS_BENCH_SEATS tune the
-#   flash sale; EVENTSYS_BENCH_HOLDERS, EVENTSYS_BENCH_BASELINE_HOLDERS the fan-out.
+# The load generator's scenarios (store-ceiling, flash-sale, closed-loop,
+# steady, fanout) and the cancellation fan-out, on release builds, against
+# the same services the tests use, with the rate limits off. Figures go to
+# standard output; see BENCHMARKS.md.
+#   tests/scripts/bench.sh [SCENARIO...]   only these load scenarios
+#   EVENTSYS_BENCH_* size them (see tests/benches/load.rs);
+#   EVENTSYS_BENCH_HOLDERS, EVENTSYS_BENCH_BASELINE_HOLDERS the cancellation fan-out.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts=tests/scripts
@@ -16,6 +18,7 @@ export EVENTSYS_TEST_RUST_LOG=${EVENTSYS_TEST_RUST_LOG:-warn}
 trap '"$scripts/services.sh" stop' EXIT
 "$scripts/services.sh" start
 cargo build --release --locked -p eventsys
-cargo bench --locked -p eventsys-tests --bench closed_loop
-cargo bench --locked -p eventsys-tests --bench flash_sale
-cargo bench --locked -p eventsys-tests --bench fan_out
+cargo bench --locked -p eventsys-tests --bench load -- "$@"
+if [ $# -eq 0 ]; then
+  cargo bench --locked -p eventsys-tests --bench fan_out
+fi

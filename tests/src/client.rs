@@ -55,6 +55,15 @@ impl Client {
         }
     }
 
+    /// Another user on this client's connection pool.
+    pub fn acting_as(&self, token: String) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: Some(token),
+        }
+    }
+
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }
@@ -82,12 +91,31 @@ impl Client {
 
     /// A post that may find nobody answering.
     pub async fn try_post(&self, path: &str, body: &Value) -> Option<Reply> {
-        let request = self
+        self.try_post_with(path, body, &[]).await
+    }
+
+    /// Like [`Self::try_post`], with extra headers.
+    pub async fn try_post_with(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Option<Reply> {
+        let mut request = self
             .http
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         self.try_send(request).await
+    }
+
+    /// A get that may find nobody answering.
+    pub async fn try_get(&self, path: &str) -> Option<Reply> {
+        self.try_send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -11,6 +11,7 @@ pub mod client;
 pub mod load;
 pub mod oracle;
 pub mod rush;
+pub mod scenario;
 pub mod system;
 
 pub use client::{Client, Live};

@@ -354,6 +354,22 @@ impl System {
         Client::new(&self.base_url, Some(token))
     }
 
+    /// `count` clients, users `{prefix}-{i}`, sharing one connection pool
+    /// as a crowd behind one load balancer would.
+    pub fn crowd(&self, prefix: &str, count: usize, roles: &[Role]) -> Vec<Client> {
+        let first = self.anonymous();
+        let auth = Auth::new(self.secret.as_bytes());
+        (0..count)
+            .map(|i| {
+                let user = UserId::parse(&format!("{prefix}-{i}")).expect("a valid user id");
+                let token = auth
+                    .mint(&user, roles, Duration::from_secs(3600))
+                    .expect("an HS256 token");
+                first.acting_as(token)
+            })
+            .collect()
+    }
+
     /// A client without a token.
     pub fn anonymous(&self) -> Client {
         Client::new(&self.base_url, None)

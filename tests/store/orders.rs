@@ -31,6 +31,9 @@ contract!(
     a_hold_runs_out_or_is_confirmed_never_both,
     cancelling_gives_the_seats_back,
     every_holder_of_an_event_is_found_page_by_page,
+    a_group_is_decided_in_order_and_its_tail_exactly,
+    a_group_places_the_others_when_one_finished_before,
+    racing_groups_never_take_more_than_there_is,
 );
 
 /// An order of `quantity` tickets of `ticket_type` by `buyer`.
@@ -700,4 +703,132 @@ async fn every_holder_of_an_event_is_found_page_by_page(store: &dyn Store) {
         .await
         .unwrap();
     assert!(elsewhere.items.is_empty());
+}
+
+/// `n` orders of one ticket each by different buyers, each with its
+/// recorded command.
+async fn group(store: &dyn Store, event: &EventRecord, n: usize) -> Vec<(Placement, Completion)> {
+    let mut orders = Vec::with_capacity(n);
+    for i in 0..n {
+        let buyer = format!("buyer-{i}");
+        let order = placement(event.event_id, first_type(event), 1, &buyer);
+        orders.push((order, recorded(store, &buyer).await));
+    }
+    orders
+}
+
+async fn a_group_is_decided_in_order_and_its_tail_exactly(store: &dyn Store) {
+    let event = event(5, &[5]);
+    created(store, &event).await;
+    let orders = group(store, &event, 8).await;
+    let outcomes: Vec<PlaceOutcome> = store
+        .place_orders(&orders)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let mut expected = vec![PlaceOutcome::Placed; 5];
+    expected.extend([PlaceOutcome::SoldOut; 3]);
+    assert_eq!(outcomes, expected, "the first five get the five seats");
+    assert_eq!(remaining(store, &event).await, 0);
+    for (placement, _) in &orders[..5] {
+        let order = store.order(placement.order.order_id).await.unwrap();
+        assert_eq!(order, Some(placement.order.clone()));
+        let tickets = store.tickets(&placement.order.ticket_ids).await.unwrap();
+        assert_eq!(tickets.len(), 1);
+    }
+    for (_, done) in &orders {
+        let record = store.command(done.command_id).await.unwrap().unwrap();
+        let finished = orders[..5]
+            .iter()
+            .any(|(_, d)| d.command_id == done.command_id);
+        assert_eq!(
+            record.status.is_terminal(),
+            finished,
+            "only the placed ones finished"
+        );
+    }
+    let again: Vec<PlaceOutcome> = store
+        .place_orders(&orders[..5])
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        again,
+        vec![PlaceOutcome::Already; 5],
+        "a redelivered group writes nothing"
+    );
+    assert_eq!(remaining(store, &event).await, 0);
+}
+
+async fn a_group_places_the_others_when_one_finished_before(store: &dyn Store) {
+    let event = event(10, &[10]);
+    created(store, &event).await;
+    let orders = group(store, &event, 4).await;
+    let (first, done) = &orders[1];
+    assert_eq!(
+        store.place_order(first, done).await.unwrap(),
+        PlaceOutcome::Placed
+    );
+    let outcomes: Vec<PlaceOutcome> = store
+        .place_orders(&orders)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            PlaceOutcome::Placed,
+            PlaceOutcome::Already,
+            PlaceOutcome::Placed,
+            PlaceOutcome::Placed
+        ]
+    );
+    assert_eq!(
+        remaining(store, &event).await,
+        6,
+        "each order took its seat once"
+    );
+}
+
+async fn racing_groups_never_take_more_than_there_is(store: &dyn Store) {
+    let event = event(25, &[25]);
+    created(store, &event).await;
+    let mut groups = Vec::new();
+    for _ in 0..4 {
+        groups.push(group(store, &event, 10).await);
+    }
+    let outcomes = join_all(groups.iter().map(|g| store.place_orders(g))).await;
+    let placed = outcomes
+        .iter()
+        .flatten()
+        .filter(|o| matches!(o, Ok(PlaceOutcome::Placed)))
+        .count();
+    let sold_out = outcomes
+        .iter()
+        .flatten()
+        .filter(|o| matches!(o, Ok(PlaceOutcome::SoldOut)))
+        .count();
+    assert_eq!(
+        (placed, sold_out),
+        (25, 15),
+        "every seat sold once, none twice"
+    );
+    assert_eq!(remaining(store, &event).await, 0);
+    for g in &outcomes {
+        // Within a group, a later order never got a seat an earlier one did not.
+        let first_refused = g
+            .iter()
+            .position(|o| !matches!(o, Ok(PlaceOutcome::Placed)));
+        if let Some(at) = first_refused {
+            assert!(
+                g[at..]
+                    .iter()
+                    .all(|o| matches!(o, Ok(PlaceOutcome::SoldOut))),
+                "{g:?}"
+            );
+        }
+    }
 }
