@@ -1,14 +1,14 @@
-//! The reads every waiting client repeats during a rush (an event's
-//! counts, a command's status), so that a crowd asking the same thing
+//! The reads every client repeats during a rush (an event's counts and
+//! record, a command's status), so that a crowd asking the same thing
 //! costs the store one read, not one each.
 //!
 //! - A finished command never changes again: it is answered from memory
 //!   once read.
 //! - Otherwise, requests that arrive while a read of the same item is on
-//!   its way to the store join it and share its answer ([`Flights`]). The answer is
-//!   never older than the moment the shared read started, so nobody sees
-//!   anything staler than the store's own latency, and the store sees at
-//!   most one read per item at a time, however many ask.
+//!   its way to the store join it and share its answer ([`Flights`]). The
+//!   answer is never older than the moment the shared read started, so
+//!   nobody sees anything staler than the store's own latency, and the
+//!   store sees at most one read per item at a time, however many ask.
 //!
 //! The finished commands kept are bounded (see [`Finished`]).
 
@@ -18,7 +18,7 @@ use std::{
 };
 
 use eventsys_messages::{CommandId, EventId};
-use eventsys_store::{CommandRecord, EventSnapshot, Flights, Store, StoreError};
+use eventsys_store::{CommandRecord, EventRecord, EventSnapshot, Flights, Store, StoreError};
 
 /// Finished commands kept, across both generations.
 const FINISHED: usize = 100_000;
@@ -28,6 +28,7 @@ pub struct Reads {
     finished: Finished,
     commands: Flights<CommandId, Option<CommandRecord>>,
     events: Flights<EventId, Option<EventSnapshot>>,
+    records: Flights<EventId, Option<EventRecord>>,
 }
 
 impl Reads {
@@ -54,6 +55,15 @@ impl Reads {
         id: EventId,
     ) -> Result<Option<EventSnapshot>, StoreError> {
         self.events.read(id, || store.event(id)).await
+    }
+
+    /// The event without its counts, as every order checks it first.
+    pub async fn event_record(
+        &self,
+        store: &dyn Store,
+        id: EventId,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        self.records.read(id, || store.event_record(id)).await
     }
 }
 

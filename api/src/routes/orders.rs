@@ -128,8 +128,8 @@ pub async fn event_on_sale_for(
     caller.require(&[Role::Attendee])?;
     let event_id: EventId = path_id(event_id, "event")?;
     let event = state
-        .store
-        .event_record(event_id)
+        .reads
+        .event_record(state.store.as_ref(), event_id)
         .await?
         .filter(|e| {
             e.spec.status != EventStatus::Draft || may_manage(Some(caller), &e.organizer_id)
