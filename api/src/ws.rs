@@ -140,7 +140,7 @@ async fn answer(state: &AppState, caller: &Caller, connection: u64, text: &str) 
         Ok(ClientFrame::Subscribe { event_id }) => {
             // Only events the caller may see; whoever works the door also
             // gets the counts and every check-in.
-            let event = match state.store.event_record(event_id).await {
+            let event = match state.reads.event_record(state.store.as_ref(), event_id).await {
                 Ok(event) => event.filter(|e| {
                     e.spec.status != EventStatus::Draft || may_manage(Some(caller), &e.organizer_id)
                 }),

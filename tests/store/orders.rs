@@ -34,6 +34,7 @@ contract!(
     a_group_is_decided_in_order_and_its_tail_exactly,
     a_group_places_the_others_when_one_finished_before,
     racing_groups_never_take_more_than_there_is,
+    a_group_of_refusals_is_written_once,
 );
 
 /// An order of `quantity` tickets of `ticket_type` by `buyer`.
@@ -831,4 +832,56 @@ async fn racing_groups_never_take_more_than_there_is(store: &dyn Store) {
             );
         }
     }
+}
+
+async fn a_group_of_refusals_is_written_once(store: &dyn Store) {
+    let event = event(10, &[10]);
+    created(store, &event).await;
+    let reason = CommandError::new(Reason::SoldOut, "none left");
+    let mut refusals = Vec::new();
+    for i in 0..3 {
+        let buyer = format!("buyer-{i}");
+        let mut order = placement(event.event_id, first_type(&event), 1, &buyer).order;
+        order.status = OrderStatus::Rejected;
+        order.ticket_ids.clear();
+        order.rejection = Some(reason.clone());
+        let done = recorded(store, &buyer).await;
+        let done = Completion::rejected(done.command_id, reason.clone());
+        refusals.push((order, done));
+    }
+    let (order, done) = &refusals[1];
+    assert_eq!(
+        store.reject_order(order, done).await.unwrap(),
+        Finished::Now
+    );
+    let outcomes: Vec<Finished> = store
+        .reject_orders(&refusals)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![Finished::Now, Finished::Already, Finished::Now]
+    );
+    for (order, done) in &refusals {
+        assert_eq!(
+            store.order(order.order_id).await.unwrap().as_ref(),
+            Some(order)
+        );
+        let record = store.command(done.command_id).await.unwrap().unwrap();
+        assert_eq!(record.error.as_ref(), Some(&reason));
+    }
+    let again: Vec<Finished> = store
+        .reject_orders(&refusals)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(again, vec![Finished::Already; 3]);
+    assert_eq!(
+        remaining(store, &event).await,
+        10,
+        "a refusal takes no seat"
+    );
 }

@@ -1,17 +1,22 @@
 //! Group commit on the workers' side of the broker: orders for one event
 //! that are carried out at the same time (in a rush, what the prefetch
-//! window holds) are placed together in one store call
-//! ([`OrderStore::place_orders`]), in the order they reached this point.
+//! window holds) are written together in one store call, placements with
+//! [`OrderStore::place_orders`] and refusals with
+//! [`OrderStore::reject_orders`], in the order they reached this point.
 //!
 //! While a group of an event is being written, the orders that arrive for
 //! that event wait and form the next group, so a quiet sale pays no delay
 //! and a rush pays one store round trip per group instead of per order.
-//! Each order still gets its own outcome, exactly as if placed alone; the
-//! event's counts are read once per group, after its write, and handed to
-//! the group's last order placed, whose announcement carries them.
+//! Each order still gets its own outcome, exactly as if written alone; the
+//! event's counts are read once per group of placements, after its write,
+//! and handed to the group's last order placed, whose announcement carries
+//! them.
 //!
 //! The event's record, which every order of a rush reads first, is read
 //! once for all who ask at the same time ([`Flights`]).
+//!
+//! [`OrderStore::place_orders`]: eventsys_store::OrderStore::place_orders
+//! [`OrderStore::reject_orders`]: eventsys_store::OrderStore::reject_orders
 
 use std::{
     collections::HashMap,
@@ -20,7 +25,8 @@ use std::{
 
 use eventsys_messages::EventId;
 use eventsys_store::{
-    Completion, EventRecord, EventSnapshot, Flights, PlaceOutcome, Placement, Store, StoreError,
+    Completion, EventRecord, EventSnapshot, Finished, Flights, OrderRecord, PlaceOutcome,
+    Placement, Store, StoreError,
 };
 use tokio::sync::oneshot;
 
@@ -36,29 +42,16 @@ pub struct Placed {
     pub counts: Option<EventSnapshot>,
 }
 
-type Answer = oneshot::Sender<Result<Placed, StoreError>>;
-
-#[derive(Default)]
-struct Event {
-    /// A group of this event is being written.
-    writing: bool,
-    waiting: Vec<(Placement, Completion, Answer)>,
-}
+type Answer<T> = oneshot::Sender<Result<T, StoreError>>;
 
 #[derive(Default)]
 pub struct Gather {
-    events: Mutex<HashMap<EventId, Event>>,
+    placements: Lanes<(Placement, Completion, Answer<Placed>)>,
+    refusals: Lanes<(OrderRecord, Completion, Answer<Finished>)>,
     records: Flights<EventId, Option<EventRecord>>,
 }
 
 impl Gather {
-    fn events(&self) -> MutexGuard<'_, HashMap<EventId, Event>> {
-        // The map of queues stays sound whatever a panicking holder left.
-        self.events
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Places one order, with whichever others of its event are placed at
     /// the same time.
     pub async fn place(
@@ -69,41 +62,46 @@ impl Gather {
     ) -> Result<Placed, StoreError> {
         let event = placement.order.event_id;
         let (answer, outcome) = oneshot::channel();
-        let lead = {
-            let mut events = self.events();
-            let queue = events.entry(event).or_default();
-            queue.waiting.push((placement, done, answer));
-            !std::mem::replace(&mut queue.writing, true)
-        };
-        if lead {
+        if self.placements.join(event, (placement, done, answer)) {
             // Its own task: the groups go on even if this order's caller
             // goes away.
-            tokio::spawn(self.clone().write_groups(store.clone(), event));
+            tokio::spawn(self.clone().write_placements(store.clone(), event));
         }
-        outcome
-            .await
-            .unwrap_or_else(|_| Err(StoreError::unavailable("the order's group was not written")))
+        outcome.await.unwrap_or_else(|_| Err(unwritten()))
     }
 
-    /// Writes the groups of `event` until nobody waits.
-    async fn write_groups(self: Arc<Self>, store: Arc<dyn Store>, event: EventId) {
-        loop {
-            let group: Vec<_> = {
-                let mut events = self.events();
-                let Some(queue) = events.get_mut(&event) else {
-                    return;
-                };
-                if queue.waiting.is_empty() {
-                    events.remove(&event);
-                    return;
-                }
-                let take = queue.waiting.len().min(MOST_PER_GROUP);
-                queue.waiting.drain(..take).collect()
-            };
+    /// Writes a refused order, with whichever others of its event are
+    /// refused at the same time.
+    pub async fn reject(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        order: OrderRecord,
+        done: Completion,
+    ) -> Result<Finished, StoreError> {
+        let event = order.event_id;
+        let (answer, outcome) = oneshot::channel();
+        if self.refusals.join(event, (order, done, answer)) {
+            tokio::spawn(self.clone().write_refusals(store.clone(), event));
+        }
+        outcome.await.unwrap_or_else(|_| Err(unwritten()))
+    }
+
+    /// The event's record, read once for everyone asking at the same time.
+    pub async fn event_record(
+        &self,
+        store: &dyn Store,
+        id: EventId,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        self.records.read(id, || store.event_record(id)).await
+    }
+
+    async fn write_placements(self: Arc<Self>, store: Arc<dyn Store>, event: EventId) {
+        while let Some(group) = self.placements.next_group(event) {
             let (orders, answers): (Vec<_>, Vec<_>) = group
                 .into_iter()
                 .map(|(placement, done, answer)| ((placement, done), answer))
                 .unzip();
+            tracing::debug!(%event, orders = orders.len(), "placing a group");
             let outcomes = store.place_orders(&orders).await;
             let last_placed = outcomes
                 .iter()
@@ -132,12 +130,100 @@ impl Gather {
         }
     }
 
-    /// The event's record, read once for everyone asking at the same time.
-    pub async fn event_record(
-        &self,
-        store: &dyn Store,
-        id: EventId,
-    ) -> Result<Option<EventRecord>, StoreError> {
-        self.records.read(id, || store.event_record(id)).await
+    async fn write_refusals(self: Arc<Self>, store: Arc<dyn Store>, event: EventId) {
+        while let Some(group) = self.refusals.next_group(event) {
+            let (orders, answers): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .map(|(order, done, answer)| ((order, done), answer))
+                .unzip();
+            tracing::debug!(%event, orders = orders.len(), "refusing a group");
+            let outcomes = store.reject_orders(&orders).await;
+            for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                let _ = answer.send(outcome);
+            }
+        }
+    }
+}
+
+fn unwritten() -> StoreError {
+    StoreError::unavailable("the order's group was not written")
+}
+
+/// Work of one kind queued per event, taken a group at a time by whoever
+/// writes that event's groups.
+struct Lanes<T> {
+    lanes: Mutex<HashMap<EventId, Lane<T>>>,
+}
+
+struct Lane<T> {
+    /// Someone is writing this event's groups.
+    writing: bool,
+    waiting: Vec<T>,
+}
+
+impl<T> Default for Lanes<T> {
+    fn default() -> Self {
+        Self {
+            lanes: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> Lanes<T> {
+    fn lanes(&self) -> MutexGuard<'_, HashMap<EventId, Lane<T>>> {
+        // The queues stay sound whatever a panicking holder left.
+        self.lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `work` for `event`; `true` if nobody writes that event's
+    /// groups yet, and the caller must.
+    fn join(&self, event: EventId, work: T) -> bool {
+        let mut lanes = self.lanes();
+        let lane = lanes.entry(event).or_insert_with(|| Lane {
+            writing: false,
+            waiting: Vec::new(),
+        });
+        lane.waiting.push(work);
+        !std::mem::replace(&mut lane.writing, true)
+    }
+
+    /// The next group of `event`, oldest first; `None`, and the lane
+    /// closed, once nobody waits.
+    fn next_group(&self, event: EventId) -> Option<Vec<T>> {
+        let mut lanes = self.lanes();
+        let lane = lanes.get_mut(&event)?;
+        if lane.waiting.is_empty() {
+            lanes.remove(&event);
+            return None;
+        }
+        let take = lane.waiting.len().min(MOST_PER_GROUP);
+        Some(lane.waiting.drain(..take).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_writer_per_event_takes_groups_in_order_until_nobody_waits() {
+        let lanes: Lanes<usize> = Lanes::default();
+        let (a, b) = (EventId::generate(), EventId::generate());
+        assert!(lanes.join(a, 0), "the first order of an event writes");
+        assert!(!lanes.join(a, 1), "later ones wait for the writer");
+        assert!(lanes.join(b, 0), "events are written apart");
+        for i in 2..(MOST_PER_GROUP + 10) {
+            lanes.join(a, i);
+        }
+        let first = lanes.next_group(a).unwrap_or_default();
+        assert_eq!(first, (0..MOST_PER_GROUP).collect::<Vec<_>>());
+        assert!(!lanes.join(a, 999), "still being written");
+        let second = lanes.next_group(a).unwrap_or_default();
+        assert_eq!(second.len(), 11);
+        assert_eq!(second.last(), Some(&999));
+        assert_eq!(lanes.next_group(a), None);
+        assert!(lanes.join(a, 0), "a closed lane opens again");
     }
 }

@@ -153,13 +153,16 @@ async fn reject(
 ) -> Result<Executed, WorkError> {
     let order = order_record(command, p, Timestamp::now(), Err(reason.clone()));
     let done = Completion::rejected(command.command_id(), reason);
-    Ok(match deps.store.reject_order(&order, &done).await? {
-        Finished::Now => Executed::now(Outcome {
-            completion: done,
-            events: vec![order_fact(&order, event_name)],
-        }),
-        Finished::Already => Executed::Already,
-    })
+    let fact = order_fact(&order, event_name);
+    Ok(
+        match deps.gather.reject(&deps.store, order, done.clone()).await? {
+            Finished::Now => Executed::now(Outcome {
+                completion: done,
+                events: vec![fact],
+            }),
+            Finished::Already => Executed::Already,
+        },
+    )
 }
 
 /// The tickets of an order, made when it is confirmed.

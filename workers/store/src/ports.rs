@@ -318,6 +318,20 @@ pub trait OrderStore: Send + Sync {
         done: &Completion,
     ) -> Result<Finished, StoreError>;
 
+    /// Writes the refusals of `group`, each with the outcome
+    /// [`Self::reject_order`] would give it; an adapter may write them
+    /// together, this one writes them one by one.
+    async fn reject_orders(
+        &self,
+        group: &[(OrderRecord, Completion)],
+    ) -> Vec<Result<Finished, StoreError>> {
+        let mut outcomes = Vec::with_capacity(group.len());
+        for (order, done) in group {
+            outcomes.push(self.reject_order(order, done).await);
+        }
+        outcomes
+    }
+
     async fn order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError>;
 
     async fn ticket(&self, id: TicketId) -> Result<Option<TicketRecord>, StoreError>;

@@ -552,19 +552,80 @@ impl DynamoStore {
 
 #[async_trait]
 impl OrderStore for DynamoStore {
-    /// Writes the group's head in one transaction where it can (see
-    /// [`groups`]), the rest one by one, in order.
+    /// Writes the group's head in one transaction where it can, refuses
+    /// what the seats left as observed cannot serve, and places the rest one
+    /// by one, in order (see [`groups`]).
     async fn place_orders(
         &self,
         group: &[(Placement, Completion)],
     ) -> Vec<Result<PlaceOutcome, StoreError>> {
-        let together = self.place_together(group).await.unwrap_or_else(|err| {
-            tracing::warn!(error = %err, "could not read a group's counters; placing its orders one by one");
-            0
-        });
-        let mut outcomes: Vec<_> = (0..together).map(|_| Ok(PlaceOutcome::Placed)).collect();
-        for (placement, done) in &group[together..] {
-            outcomes.push(self.place_order(placement, done).await);
+        let groups::Together { placed, mut left } =
+            self.place_together(group).await.unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "could not read a group's counters; placing its orders one by one");
+                groups::Together {
+                    placed: 0,
+                    left: None,
+                }
+            });
+        let mut outcomes: Vec<Option<Result<PlaceOutcome, StoreError>>> = (0..placed)
+            .map(|_| Some(Ok(PlaceOutcome::Placed)))
+            .collect();
+        let mut refused = Vec::new();
+        for (i, (placement, done)) in group.iter().enumerate().skip(placed) {
+            let order = &placement.order;
+            if left
+                .as_ref()
+                .is_some_and(|l| !l.can_serve(order.ticket_type_id, order.quantity))
+            {
+                refused.push(i);
+                outcomes.push(None);
+                continue;
+            }
+            let outcome = self.place_order(placement, done).await;
+            if let (Ok(PlaceOutcome::Placed), Some(left)) = (&outcome, &mut left) {
+                let held = order.status == OrderStatus::PendingPayment;
+                left.take(order.ticket_type_id, order.quantity, held);
+            }
+            outcomes.push(Some(outcome));
+        }
+        if !refused.is_empty() {
+            let orders: Vec<_> = refused.iter().map(|&i| &group[i]).collect();
+            match self.refusals_of(&orders).await {
+                Ok(decided) => {
+                    for (&i, outcome) in refused.iter().zip(decided) {
+                        outcomes[i] = Some(Ok(outcome));
+                    }
+                }
+                // Without the reads, each finds out the long way.
+                Err(_) => {
+                    for &i in &refused {
+                        let (placement, done) = &group[i];
+                        outcomes[i] = Some(self.place_order(placement, done).await);
+                    }
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(StoreError::unavailable("an order was not decided"))))
+            .collect()
+    }
+
+    /// Refusals of one event in one transaction each fifty (two items
+    /// apiece); one by one where a command had finished before.
+    async fn reject_orders(
+        &self,
+        group: &[(OrderRecord, Completion)],
+    ) -> Vec<Result<Finished, StoreError>> {
+        let mut outcomes = Vec::with_capacity(group.len());
+        for chunk in group.chunks(50) {
+            if chunk.len() > 1 && matches!(self.reject_together(chunk).await, Ok(true)) {
+                outcomes.extend(chunk.iter().map(|_| Ok(Finished::Now)));
+                continue;
+            }
+            for (order, done) in chunk {
+                outcomes.push(self.reject_order(order, done).await);
+            }
         }
         outcomes
     }

@@ -188,6 +188,33 @@ fn place(
     Ok(PlaceOutcome::Placed)
 }
 
+/// Writes a refused order in `txn`, unless its command finished before.
+fn reject(
+    txn: &redb::WriteTransaction,
+    order: &OrderRecord,
+    done: &Completion,
+) -> Result<Finished, StoreError> {
+    if !commands::unfinished(txn, done)? {
+        return Ok(Finished::Already);
+    }
+    write_order(txn, order)?;
+    commands::finish(txn, done)
+}
+
+/// The outcomes of a group written in one transaction, one per order: the
+/// transaction's error, if any, is each order's.
+fn each<T>(written: Result<Vec<T>, StoreError>, orders: usize) -> Vec<Result<T, StoreError>> {
+    match written {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(err) => {
+            let cause = err.to_string();
+            (0..orders)
+                .map(|_| Err(StoreError::unavailable(cause.clone())))
+                .collect()
+        }
+    }
+}
+
 #[async_trait]
 impl OrderStore for EmbeddedStore {
     async fn place_order(
@@ -213,16 +240,7 @@ impl OrderStore for EmbeddedStore {
                     .collect::<Result<Vec<_>, _>>()
             })
             .await;
-        match placed {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(err) => {
-                let cause = err.to_string();
-                group
-                    .iter()
-                    .map(|_| Err(StoreError::unavailable(cause.clone())))
-                    .collect()
-            }
-        }
+        each(placed, group.len())
     }
 
     async fn confirm_order(
@@ -371,14 +389,24 @@ impl OrderStore for EmbeddedStore {
         done: &Completion,
     ) -> Result<Finished, StoreError> {
         let (order, done) = (order.clone(), done.clone());
-        self.write(move |txn| {
-            if !commands::unfinished(txn, &done)? {
-                return Ok(Finished::Already);
-            }
-            write_order(txn, &order)?;
-            commands::finish(txn, &done)
-        })
-        .await
+        self.write(move |txn| reject(txn, &order, &done)).await
+    }
+
+    /// The whole group in one transaction.
+    async fn reject_orders(
+        &self,
+        group: &[(OrderRecord, Completion)],
+    ) -> Vec<Result<Finished, StoreError>> {
+        let orders = group.to_vec();
+        let rejected = self
+            .write(move |txn| {
+                orders
+                    .iter()
+                    .map(|(order, done)| reject(txn, order, done))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
+        each(rejected, group.len())
     }
 
     async fn order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {

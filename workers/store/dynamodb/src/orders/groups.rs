@@ -11,25 +11,34 @@
 //!
 //! Everything else is placed one by one, in order, by
 //! [`OrderStore::place_order`](eventsys_store::OrderStore::place_order):
-//! the orders after the first that does not fit (so that a sold-out tail
-//! is decided exactly and the earlier orders get the last seats), and the
-//! whole group when the transaction's conditions fail (the counters moved,
-//! a command had finished before, an order id was taken) or its answer was
-//! lost (then each order finds out on its own whether it was written).
+//! the orders after the first that does not fit (so that the earlier orders
+//! get the last seats), and the whole group when the transaction's
+//! conditions fail (the counters moved, a command had finished before, an
+//! order id was taken) or its answer was lost (then each order finds out on
+//! its own whether it was written).
+//!
+//! An order that the seats left as observed cannot serve, not even all
+//! shards together, is sold out without trying: seats only come back by
+//! cancellations and expiries, so the refusal holds as of the moment of the
+//! read, which came after the order. Two batch reads (of those orders'
+//! commands and of orders under their ids) keep the answers `place_order`
+//! would give first: `Already` for a command that had finished, `Duplicate`
+//! for an id already taken by an active order. In a sell-out that spares
+//! each of the many late orders a failing transaction and two reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
-use eventsys_messages::{EventId, EventStatus, TicketTypeId};
+use eventsys_messages::{CommandId, EventId, EventStatus, OrderId, TicketTypeId};
 use eventsys_store::{
-    StoreError,
-    records::{Completion, OrderStatus, Placement},
+    Inventory, PlaceOutcome, StoreError,
+    records::{CommandRecord, Completion, OrderRecord, OrderStatus, Placement},
 };
 
 use super::{Expr, order_item, ticket_item};
 use crate::{
     Built, DynamoStore, TxFailure,
-    codec::s,
+    codec::{Item, from_item, s, to_item},
     shards::{HELD_ATTR, Shard, held_attr, remaining_attr, shard_key},
 };
 
@@ -47,28 +56,42 @@ struct Taken {
     held: u32,
 }
 
+/// What writing a group's head found.
+pub(super) struct Together {
+    /// How many of the group's first orders were placed.
+    pub placed: usize,
+    /// The seats left after them, as observed, if the event was on sale:
+    /// no more than there are.
+    pub left: Option<Inventory>,
+}
+
 impl DynamoStore {
     /// Writes the longest head of `group` that fits in one shard as one
-    /// transaction; returns how many orders it placed (0: none, place them
-    /// one by one).
+    /// transaction (a head of one is left to the caller).
     pub(super) async fn place_together(
         &self,
         group: &[(Placement, Completion)],
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Together, StoreError> {
+        let nothing = Together {
+            placed: 0,
+            left: None,
+        };
         let Some((first, _)) = group.first() else {
-            return Ok(0);
+            return Ok(nothing);
         };
         let event_id = first.order.event_id;
-        let Some((_, count)) = self.event_with_shards(event_id).await? else {
-            return Ok(0);
+        let Some((event, count)) = self.event_with_shards(event_id).await? else {
+            return Ok(nothing);
         };
         let shards = self.shards(event_id, count).await?;
+        let on_sale = event.spec.status == EventStatus::Published;
+        let mut left = on_sale.then(|| Inventory::sum(shards.iter().map(|s| &s.counters)));
         let Some(shard) = shards.iter().max_by_key(|s| s.counters.remaining) else {
-            return Ok(0);
+            return Ok(nothing);
         };
         let (head, taken) = fitting_head(group, shard, event_id);
         if head < 2 {
-            return Ok(0);
+            return Ok(Together { placed: 0, left });
         }
         let mut items = vec![
             self.on_sale(event_id)?,
@@ -83,12 +106,89 @@ impl DynamoStore {
             items.push(self.completion(done)?);
         }
         match self.transact(items).await {
-            Ok(()) => Ok(head),
-            Err(TxFailure::Conditions(_)) => Ok(0),
-            Err(TxFailure::Store(err)) => {
-                tracing::warn!(%event_id, error = %err, "a group's write failed; placing its orders one by one");
-                Ok(0)
+            Ok(()) => {
+                if let Some(left) = &mut left {
+                    for (placement, _) in &group[..head] {
+                        let order = &placement.order;
+                        let held = order.status == OrderStatus::PendingPayment;
+                        left.take(order.ticket_type_id, order.quantity, held);
+                    }
+                }
+                Ok(Together { placed: head, left })
             }
+            Err(TxFailure::Conditions(_)) => Ok(Together { placed: 0, left }),
+            Err(TxFailure::Store(err)) => {
+                // It may have been written after all: count its seats as
+                // still there, which only ever sends more orders the long way.
+                tracing::warn!(%event_id, error = %err, "a group's write failed; placing its orders one by one");
+                Ok(Together { placed: 0, left })
+            }
+        }
+    }
+
+    /// What `place_order` would answer each of `orders`, which the seats
+    /// left cannot serve: `Already`, `Duplicate` or `SoldOut`.
+    pub(super) async fn refusals_of(
+        &self,
+        orders: &[&(Placement, Completion)],
+    ) -> Result<Vec<PlaceOutcome>, StoreError> {
+        let key = |attr: &str, id: String| Item::from([(attr.to_owned(), s(id))]);
+        let commands = orders
+            .iter()
+            .map(|(_, done)| key("command_id", done.command_id.to_string()))
+            .collect();
+        let finished: HashSet<CommandId> = self
+            .batch_get(&self.tables.commands, commands)
+            .await?
+            .into_iter()
+            .map(from_item::<CommandRecord>)
+            .filter_map(Result::ok)
+            .filter(|c| c.status.is_terminal())
+            .map(|c| c.command_id)
+            .collect();
+        let ids = orders
+            .iter()
+            .map(|(p, _)| key("order_id", p.order.order_id.to_string()))
+            .collect();
+        let taken: HashSet<OrderId> = self
+            .batch_get(&self.tables.orders, ids)
+            .await?
+            .into_iter()
+            .map(from_item::<OrderRecord>)
+            .filter_map(Result::ok)
+            .filter(|o| o.status.is_active())
+            .map(|o| o.order_id)
+            .collect();
+        Ok(orders
+            .iter()
+            .map(|(placement, done)| {
+                if finished.contains(&done.command_id) {
+                    PlaceOutcome::Already
+                } else if taken.contains(&placement.order.order_id) {
+                    PlaceOutcome::Duplicate
+                } else {
+                    PlaceOutcome::SoldOut
+                }
+            })
+            .collect())
+    }
+
+    /// Writes the refusals of `group` in one transaction; `false` if any
+    /// condition failed (a command had finished before) and nothing was
+    /// written.
+    pub(super) async fn reject_together(
+        &self,
+        group: &[(OrderRecord, Completion)],
+    ) -> Result<bool, StoreError> {
+        let mut items = Vec::with_capacity(2 * group.len());
+        for (order, done) in group {
+            items.push(self.put_order(to_item(order)?)?);
+            items.push(self.completion(done)?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(TxFailure::Conditions(_)) => Ok(false),
+            Err(TxFailure::Store(err)) => Err(err),
         }
     }
 
