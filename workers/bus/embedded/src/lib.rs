@@ -25,7 +25,7 @@ use std::{
 use async_trait::async_trait;
 use eventsys_group_commit::Committer;
 use eventsys_messages::{Timestamp, WorkQueue, topology};
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
 use eventsys_bus::{
@@ -78,9 +78,8 @@ impl Queue {
 
 pub struct EmbeddedBus {
     db: Arc<Database>,
-    /// Publishes and settlements go through it, so that concurrent ones
-    /// share a commit; leases take the write lock themselves (see
-    /// [`lease_next`]).
+    /// Every write goes through it (publishes, leases, settlements), so
+    /// that concurrent ones share a commit.
     committer: Committer,
     queues: Vec<Arc<Queue>>,
     events: broadcast::Sender<Arc<Message>>,
@@ -209,7 +208,6 @@ impl Bus for EmbeddedBus {
     ) -> Result<Box<dyn Subscription>, BusError> {
         let queue = self.queue(work);
         Ok(Box::new(QueueSubscription {
-            db: self.db.clone(),
             committer: self.committer.clone(),
             arrivals: queue.arrivals.subscribe(),
             queue,
@@ -225,7 +223,6 @@ impl Bus for EmbeddedBus {
         let queue = self.queue(work);
         let dead = queue.dead.clone().unwrap_or(queue);
         Ok(Box::new(QueueSubscription {
-            db: self.db.clone(),
             committer: self.committer.clone(),
             arrivals: dead.arrivals.subscribe(),
             queue: dead,
@@ -290,7 +287,6 @@ impl Bus for EmbeddedBus {
 }
 
 struct QueueSubscription {
-    db: Arc<Database>,
     committer: Committer,
     queue: Arc<Queue>,
     arrivals: watch::Receiver<u64>,
@@ -298,39 +294,59 @@ struct QueueSubscription {
     permits: Arc<Semaphore>,
 }
 
-/// Leases the oldest message nobody holds, counting the delivery.
-fn lease_next(db: &Database, queue: &Queue) -> Result<Option<(u64, Message, u32)>, BusError> {
-    let mut leased = queue.leased();
-    let mut txn = db.begin_write().map_err(unavailable)?;
-    txn.set_durability(Durability::None).map_err(unavailable)?;
-    let found = {
-        let mut table = txn.open_table(queue.table).map_err(unavailable)?;
-        let mut found = None;
-        for entry in table.iter().map_err(unavailable)? {
-            let (seq, value) = entry.map_err(unavailable)?;
-            if !leased.contains(&seq.value()) {
-                let value = value.value();
-                found = Some((seq.value(), message_of(value), value.0));
-                break;
+/// Leases the oldest message nobody holds, counting the delivery, in a
+/// write shared with whatever else is being committed.
+///
+/// The lease is taken in the queue's `leased` set inside the write, so that
+/// another lease in the same commit passes it over. A write that runs again
+/// (its batch failed) first gives back what its earlier run took, and a
+/// lease whose commit failed is given back here: nothing stays leased that
+/// nobody was handed.
+async fn lease_next(
+    committer: &Committer,
+    queue: &Arc<Queue>,
+) -> Result<Option<(u64, Message, u32)>, BusError> {
+    let taken: Arc<Mutex<Option<u64>>> = Arc::default();
+    let (queue_in, taken_in) = (queue.clone(), taken.clone());
+    let leased = committer
+        .write_lazily(move |txn| {
+            let mut leased = queue_in.leased();
+            let mut mine = taken_in.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(earlier) = mine.take() {
+                leased.remove(&earlier);
             }
-        }
-        if let Some((seq, message, previous)) = &found {
-            let stored = (
-                previous + 1,
-                message.routing_key.as_str(),
-                message.message_id.as_str(),
-                message.traceparent.as_deref().unwrap_or(""),
-                message.body.as_slice(),
-            );
-            table.insert(*seq, stored).map_err(unavailable)?;
-        }
-        found
-    };
-    txn.commit().map_err(unavailable)?;
-    if let Some((seq, _, _)) = &found {
-        leased.insert(*seq);
+            let mut table = txn.open_table(queue_in.table).map_err(unavailable)?;
+            let mut found = None;
+            for entry in table.iter().map_err(unavailable)? {
+                let (seq, value) = entry.map_err(unavailable)?;
+                if !leased.contains(&seq.value()) {
+                    let value = value.value();
+                    found = Some((seq.value(), message_of(value), value.0));
+                    break;
+                }
+            }
+            if let Some((seq, message, previous)) = &found {
+                let stored = (
+                    previous + 1,
+                    message.routing_key.as_str(),
+                    message.message_id.as_str(),
+                    message.traceparent.as_deref().unwrap_or(""),
+                    message.body.as_slice(),
+                );
+                table.insert(*seq, stored).map_err(unavailable)?;
+                leased.insert(*seq);
+                *mine = Some(*seq);
+            }
+            Ok(found)
+        })
+        .await;
+    let outcome = leased.map_err(unavailable).and_then(|found| found);
+    if outcome.is_err()
+        && let Some(seq) = taken.lock().unwrap_or_else(|p| p.into_inner()).take()
+    {
+        queue.leased().remove(&seq);
     }
-    Ok(found)
+    outcome
 }
 
 #[async_trait]
@@ -339,10 +355,8 @@ impl Subscription for QueueSubscription {
         let permit = self.permits.clone().acquire_owned().await.ok()?;
         loop {
             self.arrivals.borrow_and_update();
-            let (db, queue) = (self.db.clone(), self.queue.clone());
-            let leased = tokio::task::spawn_blocking(move || lease_next(&db, &queue)).await;
-            match leased {
-                Ok(Ok(Some((seq, message, previous)))) => {
+            match lease_next(&self.committer, &self.queue).await {
+                Ok(Some((seq, message, previous))) => {
                     let acker = QueueAcker {
                         committer: self.committer.clone(),
                         queue: self.queue.clone(),
@@ -352,17 +366,13 @@ impl Subscription for QueueSubscription {
                     };
                     return Some(Delivery::new(message, previous, Box::new(acker)));
                 }
-                Ok(Ok(None)) => {
+                Ok(None) => {
                     if self.arrivals.changed().await.is_err() {
                         return None;
                     }
                 }
-                Ok(Err(err)) => {
-                    tracing::error!(error = %err, "embedded queue failed; ending subscription");
-                    return None;
-                }
                 Err(err) => {
-                    tracing::error!(error = %err, "embedded queue task failed; ending subscription");
+                    tracing::error!(error = %err, "embedded queue failed; ending subscription");
                     return None;
                 }
             }
