@@ -250,3 +250,42 @@ async fn a_door_sees_every_check_in_and_the_counts_live(setup: Setup) {
         .expect("an answer");
     assert_eq!(refused["code"], "not_found");
 }
+
+/// With no ticketing worker running, orders wait in line: each buyer reads
+/// their place on the command and hears it pushed; once a worker comes,
+/// the line moves and empties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_waiting_order_shows_its_place_in_line_until_it_is_served() {
+    let mut system = System::start(Setup::Roles { ticketing: 0 }).await;
+    let organizer = system.client("organizer", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(10)).await;
+    let buyers: Vec<_> = ["ann", "bob", "cid"]
+        .iter()
+        .map(|name| system.client(name, &[Role::Attendee]))
+        .collect();
+    let mut cid_feed = buyers[2].live().await;
+    let mut commands = Vec::new();
+    for buyer in &buyers {
+        commands.push(buyer.order(&event_id, 1).await.str("command_id"));
+    }
+    for (place, (buyer, command)) in buyers.iter().zip(&commands).enumerate() {
+        let reply = buyer.get(&format!("/v1/commands/{command}")).await;
+        assert_eq!(reply.body["status"], "accepted", "{:?}", reply.body);
+        assert_eq!(reply.body["queue_position"], place + 1, "{:?}", reply.body);
+    }
+    let told = cid_feed
+        .wait_for(WAIT, |f| {
+            f["type"] == "queue.position" && f["command_id"] == commands[2].as_str()
+        })
+        .await
+        .expect("cid hears their place");
+    assert_eq!(told["position"], 3);
+    assert_eq!(told["event_id"], event_id.as_str());
+
+    system.spawn("ticketing-0", &["worker", "ticketing"], &[]);
+    for (buyer, command) in buyers.iter().zip(&commands) {
+        let done = buyer.wait_terminal(command, WAIT).await;
+        assert_eq!(done["status"], "succeeded", "{done:?}");
+        assert!(done.get("queue_position").is_none(), "{done:?}");
+    }
+}
