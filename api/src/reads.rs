@@ -5,7 +5,7 @@
 //! - A finished command never changes again: it is answered from memory
 //!   once read.
 //! - Otherwise, requests that arrive while a read of the same item is on
-//!   its way to the store join it and share its answer ([`Flights`]). The
+//!   its way to the store join it and share its answer ([`SharedReads`]). The
 //!   answer is never older than the moment the shared read started, so
 //!   nobody sees anything staler than the store's own latency, and the
 //!   store sees at most one read per item at a time, however many ask.
@@ -18,7 +18,7 @@ use std::{
 };
 
 use eventsys_messages::{CommandId, EventId};
-use eventsys_store::{CommandRecord, EventRecord, EventSnapshot, Flights, Store, StoreError};
+use eventsys_store::{CommandRecord, EventRecord, EventSnapshot, SharedReads, Store, StoreError};
 
 /// Finished commands kept, across both generations.
 const FINISHED: usize = 100_000;
@@ -26,9 +26,7 @@ const FINISHED: usize = 100_000;
 #[derive(Default)]
 pub struct Reads {
     finished: Finished,
-    commands: Flights<CommandId, Option<CommandRecord>>,
-    events: Flights<EventId, Option<EventSnapshot>>,
-    records: Flights<EventId, Option<EventRecord>>,
+    shared: SharedReads,
 }
 
 impl Reads {
@@ -41,7 +39,7 @@ impl Reads {
         if let Some(record) = self.finished.get(&id) {
             return Ok(Some(record));
         }
-        let record = self.commands.read(id, || store.command(id)).await?;
+        let record = self.shared.command(store, id).await?;
         if let Some(record) = record.as_ref().filter(|r| r.status.is_terminal()) {
             self.finished.put(id, record.clone());
         }
@@ -54,7 +52,7 @@ impl Reads {
         store: &dyn Store,
         id: EventId,
     ) -> Result<Option<EventSnapshot>, StoreError> {
-        self.events.read(id, || store.event(id)).await
+        self.shared.event(store, id).await
     }
 
     /// The event without its counts, as every order checks it first.
@@ -63,7 +61,7 @@ impl Reads {
         store: &dyn Store,
         id: EventId,
     ) -> Result<Option<EventRecord>, StoreError> {
-        self.records.read(id, || store.event_record(id)).await
+        self.shared.event_record(store, id).await
     }
 }
 

@@ -200,6 +200,17 @@ impl Figures {
         }
     }
 
+    /// Reads what the event says it sold (which must equal the orders that
+    /// succeeded) and counts anything beyond its seats as oversold too.
+    async fn count_the_event(&mut self, organizer: &Client, event_id: &str, seats: u32) {
+        let reply = organizer.get(&format!("/v1/events/{event_id}")).await;
+        let sold = reply.body["sold"].as_u64().unwrap_or(0);
+        let beyond = usize::try_from(sold.saturating_sub(u64::from(seats))).unwrap_or(usize::MAX);
+        self.oversold = self.oversold.max(beyond);
+        self.extra.insert("seats".into(), json!(seats));
+        self.extra.insert("event_sold".into(), json!(sold));
+    }
+
     pub fn accepted_per_second(&self) -> f64 {
         per_second(self.accepted, self.accept_seconds)
     }
@@ -338,12 +349,6 @@ async fn ask_the_rest(crowd: &[Client], orders: &mut [Order], started: Instant) 
     found
 }
 
-/// Seats the event says it sold; must equal the succeeded orders.
-async fn sold(organizer: &Client, event_id: &str) -> u64 {
-    let reply = organizer.get(&format!("/v1/events/{event_id}")).await;
-    reply.body["sold"].as_u64().unwrap_or(0)
-}
-
 /// `buyers` buyers, one ticket each, all at once, for `seats` seats; each
 /// waits for its final status on its own WebSocket.
 pub async fn flash_sale(system: &mut System, setup: &str, buyers: usize, seats: u32) -> Figures {
@@ -399,14 +404,9 @@ pub async fn flash_sale(system: &mut System, setup: &str, buyers: usize, seats: 
     let usage = meter.read();
     let missed_pushes = ask_the_rest(&crowd, &mut orders, started).await;
     let mut figures = Figures::from_orders("flash-sale", setup, seats, &orders);
-    let counted = sold(&organizer, &event_id).await;
-    figures.oversold = figures
-        .oversold
-        .max(usize::try_from(counted.saturating_sub(u64::from(seats))).unwrap_or(usize::MAX));
+    figures.count_the_event(&organizer, &event_id, seats).await;
     figures.usage = usage;
     figures.extra.insert("buyers".into(), json!(buyers));
-    figures.extra.insert("seats".into(), json!(seats));
-    figures.extra.insert("event_sold".into(), json!(counted));
     figures.extra.insert(
         "final_status_by_request_not_push".into(),
         json!(missed_pushes),
@@ -445,14 +445,9 @@ pub async fn closed_loop(
     let usage = meter.read();
     let orders: Vec<Order> = all.into_iter().flatten().collect();
     let mut figures = Figures::from_orders("closed-loop", setup, seats, &orders);
-    let counted = sold(&organizer, &event_id).await;
-    figures.oversold = figures
-        .oversold
-        .max(usize::try_from(counted.saturating_sub(u64::from(seats))).unwrap_or(usize::MAX));
+    figures.count_the_event(&organizer, &event_id, seats).await;
     figures.usage = usage;
     figures.extra.insert("clients".into(), json!(clients));
-    figures.extra.insert("seats".into(), json!(seats));
-    figures.extra.insert("event_sold".into(), json!(counted));
     figures
 }
 

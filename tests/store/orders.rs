@@ -706,6 +706,11 @@ async fn every_holder_of_an_event_is_found_page_by_page(store: &dyn Store) {
     assert!(elsewhere.items.is_empty());
 }
 
+/// A group's outcomes; an error is the finding itself.
+fn settled<T>(outcomes: Vec<Result<T, eventsys_store::StoreError>>) -> Vec<T> {
+    outcomes.into_iter().map(Result::unwrap).collect()
+}
+
 /// `n` orders of one ticket each by different buyers, each with its
 /// recorded command.
 async fn group(store: &dyn Store, event: &EventRecord, n: usize) -> Vec<(Placement, Completion)> {
@@ -722,12 +727,7 @@ async fn a_group_is_decided_in_order_and_its_tail_exactly(store: &dyn Store) {
     let event = event(5, &[5]);
     created(store, &event).await;
     let orders = group(store, &event, 8).await;
-    let outcomes: Vec<PlaceOutcome> = store
-        .place_orders(&orders)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let outcomes: Vec<PlaceOutcome> = settled(store.place_orders(&orders).await);
     let mut expected = vec![PlaceOutcome::Placed; 5];
     expected.extend([PlaceOutcome::SoldOut; 3]);
     assert_eq!(outcomes, expected, "the first five get the five seats");
@@ -749,12 +749,7 @@ async fn a_group_is_decided_in_order_and_its_tail_exactly(store: &dyn Store) {
             "only the placed ones finished"
         );
     }
-    let again: Vec<PlaceOutcome> = store
-        .place_orders(&orders[..5])
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let again: Vec<PlaceOutcome> = settled(store.place_orders(&orders[..5]).await);
     assert_eq!(
         again,
         vec![PlaceOutcome::Already; 5],
@@ -772,12 +767,7 @@ async fn a_group_places_the_others_when_one_finished_before(store: &dyn Store) {
         store.place_order(first, done).await.unwrap(),
         PlaceOutcome::Placed
     );
-    let outcomes: Vec<PlaceOutcome> = store
-        .place_orders(&orders)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let outcomes: Vec<PlaceOutcome> = settled(store.place_orders(&orders).await);
     assert_eq!(
         outcomes,
         vec![
@@ -854,12 +844,7 @@ async fn a_group_of_refusals_is_written_once(store: &dyn Store) {
         store.reject_order(order, done).await.unwrap(),
         Finished::Now
     );
-    let outcomes: Vec<Finished> = store
-        .reject_orders(&refusals)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let outcomes: Vec<Finished> = settled(store.reject_orders(&refusals).await);
     assert_eq!(
         outcomes,
         vec![Finished::Now, Finished::Already, Finished::Now]
@@ -872,12 +857,7 @@ async fn a_group_of_refusals_is_written_once(store: &dyn Store) {
         let record = store.command(done.command_id).await.unwrap().unwrap();
         assert_eq!(record.error.as_ref(), Some(&reason));
     }
-    let again: Vec<Finished> = store
-        .reject_orders(&refusals)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let again: Vec<Finished> = settled(store.reject_orders(&refusals).await);
     assert_eq!(again, vec![Finished::Already; 3]);
     assert_eq!(
         remaining(store, &event).await,

@@ -13,7 +13,7 @@
 //! them.
 //!
 //! The event's record, which every order of a rush reads first, is read
-//! once for all who ask at the same time ([`Flights`]).
+//! once for all who ask at the same time ([`SharedReads`]).
 //!
 //! [`OrderStore::place_orders`]: eventsys_store::OrderStore::place_orders
 //! [`OrderStore::reject_orders`]: eventsys_store::OrderStore::reject_orders
@@ -25,8 +25,8 @@ use std::{
 
 use eventsys_messages::EventId;
 use eventsys_store::{
-    Completion, EventRecord, EventSnapshot, Finished, Flights, OrderRecord, PlaceOutcome,
-    Placement, Store, StoreError,
+    Completion, EventRecord, EventSnapshot, Finished, OrderRecord, PlaceOutcome, Placement,
+    SharedReads, Store, StoreError,
 };
 use tokio::sync::oneshot;
 
@@ -48,7 +48,7 @@ type Answer<T> = oneshot::Sender<Result<T, StoreError>>;
 pub struct Gather {
     placements: Lanes<(Placement, Completion, Answer<Placed>)>,
     refusals: Lanes<(OrderRecord, Completion, Answer<Finished>)>,
-    records: Flights<EventId, Option<EventRecord>>,
+    reads: SharedReads,
 }
 
 impl Gather {
@@ -92,7 +92,7 @@ impl Gather {
         store: &dyn Store,
         id: EventId,
     ) -> Result<Option<EventRecord>, StoreError> {
-        self.records.read(id, || store.event_record(id)).await
+        self.reads.event_record(store, id).await
     }
 
     async fn write_placements(self: Arc<Self>, store: Arc<dyn Store>, event: EventId) {

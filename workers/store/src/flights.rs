@@ -10,9 +10,48 @@ use std::{
     sync::{Mutex, MutexGuard},
 };
 
+use eventsys_messages::{CommandId, EventId};
 use tokio::sync::oneshot;
 
-use crate::StoreError;
+use crate::{CommandRecord, EventRecord, EventSnapshot, Store, StoreError};
+
+/// The reads of a store that a rush repeats, each shared by whoever asks
+/// for the same item at the same time.
+#[derive(Default)]
+pub struct SharedReads {
+    records: Flights<EventId, Option<EventRecord>>,
+    snapshots: Flights<EventId, Option<EventSnapshot>>,
+    commands: Flights<CommandId, Option<CommandRecord>>,
+}
+
+impl SharedReads {
+    /// The event without its counts.
+    pub async fn event_record(
+        &self,
+        store: &dyn Store,
+        id: EventId,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        self.records.read(id, || store.event_record(id)).await
+    }
+
+    /// The event with its counts.
+    pub async fn event(
+        &self,
+        store: &dyn Store,
+        id: EventId,
+    ) -> Result<Option<EventSnapshot>, StoreError> {
+        self.snapshots.read(id, || store.event(id)).await
+    }
+
+    /// The command as recorded.
+    pub async fn command(
+        &self,
+        store: &dyn Store,
+        id: CommandId,
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        self.commands.read(id, || store.command(id)).await
+    }
+}
 
 /// Reads on their way to the store, by item, with whoever waits to share
 /// each one's answer.

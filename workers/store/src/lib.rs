@@ -19,7 +19,7 @@ pub mod ports;
 pub mod records;
 
 pub use error::{Cause, StoreError};
-pub use flights::Flights;
+pub use flights::{Flights, SharedReads};
 pub use inventory::{Inventory, TypeSlice};
 pub use ports::{
     Begun, CheckInOutcome, CommandLog, EventStore, Finished, Joined, NotificationStore,

@@ -201,16 +201,37 @@ fn reject(
     commands::finish(txn, done)
 }
 
-/// The outcomes of a group written in one transaction, one per order: the
-/// transaction's error, if any, is each order's.
-fn each<T>(written: Result<Vec<T>, StoreError>, orders: usize) -> Vec<Result<T, StoreError>> {
-    match written {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        Err(err) => {
-            let cause = err.to_string();
-            (0..orders)
-                .map(|_| Err(StoreError::unavailable(cause.clone())))
-                .collect()
+impl EmbeddedStore {
+    /// Writes each of `group` with `write_one`, all in one transaction,
+    /// and answers one outcome per item: the transaction's error, if any,
+    /// is each one's.
+    async fn write_each<I, T>(
+        &self,
+        group: &[I],
+        write_one: fn(&redb::WriteTransaction, &I) -> Result<T, StoreError>,
+    ) -> Vec<Result<T, StoreError>>
+    where
+        I: Clone + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let items = group.to_vec();
+        let written = self
+            .write(move |txn| {
+                items
+                    .iter()
+                    .map(|item| write_one(txn, item))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
+        match written {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(err) => {
+                let cause = err.to_string();
+                group
+                    .iter()
+                    .map(|_| Err(StoreError::unavailable(cause.clone())))
+                    .collect()
+            }
         }
     }
 }
@@ -231,16 +252,8 @@ impl OrderStore for EmbeddedStore {
         &self,
         group: &[(Placement, Completion)],
     ) -> Vec<Result<PlaceOutcome, StoreError>> {
-        let orders = group.to_vec();
-        let placed = self
-            .write(move |txn| {
-                orders
-                    .iter()
-                    .map(|(placement, done)| place(txn, placement, done))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await;
-        each(placed, group.len())
+        self.write_each(group, |txn, (placement, done)| place(txn, placement, done))
+            .await
     }
 
     async fn confirm_order(
@@ -397,16 +410,8 @@ impl OrderStore for EmbeddedStore {
         &self,
         group: &[(OrderRecord, Completion)],
     ) -> Vec<Result<Finished, StoreError>> {
-        let orders = group.to_vec();
-        let rejected = self
-            .write(move |txn| {
-                orders
-                    .iter()
-                    .map(|(order, done)| reject(txn, order, done))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await;
-        each(rejected, group.len())
+        self.write_each(group, |txn, (order, done)| reject(txn, order, done))
+            .await
     }
 
     async fn order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
