@@ -6,7 +6,6 @@
 //! terminal status on condition that it is still unfinished; capacity is a
 //! condition on an inventory shard in the same transaction.
 
-mod batch;
 mod codec;
 mod commands;
 mod events;
@@ -60,9 +59,6 @@ pub struct DynamoStore {
     client: Client,
     tables: Arc<Tables>,
     seats_per_shard: u32,
-    /// New commands without an idempotency key, waiting to be written
-    /// together (see [`batch`]).
-    new_commands: batch::NewCommands,
 }
 
 impl DynamoStore {
@@ -88,7 +84,6 @@ impl DynamoStore {
             client: Client::new(&shared),
             tables: Arc::new(Tables::new(&config.table_prefix)),
             seats_per_shard: config.seats_per_shard,
-            new_commands: batch::NewCommands::default(),
         }
     }
 
