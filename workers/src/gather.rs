@@ -12,21 +12,26 @@
 //! and handed to the group's last order placed, whose announcement carries
 //! them.
 //!
+//! The buyers' notifications of a rush are stored the same way, in
+//! batches ([`NotificationStore::add_notifications`]), whatever their event.
+//!
 //! The event's record, which every order of a rush reads first, is read
 //! once for all who ask at the same time ([`SharedReads`]).
 //!
 //! [`OrderStore::place_orders`]: eventsys_store::OrderStore::place_orders
 //! [`OrderStore::reject_orders`]: eventsys_store::OrderStore::reject_orders
+//! [`NotificationStore::add_notifications`]: eventsys_store::NotificationStore::add_notifications
 
 use std::{
     collections::HashMap,
+    hash::Hash,
     sync::{Arc, Mutex, MutexGuard},
 };
 
 use eventsys_messages::EventId;
 use eventsys_store::{
-    Completion, EventRecord, EventSnapshot, Finished, OrderRecord, PlaceOutcome, Placement,
-    SharedReads, Store, StoreError,
+    Completion, EventRecord, EventSnapshot, Finished, NotificationRecord, OrderRecord,
+    PlaceOutcome, Placement, SharedReads, Store, StoreError,
 };
 use tokio::sync::oneshot;
 
@@ -46,8 +51,10 @@ type Answer<T> = oneshot::Sender<Result<T, StoreError>>;
 
 #[derive(Default)]
 pub struct Gather {
-    placements: Lanes<(Placement, Completion, Answer<Placed>)>,
-    refusals: Lanes<(OrderRecord, Completion, Answer<Finished>)>,
+    placements: Lanes<EventId, (Placement, Completion, Answer<Placed>)>,
+    refusals: Lanes<EventId, (OrderRecord, Completion, Answer<Finished>)>,
+    /// Notifications to store, one lane for all.
+    notifications: Lanes<(), (NotificationRecord, Answer<bool>)>,
     reads: SharedReads,
 }
 
@@ -82,6 +89,20 @@ impl Gather {
         let (answer, outcome) = oneshot::channel();
         if self.refusals.join(event, (order, done, answer)) {
             tokio::spawn(self.clone().write_refusals(store.clone(), event));
+        }
+        outcome.await.unwrap_or_else(|_| Err(unwritten()))
+    }
+
+    /// Stores a notification unless it is stored already (`false`), with
+    /// whichever others are stored at the same time.
+    pub async fn notify(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        notification: NotificationRecord,
+    ) -> Result<bool, StoreError> {
+        let (answer, outcome) = oneshot::channel();
+        if self.notifications.join((), (notification, answer)) {
+            tokio::spawn(self.clone().write_notifications(store.clone()));
         }
         outcome.await.unwrap_or_else(|_| Err(unwritten()))
     }
@@ -145,14 +166,40 @@ impl Gather {
     }
 }
 
+impl Gather {
+    async fn write_notifications(self: Arc<Self>, store: Arc<dyn Store>) {
+        while let Some(group) = self.notifications.next_group(()) {
+            let (mut batch, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+            let ids: Vec<_> = batch.iter().map(|n| n.notification_id).collect();
+            // A fact handled twice at once brings its notification twice; a
+            // batch write takes each key once.
+            let mut seen = std::collections::HashSet::new();
+            batch.retain(|n| seen.insert(n.notification_id));
+            match store.add_notifications(&batch).await {
+                Ok(new) => {
+                    for (id, answer) in ids.iter().zip(answers) {
+                        let _ = answer.send(Ok(new.contains(id)));
+                    }
+                }
+                Err(err) => {
+                    let cause = err.to_string();
+                    for answer in answers {
+                        let _ = answer.send(Err(StoreError::unavailable(cause.clone())));
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn unwritten() -> StoreError {
     StoreError::unavailable("the order's group was not written")
 }
 
-/// Work of one kind queued per event, taken a group at a time by whoever
-/// writes that event's groups.
-struct Lanes<T> {
-    lanes: Mutex<HashMap<EventId, Lane<T>>>,
+/// Work of one kind queued per key (an event), taken a group at a time by
+/// whoever writes that key's groups.
+struct Lanes<K, T> {
+    lanes: Mutex<HashMap<K, Lane<T>>>,
 }
 
 struct Lane<T> {
@@ -161,7 +208,7 @@ struct Lane<T> {
     waiting: Vec<T>,
 }
 
-impl<T> Default for Lanes<T> {
+impl<K, T> Default for Lanes<K, T> {
     fn default() -> Self {
         Self {
             lanes: Mutex::new(HashMap::new()),
@@ -169,19 +216,19 @@ impl<T> Default for Lanes<T> {
     }
 }
 
-impl<T> Lanes<T> {
-    fn lanes(&self) -> MutexGuard<'_, HashMap<EventId, Lane<T>>> {
+impl<K: Eq + Hash + Copy, T> Lanes<K, T> {
+    fn lanes(&self) -> MutexGuard<'_, HashMap<K, Lane<T>>> {
         // The queues stay sound whatever a panicking holder left.
         self.lanes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues `work` for `event`; `true` if nobody writes that event's
+    /// Queues `work` under `key`; `true` if nobody writes that key's
     /// groups yet, and the caller must.
-    fn join(&self, event: EventId, work: T) -> bool {
+    fn join(&self, key: K, work: T) -> bool {
         let mut lanes = self.lanes();
-        let lane = lanes.entry(event).or_insert_with(|| Lane {
+        let lane = lanes.entry(key).or_insert_with(|| Lane {
             writing: false,
             waiting: Vec::new(),
         });
@@ -189,13 +236,13 @@ impl<T> Lanes<T> {
         !std::mem::replace(&mut lane.writing, true)
     }
 
-    /// The next group of `event`, oldest first; `None`, and the lane
+    /// The next group under `key`, oldest first; `None`, and the lane
     /// closed, once nobody waits.
-    fn next_group(&self, event: EventId) -> Option<Vec<T>> {
+    fn next_group(&self, key: K) -> Option<Vec<T>> {
         let mut lanes = self.lanes();
-        let lane = lanes.get_mut(&event)?;
+        let lane = lanes.get_mut(&key)?;
         if lane.waiting.is_empty() {
-            lanes.remove(&event);
+            lanes.remove(&key);
             return None;
         }
         let take = lane.waiting.len().min(MOST_PER_GROUP);
@@ -209,7 +256,7 @@ mod tests {
 
     #[test]
     fn one_writer_per_event_takes_groups_in_order_until_nobody_waits() {
-        let lanes: Lanes<usize> = Lanes::default();
+        let lanes: Lanes<EventId, usize> = Lanes::default();
         let (a, b) = (EventId::generate(), EventId::generate());
         assert!(lanes.join(a, 0), "the first order of an event writes");
         assert!(!lanes.join(a, 1), "later ones wait for the writer");

@@ -60,7 +60,11 @@ pub(crate) async fn on_event(
     let Some(notification) = notification_for(envelope) else {
         return Ok(());
     };
-    if !deps.store.add_notification(&notification).await? {
+    if !deps
+        .gather
+        .notify(&deps.store, notification.clone())
+        .await?
+    {
         tracing::debug!(notification = %notification.notification_id, "already in the inbox");
     }
     // Pushed even when it was stored before: the earlier push may not have
