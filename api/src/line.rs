@@ -47,6 +47,20 @@ struct Lines {
     by_command: HashMap<CommandId, (EventId, u64)>,
 }
 
+impl Lines {
+    fn remove(&mut self, command: CommandId) {
+        let Some((event, seq)) = self.by_command.remove(&command) else {
+            return;
+        };
+        if let Some(line) = self.by_event.get_mut(&event) {
+            line.remove(&seq);
+            if line.is_empty() {
+                self.by_event.remove(&event);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Line {
     lines: Mutex<Lines>,
@@ -80,16 +94,7 @@ impl Line {
     /// Takes an order out of the line: a worker started on it, it ended, or
     /// it was never sent.
     pub fn leave(&self, command: CommandId) {
-        let mut lines = self.lines();
-        let Some((event, seq)) = lines.by_command.remove(&command) else {
-            return;
-        };
-        if let Some(line) = lines.by_event.get_mut(&event) {
-            line.remove(&seq);
-            if line.is_empty() {
-                lines.by_event.remove(&event);
-            }
-        }
+        self.lines().remove(command);
     }
 
     /// The order's place in its event's line, if it is in one.
@@ -109,9 +114,9 @@ impl Line {
         let mut expired = Vec::new();
         for (event, line) in &mut lines.by_event {
             let mut position = 0;
-            for (seq, waiting) in line.iter_mut() {
+            for waiting in line.values_mut() {
                 if waiting.joined.elapsed() > LONGEST_WAIT {
-                    expired.push((*event, *seq, waiting.command));
+                    expired.push(waiting.command);
                     continue;
                 }
                 position += 1;
@@ -126,14 +131,8 @@ impl Line {
                 }
             }
         }
-        for (event, seq, command) in expired {
-            lines.by_command.remove(&command);
-            if let Some(line) = lines.by_event.get_mut(&event) {
-                line.remove(&seq);
-                if line.is_empty() {
-                    lines.by_event.remove(&event);
-                }
-            }
+        for command in expired {
+            lines.remove(command);
         }
         moves
     }

@@ -55,7 +55,7 @@ impl SharedReads {
 
 /// Reads on their way to the store, by item, with whoever waits to share
 /// each one's answer.
-pub struct Flights<K, V> {
+struct Flights<K, V> {
     waiting: Mutex<HashMap<K, Vec<oneshot::Sender<V>>>>,
 }
 
@@ -75,7 +75,7 @@ impl<K: Eq + Hash + Copy, V: Clone> Flights<K, V> {
     }
 
     /// Joins the read of `key` in flight, or makes it with `read`.
-    pub async fn read<F, Fut>(&self, key: K, read: F) -> Result<V, StoreError>
+    async fn read<F, Fut>(&self, key: K, read: F) -> Result<V, StoreError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, StoreError>>,

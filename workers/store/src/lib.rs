@@ -13,13 +13,13 @@
 //! that uses the port compiles a database client.
 
 mod error;
-pub mod flights;
+mod flights;
 pub mod inventory;
 pub mod ports;
 pub mod records;
 
 pub use error::{Cause, StoreError};
-pub use flights::{Flights, SharedReads};
+pub use flights::SharedReads;
 pub use inventory::{Inventory, TypeSlice};
 pub use ports::{
     Begun, CheckInOutcome, CommandLog, EventStore, Finished, Joined, NotificationStore,

@@ -101,6 +101,28 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// The check that an order's event is on sale, inside its transaction.
+    fn on_sale(&self, event_id: EventId) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.tables.events)
+            .key("event_id", s(event_id.to_string()))
+            .condition_expression("#s = :published")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":published", s(EventStatus::Published.as_str()))
+            .build()
+            .built()?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// A turned-down order and its command's completion, written together.
+    fn refusal(
+        &self,
+        order: &OrderRecord,
+        done: &Completion,
+    ) -> Result<[TransactWriteItem; 2], StoreError> {
+        Ok([self.put_order(to_item(order)?)?, self.completion(done)?])
+    }
+
     /// Moves seats of one type within one shard: `to_sale` more (or fewer)
     /// for sale, `to_hold` more (or fewer) held. Taking seats from sale is
     /// conditioned on the shard having them.
@@ -412,18 +434,8 @@ impl DynamoStore {
         done: &Completion,
     ) -> Result<Option<PlaceOutcome>, StoreError> {
         let order = &placement.order;
-        let on_sale = ConditionCheck::builder()
-            .table_name(&self.tables.events)
-            .key("event_id", s(order.event_id.to_string()))
-            .condition_expression("#s = :published")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":published", s(EventStatus::Published.as_str()))
-            .build()
-            .built()?;
         let mut items = vec![
-            TransactWriteItem::builder()
-                .condition_check(on_sale)
-                .build(),
+            self.on_sale(order.event_id)?,
             self.nobody_waits(order.event_id)?,
             self.shift_seats(
                 order.event_id,
@@ -842,7 +854,7 @@ impl OrderStore for DynamoStore {
         order: &OrderRecord,
         done: &Completion,
     ) -> Result<Finished, StoreError> {
-        let items = vec![self.put_order(to_item(order)?)?, self.completion(done)?];
+        let items = self.refusal(order, done)?.into();
         self.effect(items, || format!("order {} exists already", order.order_id))
             .await
     }

@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use eventsys_messages::{CommandId, EventId, EventStatus, OrderId, TicketTypeId};
 use eventsys_store::{
     Inventory, PlaceOutcome, StoreError,
@@ -38,7 +38,7 @@ use eventsys_store::{
 use super::{Expr, order_item, ticket_item};
 use crate::{
     Built, DynamoStore, TxFailure,
-    codec::{Item, from_item, s, to_item},
+    codec::{Item, from_item, s},
     shards::{HELD_ATTR, Shard, held_attr, remaining_attr, shard_key},
 };
 
@@ -182,26 +182,13 @@ impl DynamoStore {
     ) -> Result<bool, StoreError> {
         let mut items = Vec::with_capacity(2 * group.len());
         for (order, done) in group {
-            items.push(self.put_order(to_item(order)?)?);
-            items.push(self.completion(done)?);
+            items.extend(self.refusal(order, done)?);
         }
         match self.transact(items).await {
             Ok(()) => Ok(true),
             Err(TxFailure::Conditions(_)) => Ok(false),
             Err(TxFailure::Store(err)) => Err(err),
         }
-    }
-
-    fn on_sale(&self, event_id: EventId) -> Result<TransactWriteItem, StoreError> {
-        let check = ConditionCheck::builder()
-            .table_name(&self.tables.events)
-            .key("event_id", s(event_id.to_string()))
-            .condition_expression("#s = :published")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":published", s(EventStatus::Published.as_str()))
-            .build()
-            .built()?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     /// Takes `taken` from one shard, on condition that it has every seat.
