@@ -14,6 +14,7 @@ contract!(
     a_recorded_command_reads_back_as_accepted,
     a_command_id_is_recorded_once,
     an_idempotency_key_names_one_command,
+    a_claimed_key_is_found_by_a_read_that_writes_nothing,
     an_expired_claim_is_free_again,
     withdrawing_takes_back_an_accepted_command_and_its_claim,
     withdrawing_a_missing_command_says_nothing_is_left,
@@ -115,6 +116,41 @@ async fn an_idempotency_key_names_one_command(store: &dyn Store) {
         }
     );
     assert_eq!(store.command(again.command_id).await.unwrap(), None);
+}
+
+async fn a_claimed_key_is_found_by_a_read_that_writes_nothing(store: &dyn Store) {
+    let key = claim("k", "request-1");
+    assert_eq!(store.find_claim(&key).await.unwrap(), None);
+    let first = command_at("ann", Timestamp::now());
+    store.record_command(&first, Some(&key)).await.unwrap();
+    assert_eq!(
+        store.find_claim(&key).await.unwrap(),
+        Some(Recorded::Existing {
+            record: Box::new(first.clone()),
+            same_request: true
+        })
+    );
+    let reused = IdempotencyClaim {
+        fingerprint: "request-2".into(),
+        ..key.clone()
+    };
+    assert_eq!(
+        store.find_claim(&reused).await.unwrap(),
+        Some(Recorded::Existing {
+            record: Box::new(first),
+            same_request: false
+        })
+    );
+    // Past its window the key names nothing, and the next request takes it.
+    let expired = IdempotencyClaim {
+        expires_at: Timestamp::now() - Duration::from_secs(1),
+        ..claim("old", "request-1")
+    };
+    store
+        .record_command(&command_at("ann", Timestamp::now()), Some(&expired))
+        .await
+        .unwrap();
+    assert_eq!(store.find_claim(&expired).await.unwrap(), None);
 }
 
 async fn an_expired_claim_is_free_again(store: &dyn Store) {

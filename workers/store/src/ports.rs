@@ -138,6 +138,11 @@ pub trait CommandLog: Send + Sync {
         claim: Option<&IdempotencyClaim>,
     ) -> Result<Recorded, StoreError>;
 
+    /// What an idempotency key already names, read without writing: a
+    /// [`Recorded::Existing`] if the key is claimed within its window. A
+    /// client that retries learns where its command stands from this alone.
+    async fn find_claim(&self, claim: &IdempotencyClaim) -> Result<Option<Recorded>, StoreError>;
+
     /// Takes back a command that could not be published, with its claim,
     /// if nobody has started on it. Returns whether nothing of it is left
     /// (also when it was never there, or a retry finds its own first try

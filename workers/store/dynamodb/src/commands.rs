@@ -14,6 +14,7 @@ use eventsys_messages::{CommandId, CommandStatus, Timestamp};
 use crate::{
     Built, DynamoStore, TxFailure, applied, classify,
     codec::{Item, from_item, n, s, to_item, to_value},
+    limit::Limited,
     schema::{COMMAND_TTL_ATTRIBUTE, PENDING},
 };
 use eventsys_store::{
@@ -61,7 +62,8 @@ impl DynamoStore {
                 claim.key_hash.as_str(),
             )
             .await?;
-        let Some(stored) = stored else {
+        let Some(stored) = stored.filter(|c| c.expires_at_epoch >= Timestamp::now().as_second())
+        else {
             return Ok(None);
         };
         let record = self.command(stored.command_id).await?;
@@ -127,6 +129,16 @@ impl CompletionParts {
 
 #[async_trait]
 impl CommandLog for DynamoStore {
+    async fn find_claim(&self, claim: &IdempotencyClaim) -> Result<Option<Recorded>, StoreError> {
+        Ok(self
+            .existing_claim(claim)
+            .await?
+            .map(|(record, same_request)| Recorded::Existing {
+                record: Box::new(record),
+                same_request,
+            }))
+    }
+
     async fn record_command(
         &self,
         record: &CommandRecord,
@@ -148,6 +160,7 @@ impl CommandLog for DynamoStore {
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(command_id)")
                 .send()
+                .limited(&self.limit)
                 .await;
             if applied(put)? {
                 return Ok(Recorded::New);
@@ -293,6 +306,7 @@ impl CommandLog for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
+            .limited(&self.limit)
             .await;
         let found: Option<CommandRecord> = match result {
             Ok(out) => match out.attributes {
@@ -356,6 +370,7 @@ impl CommandLog for DynamoStore {
             .expression_attribute_values(":p", s(pending))
             .expression_attribute_values(":ps", s(pending_sort))
             .send()
+            .limited(&self.limit)
             .await;
         applied(result)
     }

@@ -11,6 +11,7 @@ use eventsys_messages::{EventId, EventStatus, Timestamp, UserId};
 use crate::{
     Built, DynamoStore, TxFailure, classify,
     codec::{Item, from_item, n, number, s, string, to_item},
+    limit::Limited,
     schema::{BY_START_INDEX, ENDINGS},
     shards::{
         Shard, quota_attr, remaining_attr, shard_count, shard_item, shard_key, shards_from_items,
@@ -154,6 +155,7 @@ impl DynamoStore {
             .transact_get_items()
             .set_transact_items(Some(gets))
             .send()
+            .limited(&self.limit)
             .await
             .map_err(classify)?;
         let items: Vec<Item> = out

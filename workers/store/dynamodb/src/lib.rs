@@ -9,6 +9,7 @@
 mod codec;
 mod commands;
 mod events;
+pub mod limit;
 mod notifications;
 mod orders;
 pub mod schema;
@@ -27,6 +28,8 @@ use aws_sdk_dynamodb::{
 };
 
 use eventsys_store::{StoreError, ports::Store};
+
+use crate::limit::{AdaptiveLimit, Limited};
 pub use schema::Tables;
 
 /// How to reach DynamoDB, and how to lay events out in it.
@@ -59,6 +62,8 @@ pub struct DynamoStore {
     client: Client,
     tables: Arc<Tables>,
     seats_per_shard: u32,
+    /// Shared by every clone: one limit per process.
+    limit: Arc<AdaptiveLimit>,
 }
 
 impl DynamoStore {
@@ -84,7 +89,13 @@ impl DynamoStore {
             client: Client::new(&shared),
             tables: Arc::new(Tables::new(&config.table_prefix)),
             seats_per_shard: config.seats_per_shard,
+            limit: Arc::default(),
         }
+    }
+
+    /// The adaptive limit on requests in flight, for reports.
+    pub fn limit(&self) -> &AdaptiveLimit {
+        &self.limit
     }
 
     pub fn tables(&self) -> &Tables {
@@ -99,6 +110,7 @@ impl DynamoStore {
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
+            .limited(&self.limit)
             .await;
         let Err(err) = result else { return Ok(()) };
         if let SdkError::ServiceError(ctx) = &err
@@ -225,6 +237,7 @@ impl Store for DynamoStore {
             .describe_table()
             .table_name(&self.tables.commands)
             .send()
+            .limited(&self.limit)
             .await
             .map_err(classify)?;
         Ok(())
@@ -259,6 +272,7 @@ impl DynamoStore {
             .key(key, codec::s(value))
             .consistent_read(true)
             .send()
+            .limited(&self.limit)
             .await
             .map_err(classify)?;
         Ok(got.item)
@@ -293,6 +307,7 @@ impl DynamoStore {
             .limit(i32::try_from(page.limit).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
+            .limited(&self.limit)
             .await
             .map_err(classify)?;
         let next = out
@@ -347,6 +362,7 @@ impl DynamoStore {
                 .expression_attribute_values(":before", codec::s(eventsys_store::sortable(before)))
                 .limit(i32::try_from(limit).unwrap_or(i32::MAX))
                 .send()
+                .limited(&self.limit)
                 .await
                 .map_err(classify)?;
             for item in out.items.unwrap_or_default() {
@@ -393,6 +409,7 @@ impl DynamoStore {
                     .batch_write_item()
                     .request_items(table, pending)
                     .send()
+                    .limited(&self.limit)
                     .await
                     .map_err(classify)?;
                 pending = out
@@ -435,6 +452,7 @@ impl DynamoStore {
                     .batch_get_item()
                     .request_items(table, request)
                     .send()
+                    .limited(&self.limit)
                     .await
                     .map_err(classify)?;
                 if let Some(items) = out.responses.and_then(|mut r| r.remove(table)) {

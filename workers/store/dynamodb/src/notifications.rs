@@ -9,6 +9,7 @@ use eventsys_messages::{NotificationId, UserId};
 use crate::{
     Built, DynamoStore, TxFailure, applied,
     codec::{Item, s, string, to_item},
+    limit::Limited,
 };
 use eventsys_store::{
     StoreError,
@@ -29,6 +30,7 @@ impl NotificationStore for DynamoStore {
             .set_item(Some(to_item(notification)?))
             .condition_expression("attribute_not_exists(notification_id)")
             .send()
+            .limited(&self.limit)
             .await;
         applied(result)
     }

@@ -11,6 +11,7 @@ use eventsys_messages::{EventId, EventStatus, OrderId, TicketId, TicketTypeId, T
 use crate::{
     Built, DynamoStore, TxFailure, classify,
     codec::{Item, from_item, n, number, s, to_item, to_value},
+    limit::Limited,
     schema::{BY_EVENT_INDEX, BY_HOLDER_INDEX, HOLDS, WAITING_INDEX},
     shards::{
         CHECKED_IN_ATTR, Choice, HELD_ATTR, Shard, checked_in_attr, choose, held_attr, quota_attr,
@@ -291,6 +292,7 @@ impl DynamoStore {
             .expression_attribute_values(":e", s(event_id.to_string()))
             .limit(1)
             .send()
+            .limited(&self.limit)
             .await
             .map_err(classify)?;
         out.items
@@ -925,6 +927,7 @@ impl OrderStore for DynamoStore {
             .key("user_id", s(user.as_str()))
             .consistent_read(true)
             .send()
+            .limited(&self.limit)
             .await
             .map_err(classify)?;
         let Some(entry) = got.item.map(from_item::<WaitEntry>).transpose()? else {
@@ -948,6 +951,7 @@ impl OrderStore for DynamoStore {
                 .select(aws_sdk_dynamodb::types::Select::Count)
                 .set_exclusive_start_key(start)
                 .send()
+                .limited(&self.limit)
                 .await
                 .map_err(classify)?;
             ahead += u32::try_from(out.count).unwrap_or(0);

@@ -180,6 +180,24 @@ impl CommandLog for EmbeddedStore {
         .await
     }
 
+    async fn find_claim(&self, claim: &IdempotencyClaim) -> Result<Option<Recorded>, StoreError> {
+        let claim = claim.clone();
+        self.read(move |txn| {
+            let Some(existing) = get::<StoredClaim>(&open_read(txn, CLAIMS)?, &claim.key_hash)?
+                .filter(|c| c.expires_at > Timestamp::now())
+            else {
+                return Ok(None);
+            };
+            let record =
+                get::<CommandRecord>(&open_read(txn, COMMANDS)?, &existing.command_id.to_string())?;
+            Ok(record.map(|record| Recorded::Existing {
+                record: Box::new(record),
+                same_request: existing.fingerprint == claim.fingerprint,
+            }))
+        })
+        .await
+    }
+
     async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
         self.read(move |txn| get(&open_read(txn, COMMANDS)?, &id.to_string()))
             .await
