@@ -25,7 +25,10 @@ use eventsys_messages::{
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::line::{Line, Place};
+use crate::{
+    admission::{AdmissionRule, Backlog},
+    line::{Line, Place},
+};
 
 /// Frames buffered per connection before it counts as too slow.
 const CLIENT_BUFFER: usize = 256;
@@ -128,6 +131,7 @@ pub struct Hub {
     next_id: AtomicU64,
     limits: HubLimits,
     line: Line,
+    backlog: Backlog,
 }
 
 /// How often waiting buyers hear their place in the line, when it moved.
@@ -141,9 +145,10 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn new(limits: HubLimits) -> Self {
+    pub fn new(limits: HubLimits, admission: AdmissionRule) -> Self {
         Self {
             limits,
+            backlog: Backlog::new(admission),
             ..Self::default()
         }
     }
@@ -254,6 +259,11 @@ impl Hub {
     }
 
     /// The line of accepted orders this replica keeps (see [`Line`]).
+    /// What this replica accepted and has not seen end, for admission.
+    pub fn backlog(&self) -> &Backlog {
+        &self.backlog
+    }
+
     pub fn line(&self) -> &Line {
         &self.line
     }
@@ -281,6 +291,7 @@ impl Hub {
                 let frame = Frame::CommandUpdated(update).to_text();
                 send_to_user(&mut routes, &update.user_id, &frame);
                 if update.status.is_terminal() {
+                    self.backlog.ended(update.command_id);
                     for waiter in routes
                         .waiters
                         .remove(&update.command_id)
@@ -445,7 +456,10 @@ pub async fn run_broadcaster(bus: Arc<dyn Bus>, hub: Arc<Hub>, shutdown: Cancell
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    _ = ticks.tick() => hub.tell_places(),
+                    _ = ticks.tick() => {
+                        hub.tell_places();
+                        hub.backlog.tick();
+                    }
                 }
             }
         })
@@ -570,7 +584,7 @@ mod tests {
             connections: 3,
             ..HubLimits::default()
         };
-        let hub = Arc::new(Hub::new(limits));
+        let hub = Arc::new(Hub::new(limits, AdmissionRule::default()));
         let (ann, bob, cy) = (
             UserId::parse("ann").unwrap(),
             UserId::parse("bob").unwrap(),
@@ -592,7 +606,7 @@ mod tests {
             subscriptions_per_connection: 2,
             ..HubLimits::default()
         };
-        let hub = Arc::new(Hub::new(limits));
+        let hub = Arc::new(Hub::new(limits, AdmissionRule::default()));
         let ann = UserId::parse("ann").unwrap();
         let conn = connect(&hub, &ann);
         let events: Vec<EventId> = (0..3).map(|_| EventId::generate()).collect();

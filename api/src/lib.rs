@@ -5,6 +5,7 @@
 //! Reads come from the store, shared when a crowd asks the same thing at
 //! once ([`reads`]). Business rules live in the workers.
 
+pub mod admission;
 pub mod auth;
 pub mod hub;
 pub mod input;
@@ -79,7 +80,7 @@ impl AppState {
             store,
             bus,
             auth: Arc::new(keys.tokens),
-            hub: Arc::new(Hub::new(limits.hub)),
+            hub: Arc::new(Hub::new(limits.hub, limits.admission)),
             codes: Arc::new(keys.codes),
             cursors: Arc::new(keys.cursors),
             rates: Arc::new(WriteRates::new(&limits)),
@@ -209,6 +210,7 @@ pub async fn serve(
     let republisher = tokio::spawn(republish::run_republisher(
         state.store.clone(),
         state.bus.clone(),
+        state.hub.clone(),
         options.republish_after,
         state.shutdown.clone(),
     ));

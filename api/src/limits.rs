@@ -20,6 +20,7 @@ use eventsys_messages::UserId;
 
 use crate::{
     AppState,
+    admission::AdmissionRule,
     auth::Caller,
     hub::HubLimits,
     input::{BODY_LIMIT, read_body, too_large},
@@ -34,6 +35,8 @@ pub struct Limits {
     pub writes_per_user: u32,
     /// Sustained writes per second per client address; 0 = no limit.
     pub writes_per_addr: u32,
+    /// When the replica stops taking on commands.
+    pub admission: AdmissionRule,
     /// Open live connections and what they follow.
     pub hub: HubLimits,
     /// Messages per second a live connection may send.
@@ -52,6 +55,7 @@ impl Default for Limits {
         Self {
             writes_per_user: 5,
             writes_per_addr: 50,
+            admission: AdmissionRule::default(),
             hub: HubLimits::default(),
             ws_messages_per_second: 20,
             ws_message_bytes: crate::ws::MAX_CLIENT_MESSAGE_BYTES,

@@ -1,6 +1,8 @@
-//! How every write becomes a command: record it as `accepted` (claiming the
-//! idempotency key in the same write), publish it and wait for the broker's
-//! confirm, then answer 202, or, if the client prefers to wait, the outcome.
+//! How every write becomes a command: answer a replay of its idempotency
+//! key from a read, take it on only if the replica is not full (see
+//! `admission`), record it as `accepted` (claiming the key in the same
+//! write), publish it and wait for the broker's confirm, then answer 202,
+//! or, if the client prefers to wait, the outcome.
 //!
 //! A write handler reads: parse, authorize, then `state.submit(...)` with
 //! the action; everything else about commands happens here.
@@ -72,7 +74,36 @@ impl AppState {
         // Listen before publishing: the outcome may come back very fast.
         let finished = wait.map(|_| self.hub.wait_for(record.command_id));
 
-        let record = match self.store.record_command(&record, claim.as_ref()).await? {
+        let recorded = match &claim {
+            // A retry learns where its command stands from a read: it is
+            // never refused for load, and it writes nothing.
+            Some(claim) => self.store.find_claim(claim).await?,
+            None => None,
+        };
+        let recorded = match recorded {
+            Some(replay) => replay,
+            None => {
+                let event = match &envelope.action {
+                    Action::PlaceOrder(order) | Action::Register(order) => Some(order.event_id),
+                    _ => None,
+                };
+                // The door keeps working whatever is on sale elsewhere.
+                if !matches!(envelope.action, Action::CheckIn(_)) {
+                    self.hub.backlog().admit(
+                        record.command_id,
+                        &caller.user,
+                        envelope.action.queue(),
+                        event,
+                    )?;
+                }
+                let recorded = self.store.record_command(&record, claim.as_ref()).await;
+                if !matches!(recorded, Ok(Recorded::New)) {
+                    self.hub.backlog().forget(record.command_id);
+                }
+                recorded?
+            }
+        };
+        let record = match recorded {
             Recorded::New => {
                 failpoint::hit(failpoint::AFTER_RECORD);
                 // In line before it is sent: a worker may take it at once.
@@ -85,6 +116,7 @@ impl AppState {
                     .await;
                 if published.is_err() {
                     line.leave(record.command_id);
+                    self.hub.backlog().forget(record.command_id);
                 }
                 published?;
                 record

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use eventsys_api::{hub::HubLimits, limits::Limits};
+use eventsys_api::{admission::AdmissionRule, hub::HubLimits, limits::Limits};
 use eventsys_messages::{WorkQueue, topology::Principal};
 use eventsys_store_dynamodb::DynamoConfig;
 
@@ -300,6 +300,25 @@ pub struct Settings {
         global = true
     )]
     pub rate_limit_per_addr: u32,
+    /// Seconds of work a replica may hold accepted and unfinished before a
+    /// new command gets `503` with a `Retry-After`; 0 turns admission
+    /// control off.
+    #[arg(
+        long,
+        env = "EVENTSYS_ADMISSION_MAX_WAIT_SECONDS",
+        default_value_t = Limits::default().admission.max_wait.as_secs(),
+        global = true
+    )]
+    pub admission_max_wait_seconds: u64,
+    /// Commands one user may have waiting at once (more get `429`); 0
+    /// turns the limit off.
+    #[arg(
+        long,
+        env = "EVENTSYS_ADMISSION_PER_USER",
+        default_value_t = Limits::default().admission.per_user,
+        global = true
+    )]
+    pub admission_per_user: u32,
     /// Live (WebSocket) connections one user may hold on one replica.
     #[arg(
         long,
@@ -428,6 +447,10 @@ impl Settings {
         Limits {
             writes_per_user: self.rate_limit_per_user,
             writes_per_addr: self.rate_limit_per_addr,
+            admission: AdmissionRule {
+                max_wait: Duration::from_secs(self.admission_max_wait_seconds),
+                per_user: self.admission_per_user,
+            },
             hub: HubLimits {
                 connections_per_user: self.ws_connections_per_user,
                 connections: self.ws_connections,
