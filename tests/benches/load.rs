@@ -4,8 +4,8 @@
 //! prints a table and one JSON line per scenario and setup.
 //!
 //! `cargo bench -p eventsys-tests --bench load -- [SCENARIO...]` with
-//! scenarios among `store-ceiling`, `flash-sale`, `closed-loop`, `steady`
-//! and `fanout` (all by default); `tests/scripts/bench.sh` starts the
+//! scenarios among `store-ceiling`, `flash-sale`, `closed-loop`, `steady`,
+//! `fanout` and `overload` (all by default); `tests/scripts/bench.sh` starts the
 //! services and builds the release binary first. Sizes come from
 //! `EVENTSYS_BENCH_*` (see [`Sizes`]). Rate limits are off; everything else
 //! is as deployed: fsync'd, publisher confirms on. See BENCHMARKS.md.
@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use eventsys_tests::{
-    Setup, System,
+    Setup, System, overload,
     scenario::{self, Figures},
 };
 use serde_json::json;
@@ -77,6 +77,20 @@ async fn run(scenario: &str, name: &str, setup: Setup) -> Figures {
             scenario::steady(&mut system, name, sizes.rate, period).await
         }
         "fanout" => scenario::fanout(&mut system, name, sizes.followers, sizes.fanout_orders).await,
+        "overload" => {
+            // Capacity measured on the same system first, closed loop.
+            let capacity = scenario::closed_loop(&mut system, name, sizes.clients, sizes.orders)
+                .await
+                .completed_per_second();
+            let plan = overload::Plan {
+                capacity,
+                warm: Duration::from_secs(5),
+                rush: Duration::from_secs(setting("RUSH_SECONDS", 60) as u64),
+                after: Duration::from_secs(30),
+                patience: Duration::from_secs(600),
+            };
+            overload::overload(&mut system, name, plan).await
+        }
         other => panic!("no scenario {other}"),
     };
     drop(system);
@@ -92,6 +106,7 @@ async fn main() {
         "closed-loop",
         "steady",
         "fanout",
+        "overload",
     ];
     let asked: Vec<String> = std::env::args()
         .skip(1)

@@ -13,6 +13,7 @@ mod limits;
 mod live;
 mod load;
 mod operations;
+mod overload;
 mod ownership;
 mod poison;
 mod registrations;

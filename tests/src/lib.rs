@@ -10,6 +10,7 @@
 pub mod client;
 pub mod load;
 pub mod oracle;
+pub mod overload;
 pub mod rush;
 pub mod scenario;
 pub mod system;
