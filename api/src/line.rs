@@ -36,6 +36,9 @@ struct Waiting {
     command: CommandId,
     user: UserId,
     joined: Instant,
+    /// Its place when the line was last walked; counting afresh on every
+    /// read would cost a walk of the line per status poll in a rush.
+    place: usize,
     /// The place last pushed to its buyer.
     told: Option<usize>,
 }
@@ -80,12 +83,15 @@ impl Line {
         let seq = lines.next;
         lines.next += 1;
         lines.by_command.insert(command, (event, seq));
-        lines.by_event.entry(event).or_default().insert(
+        let line = lines.by_event.entry(event).or_default();
+        let place = line.len() + 1;
+        line.insert(
             seq,
             Waiting {
                 command,
                 user,
                 joined: Instant::now(),
+                place,
                 told: None,
             },
         );
@@ -97,12 +103,12 @@ impl Line {
         self.lines().remove(command);
     }
 
-    /// The order's place in its event's line, if it is in one.
+    /// The order's place in its event's line, if it is in one, as of the
+    /// last time places were told (a fraction of a second ago).
     pub fn position(&self, command: CommandId) -> Option<usize> {
         let lines = self.lines();
         let (event, seq) = lines.by_command.get(&command)?;
-        let ahead = lines.by_event.get(event)?.range(..*seq).count();
-        Some(ahead + 1)
+        Some(lines.by_event.get(event)?.get(seq)?.place)
     }
 
     /// The places that changed since they were last told, with whom to
@@ -120,6 +126,7 @@ impl Line {
                     continue;
                 }
                 position += 1;
+                waiting.place = position;
                 if waiting.told != Some(position) {
                     waiting.told = Some(position);
                     let place = Place {
