@@ -26,7 +26,10 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Mutex, MutexGuard},
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -45,6 +48,9 @@ pub const ESTABLISHED_AFTER: u32 = 3;
 /// was missed (the replica's feed was down), and a stale entry would shed
 /// forever.
 const FORGET_AFTER_BOUNDS: u32 = 4;
+
+/// How often a replica that sheds says how much.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// The longest `Retry-After`, in seconds.
 const LONGEST_RETRY_AFTER: f64 = 60.0;
@@ -104,6 +110,9 @@ impl From<Shed> for Problem {
 pub struct Backlog {
     rule: AdmissionRule,
     inner: Mutex<Inner>,
+    /// Commands shed since the last report; one log line every
+    /// [`REPORT_EVERY`], not one per refused request.
+    shed: AtomicU64,
 }
 
 #[derive(Default)]
@@ -114,6 +123,7 @@ struct Inner {
     /// Per event: when each of its waiting orders was accepted.
     events: HashMap<EventId, BTreeMap<u64, Instant>>,
     users: HashMap<UserId, u32>,
+    reported: Option<Instant>,
 }
 
 struct Entry {
@@ -134,6 +144,11 @@ struct Flow {
     rate: f64,
     /// Seconds with an end that went into `rate`.
     samples: u32,
+    shed_in_window: u32,
+    /// Commands refused per second: mostly clients coming back.
+    shed_rate: f64,
+    /// The `Retry-After` lately given, on average.
+    told: f64,
 }
 
 impl Default for Flow {
@@ -145,6 +160,9 @@ impl Default for Flow {
             ended_in_window: 0,
             rate: 0.0,
             samples: 0,
+            shed_in_window: 0,
+            shed_rate: 0.0,
+            told: 1.0,
         }
     }
 }
@@ -180,19 +198,39 @@ impl Flow {
                 self.rate *= 0.7;
             }
         }
+        let shed = f64::from(self.shed_in_window) / elapsed.as_secs_f64();
+        self.shed_rate = if elapsed < Duration::from_secs(3) {
+            0.7 * self.shed_rate + 0.3 * shed
+        } else {
+            shed
+        };
         self.window_from = now;
         self.ended_in_window = 0;
+        self.shed_in_window = 0;
         self.busy_at_window_start = !self.waiting.is_empty();
     }
 
-    /// Seconds until enough has ended that a command is let in again.
-    fn retry_after(&self, rule: &AdmissionRule, waiting: usize) -> u32 {
+    /// Counts a refusal and says when to come back: when enough has ended
+    /// that a command is let in again, and, once many are refused, late
+    /// enough that the clients coming back are let in at about the rate
+    /// the workers finish. Those clients number about the refusals per
+    /// second times the `Retry-After` they were given; spreading them over
+    /// the time the workers need for them keeps retries from costing more
+    /// than the work itself.
+    fn refuse(&mut self, rule: &AdmissionRule, waiting: usize) -> u32 {
+        self.shed_in_window = self.shed_in_window.saturating_add(1);
         let bound = rule.max_wait.as_secs_f64();
         let seconds = match self.established_rate() {
-            Some(rate) if rate > 0.0 => (waiting as f64 - rate * bound / 2.0) / rate,
+            Some(rate) if rate > 0.0 => {
+                let line = (waiting as f64 - rate * bound / 2.0) / rate;
+                let crowd = self.shed_rate * self.told / rate;
+                line.max(crowd)
+            }
             _ => bound / 2.0,
         };
-        seconds.clamp(1.0, LONGEST_RETRY_AFTER).ceil() as u32
+        let seconds = seconds.clamp(1.0, LONGEST_RETRY_AFTER).ceil();
+        self.told = 0.9 * self.told + 0.1 * seconds;
+        seconds as u32
     }
 }
 
@@ -201,6 +239,7 @@ impl Backlog {
         Self {
             rule,
             inner: Mutex::default(),
+            shed: AtomicU64::new(0),
         }
     }
 
@@ -220,6 +259,20 @@ impl Backlog {
         queue: WorkQueue,
         event: Option<EventId>,
     ) -> Result<(), Shed> {
+        let verdict = self.judge(command, user, queue, event);
+        if verdict.is_err() {
+            self.shed.fetch_add(1, Ordering::Relaxed);
+        }
+        verdict
+    }
+
+    fn judge(
+        &self,
+        command: CommandId,
+        user: &UserId,
+        queue: WorkQueue,
+        event: Option<EventId>,
+    ) -> Result<(), Shed> {
         let rule = &self.rule;
         let mut inner = self.inner();
         let inner = &mut *inner;
@@ -230,12 +283,9 @@ impl Backlog {
             let waiting_of_user = inner.users.get(user).copied().unwrap_or(0);
             if rule.per_user > 0 && waiting_of_user >= rule.per_user {
                 return Err(Shed::UserBusy {
-                    retry_after: flow.retry_after(rule, waiting_of_user as usize),
+                    retry_after: flow.refuse(rule, waiting_of_user as usize),
                 });
             }
-            let full = Shed::Full {
-                retry_after: flow.retry_after(rule, flow.waiting.len()),
-            };
             let bound = rule.max_wait.as_secs_f64();
             let event_line = event.and_then(|e| inner.events.get(&e));
             let oldest = match event_line {
@@ -243,17 +293,17 @@ impl Backlog {
                 None if event.is_some() => None,
                 None => flow.oldest(),
             };
-            if oldest.is_some_and(|age| age > rule.max_wait) {
-                return Err(full);
-            }
-            if let Some(rate) = flow.established_rate() {
-                if flow.waiting.len() as f64 >= rate * bound {
-                    return Err(full);
-                }
+            let stuck = oldest.is_some_and(|age| age > rule.max_wait);
+            let too_much = flow.established_rate().is_some_and(|rate| {
                 let of_event = event_line.map_or(0, BTreeMap::len);
-                if event.is_some() && of_event as f64 >= rate * bound * EVENT_SHARE {
-                    return Err(full);
-                }
+                flow.waiting.len() as f64 >= rate * bound
+                    || (event.is_some() && of_event as f64 >= rate * bound * EVENT_SHARE)
+            });
+            if stuck || too_much {
+                let waiting = flow.waiting.len();
+                return Err(Shed::Full {
+                    retry_after: flow.refuse(rule, waiting),
+                });
             }
         }
         let seq = inner.next;
@@ -294,6 +344,20 @@ impl Backlog {
     pub fn tick(&self) {
         let mut inner = self.inner();
         let now = Instant::now();
+        if inner
+            .reported
+            .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY)
+        {
+            inner.reported = Some(now);
+            let shed = self.shed.swap(0, Ordering::Relaxed);
+            if shed > 0 {
+                tracing::warn!(
+                    shed,
+                    waiting = inner.waiting.len(),
+                    "full: new commands refused with Retry-After"
+                );
+            }
+        }
         let forget_after = self.rule.max_wait.max(Duration::from_secs(5)) * FORGET_AFTER_BOUNDS;
         let mut missed = Vec::new();
         for flow in inner.queues.values_mut() {
@@ -408,6 +472,37 @@ mod tests {
             );
         }
         assert_eq!(backlog.load(WorkQueue::Ticketing), (5_000, None));
+    }
+
+    #[test]
+    fn a_crowd_coming_back_is_told_to_come_back_later() {
+        let backlog = Backlog::new(rule(2_000, 0));
+        established(&backlog, WorkQueue::Registration, 10.0);
+        for n in 0..20 {
+            let who = user(&format!("u{n}"));
+            let admitted =
+                backlog.admit(CommandId::generate(), &who, WorkQueue::Registration, None);
+            assert_eq!(admitted, Ok(()));
+        }
+        let refused = |backlog: &Backlog| match backlog.admit(
+            CommandId::generate(),
+            &user("late"),
+            WorkQueue::Registration,
+            None,
+        ) {
+            Err(Shed::Full { retry_after }) => retry_after,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refused(&backlog), 1, "a quiet door: the line's own time");
+        // 200 refusals a second told to come back after a second: about 200
+        // clients, twenty seconds of work at 10 a second.
+        {
+            let mut inner = backlog.inner();
+            let flow = inner.queues.entry(WorkQueue::Registration).or_default();
+            flow.shed_rate = 200.0;
+            flow.told = 1.0;
+        }
+        assert_eq!(refused(&backlog), 20);
     }
 
     #[test]

@@ -176,7 +176,9 @@ async fn log_request(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
     let millis = started.elapsed().as_millis();
-    if status.is_server_error() {
+    // A 503 is load being shed or a dependency away, both logged where
+    // they are known once, not once per refused request.
+    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
         tracing::warn!(%method, %path, status = status.as_u16(), millis, "request");
     } else {
         tracing::debug!(%method, %path, status = status.as_u16(), millis, "request");
