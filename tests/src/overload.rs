@@ -1,7 +1,8 @@
 //! The `overload` scenario: buyers arrive at half the system's capacity,
 //! then at twice it, then at half again, and every buyer keeps retrying
 //! with its own `Idempotency-Key` (after `Retry-After`, with jitter) until
-//! it learns its order's outcome. What it measures is what a rush past
+//! it learns its order's outcome, polling its status as often as the
+//! answer's `Retry-After` asks. What it measures is what a rush past
 //! capacity costs: what was let in and shed, the latency of what was let
 //! in, how long after the rush orders are quick again, and that every
 //! buyer who kept trying learned where it stood, with nothing lost or
@@ -15,7 +16,7 @@ use serde_json::json;
 
 use crate::{
     Client, System,
-    client::event_body,
+    client::{Reply, event_body},
     scenario::{Figures, Meter, percentile},
 };
 
@@ -98,12 +99,7 @@ async fn buy_until_known(
         });
         let pause = match (status, &reply) {
             (200 | 202, Some(reply)) => break reply.str("command_id"),
-            (429 | 503, Some(reply)) => reply
-                .headers
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(1.0),
+            (429 | 503, Some(reply)) => retry_after(reply),
             (400..=499, _) => {
                 buyer.refused = true;
                 return buyer;
@@ -117,6 +113,7 @@ async fn buy_until_known(
     };
     buyer.command_id = Some(accepted.clone());
     while Instant::now() < give_up {
+        let mut pause = 1.0;
         if let Some(reply) = client.try_get(&format!("/v1/commands/{accepted}")).await {
             let status = reply.body["status"].as_str().unwrap_or_default();
             if is_final(status) {
@@ -124,10 +121,21 @@ async fn buy_until_known(
                 buyer.final_at = Some(now());
                 break;
             }
+            pause = retry_after(&reply);
         }
-        tokio::time::sleep(Duration::from_secs_f64(0.5 + jitter() / 2.0)).await;
+        tokio::time::sleep(Duration::from_secs_f64(pause * (1.0 + jitter() / 2.0))).await;
     }
     buyer
+}
+
+/// When the server asked to be asked again; a second if it did not say.
+fn retry_after(reply: &Reply) -> f64 {
+    reply
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(1.0)
 }
 
 /// Runs `plan` against `system` for one event with seats for about half
