@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The load generator's scenarios (store-ceiling, flash-sale, closed-loop,
-# steady, fanout) and the cancellation fan-out, on release builds, against
+# steady, fanout, overload) and the cancellation fan-out, on release builds, against
 # the same services the tests use, with the rate limits off. Figures go to
 # standard output; see BENCHMARKS.md.
 #   tests/scripts/bench.sh [SCENARIO...]   only these load scenarios
