@@ -39,7 +39,7 @@ async fn a_hold_is_confirmed_or_runs_out_on_time(setup: Setup) {
     let mut body = event_body(3);
     // Long enough for a loaded test machine to confirm in time, short
     // enough to watch a hold run out.
-    body["hold_seconds"] = json!(6);
+    body["hold_seconds"] = json!(15);
     body["ticket_types"] = json!([
         { "name": "Standard", "price_minor": 2500, "currency": "EUR", "quota": 3 }
     ]);
@@ -88,7 +88,7 @@ async fn a_hold_is_confirmed_or_runs_out_on_time(setup: Setup) {
         .to_owned();
     assert_eq!(seats(&organizer, &event).await, (2, 1, 0));
     let path = format!("/v1/orders/{cleo_order}");
-    let status = eventually(Duration::from_secs(30), json!("expired"), || async {
+    let status = eventually(Duration::from_secs(45), json!("expired"), || async {
         cleo.get(&path).await.body["status"].clone()
     })
     .await;
