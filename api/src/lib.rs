@@ -194,11 +194,14 @@ pub struct ServeOptions {
     pub grace: Duration,
     /// Commands `accepted` for longer than this are published again.
     pub republish_after: Duration,
+    /// How long open requests may take to finish once the API stops
+    /// taking connections; what is still open then is closed.
+    pub drain: Duration,
 }
 
 /// Serves the API, its broadcaster and the re-publisher on `listener` until
 /// `state.shutdown`; then stops taking connections after the grace period
-/// and lets open requests finish.
+/// and lets open requests finish, for at most `options.drain`.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -219,11 +222,11 @@ pub async fn serve(
     let shutdown = state.shutdown.clone();
     let limits = state.limits;
     let app = router(state);
-    server::serve_http(listener, app, &limits, async move {
+    let stop = async move {
         shutdown.cancelled().await;
         tokio::time::sleep(options.grace).await;
-    })
-    .await;
+    };
+    server::serve_http(listener, app, &limits, stop, options.drain).await;
     let _ = tokio::join!(broadcaster, republisher);
     Ok(())
 }

@@ -22,12 +22,14 @@ use tower::ServiceExt;
 const HEADERS_READ: usize = 4 * crate::limits::MAX_HEADERS;
 
 /// Serves `app` on `listener` until `stop` completes, then lets open
-/// requests finish.
+/// requests finish for at most `drain`: an orchestrator's SIGKILL comes
+/// soon after, and a bounded drain is one that can be planned for.
 pub async fn serve_http(
     listener: TcpListener,
     app: Router,
     limits: &crate::limits::Limits,
     stop: impl Future<Output = ()> + Send,
+    drain: Duration,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -92,5 +94,15 @@ pub async fn serve_http(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let open = graceful.count();
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open,
+            drain_seconds = drain.as_secs(),
+            "open requests did not finish within the drain; closing them"
+        );
+    }
 }

@@ -467,6 +467,7 @@ impl Settings {
         eventsys_api::ServeOptions {
             grace: Duration::from_secs(self.shutdown_grace_seconds),
             republish_after: Duration::from_secs(self.republish_after_seconds.max(1)),
+            drain: self.drain(),
         }
     }
 }

@@ -224,3 +224,35 @@ async fn embedded_mode_makes_its_own_secret_and_keeps_it() {
         "the secret changed on restart"
     );
 }
+
+/// SIGTERM waits for open requests for `EVENTSYS_DRAIN_SECONDS` and no
+/// longer: a client waiting 30 s for an outcome that cannot come (nobody
+/// works the queue) does not hold the API past its drain, and the API
+/// still exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_open_request_holds_shutdown_no_longer_than_the_drain() {
+    let mut system = System::start_with(
+        Setup::Roles { ticketing: 0 },
+        &[("EVENTSYS_DRAIN_SECONDS", "2")],
+    )
+    .await;
+    let organizer = system.client("organizer", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(5)).await;
+    let ann = system.client("ann", &[Role::Attendee]);
+    let path = format!("/v1/events/{event_id}/orders");
+    let one = json!({ "quantity": 1 });
+    let waiting = ann.try_post_with(&path, &one, &[("prefer", "wait=30")]);
+    let stop = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let asked = std::time::Instant::now();
+        system.signal("api", "TERM");
+        let exit = system.wait_exit("api", Duration::from_secs(25)).await;
+        (exit, asked.elapsed())
+    };
+    let (_, (exit, took)) = tokio::join!(waiting, stop);
+    let exit = exit.expect("the API exits before the waiting request would end");
+    assert!(exit.success(), "{exit:?}");
+    // A drain of 2 s, and the time to start and close down around it;
+    // unbounded, the API would wait out the client's 30 s.
+    assert!(took < Duration::from_secs(12), "stopped after {took:?}");
+}
