@@ -26,10 +26,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{
-        Mutex, MutexGuard,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -110,9 +107,6 @@ impl From<Shed> for Problem {
 pub struct Backlog {
     rule: AdmissionRule,
     inner: Mutex<Inner>,
-    /// Commands shed since the last report; one log line every
-    /// [`REPORT_EVERY`], not one per refused request.
-    shed: AtomicU64,
 }
 
 #[derive(Default)]
@@ -145,6 +139,9 @@ struct Flow {
     /// Seconds with an end that went into `rate`.
     samples: u32,
     shed_in_window: u32,
+    /// Refused since the last report: one log line every
+    /// [`REPORT_EVERY`], not one per refused request.
+    shed_unreported: u64,
     /// Commands refused per second: mostly clients coming back.
     shed_rate: f64,
     /// The `Retry-After` lately given, on average.
@@ -161,6 +158,7 @@ impl Default for Flow {
             rate: 0.0,
             samples: 0,
             shed_in_window: 0,
+            shed_unreported: 0,
             shed_rate: 0.0,
             told: 1.0,
         }
@@ -219,6 +217,7 @@ impl Flow {
     /// than the work itself.
     fn refuse(&mut self, rule: &AdmissionRule, waiting: usize) -> u32 {
         self.shed_in_window = self.shed_in_window.saturating_add(1);
+        self.shed_unreported += 1;
         let bound = rule.max_wait.as_secs_f64();
         let seconds = match self.established_rate() {
             Some(rate) if rate > 0.0 => {
@@ -239,7 +238,6 @@ impl Backlog {
         Self {
             rule,
             inner: Mutex::default(),
-            shed: AtomicU64::new(0),
         }
     }
 
@@ -253,20 +251,6 @@ impl Backlog {
     /// Takes `command` on if the rule lets it in, counting it as waiting
     /// until [`Self::ended`] or [`Self::forget`].
     pub fn admit(
-        &self,
-        command: CommandId,
-        user: &UserId,
-        queue: WorkQueue,
-        event: Option<EventId>,
-    ) -> Result<(), Shed> {
-        let verdict = self.judge(command, user, queue, event);
-        if verdict.is_err() {
-            self.shed.fetch_add(1, Ordering::Relaxed);
-        }
-        verdict
-    }
-
-    fn judge(
         &self,
         command: CommandId,
         user: &UserId,
@@ -349,7 +333,11 @@ impl Backlog {
             .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY)
         {
             inner.reported = Some(now);
-            let shed = self.shed.swap(0, Ordering::Relaxed);
+            let shed: u64 = inner
+                .queues
+                .values_mut()
+                .map(|flow| std::mem::take(&mut flow.shed_unreported))
+                .sum();
             if shed > 0 {
                 tracing::warn!(
                     shed,
