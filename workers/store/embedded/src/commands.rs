@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use eventsys_messages::{CommandId, CommandStatus, Timestamp};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -19,6 +20,28 @@ use eventsys_store::{
 /// submission, or its reopening.
 fn pending_key(record: &CommandRecord) -> String {
     format!("{}#{}", sortable(record.updated_at), record.command_id)
+}
+
+/// What `claim`'s key names within its window, from either kind of
+/// transaction: the write that would claim it, or a read that only looks.
+fn claimed(
+    claims: &impl ReadableTable<&'static str, &'static [u8]>,
+    commands: &impl ReadableTable<&'static str, &'static [u8]>,
+    claim: &IdempotencyClaim,
+) -> Result<Option<Recorded>, StoreError> {
+    let Some(existing) =
+        get::<StoredClaim>(claims, &claim.key_hash)?.filter(|c| c.expires_at > Timestamp::now())
+    else {
+        return Ok(None);
+    };
+    let earlier =
+        get::<CommandRecord>(commands, &existing.command_id.to_string())?.ok_or_else(|| {
+            StoreError::corrupt(format!("claim without command {}", existing.command_id))
+        })?;
+    Ok(Some(Recorded::Existing {
+        record: Box::new(earlier),
+        same_request: existing.fingerprint == claim.fingerprint,
+    }))
 }
 
 /// Takes a command out of the pending index (it is no longer `accepted`).
@@ -110,21 +133,8 @@ impl CommandLog for EmbeddedStore {
             let mut commands = open(txn, COMMANDS)?;
             if let Some(claim) = &claim {
                 let mut claims = open(txn, CLAIMS)?;
-                let existing = get::<StoredClaim>(&claims, &claim.key_hash)?
-                    .filter(|c| c.expires_at > Timestamp::now());
-                if let Some(existing) = existing {
-                    let earlier =
-                        get::<CommandRecord>(&commands, &existing.command_id.to_string())?
-                            .ok_or_else(|| {
-                                StoreError::corrupt(format!(
-                                    "claim without command {}",
-                                    existing.command_id
-                                ))
-                            })?;
-                    return Ok(Recorded::Existing {
-                        record: Box::new(earlier),
-                        same_request: existing.fingerprint == claim.fingerprint,
-                    });
+                if let Some(existing) = claimed(&claims, &commands, claim)? {
+                    return Ok(existing);
                 }
                 let stored = StoredClaim {
                     command_id: record.command_id,
@@ -182,20 +192,8 @@ impl CommandLog for EmbeddedStore {
 
     async fn find_claim(&self, claim: &IdempotencyClaim) -> Result<Option<Recorded>, StoreError> {
         let claim = claim.clone();
-        self.read(move |txn| {
-            let Some(existing) = get::<StoredClaim>(&open_read(txn, CLAIMS)?, &claim.key_hash)?
-                .filter(|c| c.expires_at > Timestamp::now())
-            else {
-                return Ok(None);
-            };
-            let record =
-                get::<CommandRecord>(&open_read(txn, COMMANDS)?, &existing.command_id.to_string())?;
-            Ok(record.map(|record| Recorded::Existing {
-                record: Box::new(record),
-                same_request: existing.fingerprint == claim.fingerprint,
-            }))
-        })
-        .await
+        self.read(move |txn| claimed(&open_read(txn, CLAIMS)?, &open_read(txn, COMMANDS)?, &claim))
+            .await
     }
 
     async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
