@@ -9,7 +9,7 @@
 mod codec;
 mod commands;
 mod events;
-pub mod limit;
+mod limit;
 mod notifications;
 mod orders;
 pub mod schema;
@@ -91,11 +91,6 @@ impl DynamoStore {
             seats_per_shard: config.seats_per_shard,
             limit: Arc::default(),
         }
-    }
-
-    /// The adaptive limit on requests in flight, for reports.
-    pub fn limit(&self) -> &AdaptiveLimit {
-        &self.limit
     }
 
     pub fn tables(&self) -> &Tables {
@@ -236,8 +231,8 @@ impl Store for DynamoStore {
         self.client
             .describe_table()
             .table_name(&self.tables.commands)
+            // A probe does not queue behind the work it reports on.
             .send()
-            .limited(&self.limit)
             .await
             .map_err(classify)?;
         Ok(())
