@@ -25,7 +25,7 @@
 //! by age alone and a burst the workers can clear is let in whole.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -347,14 +347,14 @@ impl Backlog {
             }
         }
         let forget_after = self.rule.max_wait.max(Duration::from_secs(5)) * FORGET_AFTER_BOUNDS;
-        let mut missed = Vec::new();
+        let mut missed = HashSet::new();
         for flow in inner.queues.values_mut() {
             flow.roll(now);
             for (seq, at) in &flow.waiting {
                 if now.duration_since(*at) <= forget_after {
                     break;
                 }
-                missed.push(*seq);
+                missed.insert(*seq);
             }
         }
         if missed.is_empty() {

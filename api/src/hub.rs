@@ -258,12 +258,12 @@ impl Hub {
         self.routes().open
     }
 
-    /// The line of accepted orders this replica keeps (see [`Line`]).
     /// What this replica accepted and has not seen end, for admission.
     pub fn backlog(&self) -> &Backlog {
         &self.backlog
     }
 
+    /// The line of accepted orders this replica keeps (see [`Line`]).
     pub fn line(&self) -> &Line {
         &self.line
     }

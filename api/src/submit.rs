@@ -73,6 +73,11 @@ impl AppState {
         let record = CommandRecord::accepted(&envelope);
         // Listen before publishing: the outcome may come back very fast.
         let finished = wait.map(|_| self.hub.wait_for(record.command_id));
+        // Orders wait in their event's line, and count against its share.
+        let order_event = match &envelope.action {
+            Action::PlaceOrder(order) | Action::Register(order) => Some(order.event_id),
+            _ => None,
+        };
 
         let recorded = match &claim {
             // A retry learns where its command stands from a read: it is
@@ -83,17 +88,13 @@ impl AppState {
         let recorded = match recorded {
             Some(replay) => replay,
             None => {
-                let event = match &envelope.action {
-                    Action::PlaceOrder(order) | Action::Register(order) => Some(order.event_id),
-                    _ => None,
-                };
                 // The door keeps working whatever is on sale elsewhere.
                 if !matches!(envelope.action, Action::CheckIn(_)) {
                     self.hub.backlog().admit(
                         record.command_id,
                         &caller.user,
                         envelope.action.queue(),
-                        event,
+                        order_event,
                     )?;
                 }
                 let recorded = self.store.record_command(&record, claim.as_ref()).await;
@@ -108,8 +109,8 @@ impl AppState {
                 failpoint::hit(failpoint::AFTER_RECORD);
                 // In line before it is sent: a worker may take it at once.
                 let line = self.hub.line();
-                if let Action::PlaceOrder(order) | Action::Register(order) = &envelope.action {
-                    line.join(order.event_id, record.command_id, caller.user.clone());
+                if let Some(event) = order_event {
+                    line.join(event, record.command_id, caller.user.clone());
                 }
                 let published = self
                     .publish(&envelope, &record, claim.as_ref(), traceparent)
