@@ -17,6 +17,8 @@ export AWS_EC2_METADATA_DISABLED=true
 export EVENTSYS_TEST_RUST_LOG=${EVENTSYS_TEST_RUST_LOG:-warn}
 trap '"$scripts/services.sh" stop' EXIT
 "$scripts/services.sh" start
+# The store's request log: the overload scenario counts store calls in it.
+export EVENTSYS_TEST_MOTO_LOG=${EVENTSYS_SERVICES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/eventsys/services}/moto.log
 cargo build --release --locked -p eventsys
 cargo bench --locked -p eventsys-tests --bench load -- "$@"
 if [ $# -eq 0 ]; then

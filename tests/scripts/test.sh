@@ -28,6 +28,7 @@ trap cleanup EXIT
 state_dir=${EVENTSYS_SERVICES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/eventsys/services}
 EVENTSYS_TEST_MOTO_PID=$(cat "$state_dir/moto.pid")
 export EVENTSYS_TEST_MOTO_PID
+export EVENTSYS_TEST_MOTO_LOG=$state_dir/moto.log
 
 step() { printf '\n== %s\n' "$*"; }
 

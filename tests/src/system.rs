@@ -308,20 +308,14 @@ impl System {
     }
 
     /// Requests the DynamoDB-compatible server has served so far, from its
-    /// request log (every test run shares it, so only a benchmark running
-    /// alone reads it as its own); `None` on the embedded store or without
-    /// the log.
+    /// request log (`EVENTSYS_TEST_MOTO_LOG`, set by the test and bench
+    /// scripts; every test run shares it, so only a benchmark running alone
+    /// reads it as its own); `None` on the embedded store or without the log.
     pub fn store_calls(&self) -> Option<u64> {
         if self.setup.is_embedded() {
             return None;
         }
-        let dir = std::env::var("EVENTSYS_SERVICES_DIR").ok().or_else(|| {
-            let cache = std::env::var("XDG_CACHE_HOME")
-                .ok()
-                .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cache")))?;
-            Some(format!("{cache}/eventsys/services"))
-        })?;
-        let log = std::fs::read_to_string(format!("{dir}/moto.log")).ok()?;
+        let log = std::fs::read_to_string(std::env::var("EVENTSYS_TEST_MOTO_LOG").ok()?).ok()?;
         Some(log.matches("\"POST / HTTP").count() as u64)
     }
 
