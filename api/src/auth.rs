@@ -264,6 +264,7 @@ impl Auth {
 /// request's extensions; an invalid one is left for the handler to refuse.
 pub async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if let Some(Ok(caller)) = state.auth.from_headers(request.headers()) {
+        tracing::Span::current().record("user", caller.user.as_str());
         request.extensions_mut().insert(caller);
     }
     next.run(request).await

@@ -22,6 +22,7 @@ use eventsys_messages::{
     event::{CommandUpdated, EventUpdated, WaitlistMoved},
     topology::BROADCAST_PATTERNS,
 };
+use eventsys_telemetry::{metrics, trace};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -412,6 +413,7 @@ fn send(routes: &mut Routes, user: &UserId, id: ConnectionId, frame: &str) {
     };
     if let Err(err) = client.frames.try_send(frame.to_owned()) {
         if matches!(err, mpsc::error::TrySendError::Full(_)) {
+            metrics::websocket_frame("dropped");
             tracing::info!(%user, connection = id, "dropping a client that does not keep up");
         }
         remove(routes, user, id);
@@ -492,10 +494,13 @@ async fn follow_events(bus: Arc<dyn Bus>, hub: &Hub, shutdown: &CancellationToke
                         tracing::warn!("event feed ended; following again");
                         break;
                     };
-                    match serde_json::from_slice::<EventEnvelope>(&delivery.message.body) {
+                    // The last hop of a command's trace: pushing its outcome.
+                    let push = tracing::info_span!("push", kind = %delivery.message.routing_key);
+                    trace::follow(&push, delivery.message.traceparent.as_deref());
+                    push.in_scope(|| match serde_json::from_slice::<EventEnvelope>(&delivery.message.body) {
                         Ok(envelope) => hub.dispatch(&envelope),
                         Err(err) => tracing::debug!(error = %err, "ignoring an event this build does not know"),
-                    }
+                    });
                     let _ = delivery.ack().await;
                 }
             }

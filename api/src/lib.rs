@@ -25,7 +25,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::Request,
+    extract::{MatchedPath, Request},
     http::StatusCode,
     middleware::{self, Next},
     response::Response,
@@ -33,8 +33,10 @@ use axum::{
 };
 use eventsys_bus::Bus;
 use eventsys_store::Store;
+use eventsys_telemetry::{metrics, trace};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, field::Empty};
 
 use crate::{
     auth::Auth,
@@ -149,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ws", get(ws::connect))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
         .fallback(|| async { Problem::not_found("resource") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -166,15 +169,40 @@ pub fn router(state: AppState) -> Router {
             auth::identify,
         ))
         .layer(middleware::from_fn(limits::bound_requests))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(observe))
         .with_state(state)
 }
 
-async fn log_request(request: Request, next: Next) -> Response {
+/// Every request runs in a span that continues the caller's trace (its
+/// `traceparent`, if any), and is counted and timed by route template.
+async fn observe(request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        command = Empty,
+        user = Empty,
+        trace_id = Empty,
+    );
+    trace::follow(&span, traceparent.as_deref());
+    let own = trace::traceparent(&span, traceparent.as_deref());
+    span.record("trace_id", eventsys_messages::trace::trace_id(&own));
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
+    metrics::http_request(method.as_str(), &route, status.as_u16(), started.elapsed());
+    let _in = span.enter();
     let millis = started.elapsed().as_millis();
     // A 503 is load being shed or a dependency away, both logged where
     // they are known once, not once per refused request.
@@ -207,6 +235,12 @@ pub async fn serve(
     state: AppState,
     options: ServeOptions,
 ) -> std::io::Result<()> {
+    for shed in [
+        admission::Shed::UserBusy { retry_after: 0 },
+        admission::Shed::Full { retry_after: 0 },
+    ] {
+        metrics::may_refuse(Problem::from(shed).code);
+    }
     let broadcaster = tokio::spawn(hub::run_broadcaster(
         state.bus.clone(),
         state.hub.clone(),

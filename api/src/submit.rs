@@ -16,8 +16,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use eventsys_bus::{BusError, Exchange, Message};
-use eventsys_messages::{Action, CommandEnvelope, Timestamp, failpoint, trace};
+use eventsys_messages::{Action, CommandEnvelope, Timestamp, failpoint};
 use eventsys_store::{CommandRecord, IdempotencyClaim, Recorded};
+use eventsys_telemetry::{metrics, trace};
+use tracing::Span;
 
 use crate::{
     AppState,
@@ -68,8 +70,9 @@ impl AppState {
                 expires_at: Timestamp::now() + IDEMPOTENCY_WINDOW,
             });
         let wait = request.wait.or(default_wait);
-        let traceparent = trace::child_of(request.traceparent.as_deref());
+        let traceparent = trace::traceparent(&Span::current(), request.traceparent.as_deref());
         let envelope = CommandEnvelope::new(caller.user.clone(), action);
+        Span::current().record("command", envelope.message_id.to_string());
         let record = CommandRecord::accepted(&envelope);
         // Listen before publishing: the outcome may come back very fast.
         let finished = wait.map(|_| self.hub.wait_for(record.command_id));
@@ -90,12 +93,17 @@ impl AppState {
             None => {
                 // The door keeps working whatever is on sale elsewhere.
                 if !matches!(envelope.action, Action::CheckIn(_)) {
-                    self.hub.backlog().admit(
+                    let admitted = self.hub.backlog().admit(
                         record.command_id,
                         &caller.user,
                         envelope.action.queue(),
                         order_event,
-                    )?;
+                    );
+                    if let Err(shed) = admitted {
+                        let refused = Problem::from(shed);
+                        metrics::command_refused(refused.code);
+                        return Err(refused);
+                    }
                 }
                 let recorded = self.store.record_command(&record, claim.as_ref()).await;
                 if !matches!(recorded, Ok(Recorded::New)) {
@@ -120,6 +128,7 @@ impl AppState {
                     self.hub.backlog().forget(record.command_id);
                 }
                 published?;
+                metrics::command_accepted(envelope.action.kind());
                 record
             }
             Recorded::Existing {

@@ -17,6 +17,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use eventsys_messages::{EventId, EventStatus};
+use eventsys_telemetry::metrics;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -100,6 +101,8 @@ async fn session(state: AppState, caller: Caller, mut connection: Connection, so
             reason: reason.into(),
         }))
     };
+    metrics::websocket_opened();
+    let _closed = Closed;
     loop {
         tokio::select! {
             frame = connection.frames.recv() => {
@@ -107,6 +110,7 @@ async fn session(state: AppState, caller: Caller, mut connection: Connection, so
                 if sink.send(Message::Text(frame.into())).await.is_err() {
                     break;
                 }
+                metrics::websocket_frame("sent");
             }
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(_))) if pace.check(()).is_err() => {
@@ -136,6 +140,15 @@ async fn session(state: AppState, caller: Caller, mut connection: Connection, so
                 break;
             }
         }
+    }
+}
+
+/// Counts a session closed however it ends.
+struct Closed;
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        metrics::websocket_closed();
     }
 }
 

@@ -58,6 +58,26 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// What this process is, as metrics and traces name it.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Self::Serve => "serve",
+            Self::Api => "api",
+            Self::Worker { role } => crate::roles::queue_of(*role).role(),
+            Self::Init => "init",
+            Self::Token { .. } => "token",
+            Self::Dlq { .. } => "dlq",
+            Self::Probe { .. } => "probe",
+        }
+    }
+
+    /// Whether this process serves for long, and so is scraped.
+    pub fn serves(&self) -> bool {
+        matches!(self, Self::Serve | Self::Api | Self::Worker { .. })
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DlqAction {
     /// Print every dead letter: queue, message id, type, command status.
@@ -255,7 +275,7 @@ pub struct Settings {
     /// Deliveries each worker handles at once.
     #[arg(long, env = "EVENTSYS_PREFETCH", default_value_t = 32, global = true)]
     pub prefetch: u16,
-    /// Where a worker serves `/healthz` and `/readyz`; unset: nowhere.
+    /// Where a worker serves `/healthz`, `/readyz` and `/metrics`; unset: nowhere.
     #[arg(long, env = "EVENTSYS_HEALTH_ADDR", global = true)]
     pub health_addr: Option<SocketAddr>,
     /// Seconds a draining process waits for in-flight work.
@@ -378,15 +398,19 @@ pub struct Settings {
         global = true
     )]
     pub header_timeout_seconds: u64,
-    /// Log lines as `text` or `json`; the filter is `RUST_LOG`.
+    /// Log lines as `text` or `json`; default: text on a terminal, JSON
+    /// otherwise. The filter is `RUST_LOG`.
+    #[arg(long, env = "EVENTSYS_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
+    /// Seconds a worker's consumer may show no progress before its
+    /// `/healthz` fails and the orchestrator restarts it.
     #[arg(
         long,
-        env = "EVENTSYS_LOG_FORMAT",
-        value_enum,
-        default_value = "text",
+        env = "EVENTSYS_LIVENESS_SECONDS",
+        default_value_t = 120,
         global = true
     )]
-    pub log_format: LogFormat,
+    pub liveness_seconds: u64,
 }
 
 impl Settings {
@@ -418,6 +442,10 @@ impl Settings {
 
     pub fn drain(&self) -> Duration {
         Duration::from_secs(self.drain_seconds)
+    }
+
+    pub fn liveness(&self) -> Duration {
+        Duration::from_secs(self.liveness_seconds.max(1))
     }
 
     /// The broker logins `eventsys init` makes: those given a password.

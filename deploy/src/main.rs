@@ -7,6 +7,7 @@ mod management;
 mod probe;
 mod probes;
 mod roles;
+mod telemetry;
 
 use std::time::Duration;
 
@@ -15,14 +16,23 @@ use clap::Parser;
 use eventsys_api::auth::{MAX_TOKEN_LIFETIME, Role as TokenClaimRole};
 use eventsys_messages::UserId;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
-use crate::config::{Cli, Command, LogFormat, TokenRole};
+use crate::config::{Cli, Command, TokenRole};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.settings.log_format);
+    let role = cli.command.role();
+    let telemetry = telemetry::init(cli.settings.log_format, &format!("eventsys-{role}"))?;
+    if cli.command.serves() {
+        eventsys_telemetry::metrics::install(role).context("installing the metrics recorder")?;
+    }
+    let outcome = run(cli).await;
+    telemetry.flush().await;
+    outcome
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = &cli.settings;
     match cli.command {
         Command::Token { sub, roles, hours } => {
@@ -57,17 +67,6 @@ fn claim_role(role: TokenRole) -> TokenClaimRole {
         TokenRole::Attendee => TokenClaimRole::Attendee,
         TokenRole::Staff => TokenClaimRole::Staff,
         TokenRole::Admin => TokenClaimRole::Admin,
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 

@@ -17,7 +17,8 @@ use eventsys_store::Store;
 use eventsys_store_dynamodb::DynamoStore;
 use eventsys_store_embedded::EmbeddedStore;
 use eventsys_workers::{
-    Deps, WorkError, WorkerOptions, retry::retry_transient, run_worker, schedule::run_scheduler,
+    Deps, Heartbeat, WorkError, WorkerOptions, retry::retry_transient, run_worker,
+    schedule::run_scheduler,
 };
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -318,6 +319,7 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::
             queue,
             backends.deps(),
             options(settings),
+            Heartbeat::default(),
             shutdown.clone(),
         ));
     }
@@ -359,11 +361,16 @@ pub async fn worker(
 ) -> anyhow::Result<()> {
     let queue = queue_of(role);
     let backends = distributed(settings, &format!("eventsys-worker-{}", queue.role())).await?;
+    let heartbeat = Heartbeat::default();
     if let Some(addr) = settings.health_addr {
         let probes = probes::serve(
             addr,
             backends.store.clone(),
             backends.bus.clone(),
+            probes::Liveness {
+                heartbeat: heartbeat.clone(),
+                limit: settings.liveness(),
+            },
             shutdown.clone(),
         );
         tokio::spawn(async move {
@@ -375,7 +382,14 @@ pub async fn worker(
     // Whoever sells also sees that holds and events end on time.
     let scheduler = (queue == WorkQueue::Ticketing)
         .then(|| tokio::spawn(run_scheduler(backends.deps(), shutdown.clone())));
-    run_worker(queue, backends.deps(), options(settings), shutdown).await;
+    run_worker(
+        queue,
+        backends.deps(),
+        options(settings),
+        heartbeat,
+        shutdown,
+    )
+    .await;
     if let Some(scheduler) = scheduler {
         let _ = scheduler.await;
     }

@@ -13,6 +13,7 @@
 
 mod error;
 mod gather;
+pub mod heartbeat;
 pub mod holds;
 mod lifecycle;
 mod notification;
@@ -28,6 +29,7 @@ use eventsys_bus::Bus;
 use eventsys_store::Store;
 
 pub use error::WorkError;
+pub use heartbeat::Heartbeat;
 pub use lifecycle::Work;
 pub use runner::{WorkerOptions, run_worker};
 

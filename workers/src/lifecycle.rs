@@ -17,9 +17,10 @@
 use eventsys_bus::{Exchange, Message};
 use eventsys_messages::{
     Action, CommandEnvelope, CommandError, CommandId, CommandStatus, Event, EventEnvelope,
-    EventStatus, Reason, Timestamp, UserId, event::CommandUpdated, failpoint, trace,
+    EventStatus, Reason, Timestamp, UserId, event::CommandUpdated, failpoint,
 };
 use eventsys_store::{Begun, CommandRecord, Completion, Finished};
+use eventsys_telemetry::{metrics, trace};
 
 use crate::{Deps, WorkError, holds, notification, registration, ticketing};
 
@@ -203,7 +204,13 @@ pub(crate) async fn carry_out(
         match act(deps, command, Step::CarryOut).await {
             Ok(Executed::Now(outcome)) => {
                 failpoint::hit(failpoint::AFTER_COMMIT);
-                tracing::info!(command = %id, kind = command.action.kind(), status = outcome.completion.status.as_str(), "carried out");
+                let status = outcome.completion.status.as_str();
+                tracing::info!(command = %id, kind = command.action.kind(), status, "carried out");
+                metrics::command_finished(
+                    command.action.kind(),
+                    status,
+                    since(record.submitted_at),
+                );
                 Executed::Now(outcome)
             }
             Ok(Executed::Already) => {
@@ -245,9 +252,23 @@ pub(crate) async fn fail(
 ) -> Result<(), WorkError> {
     let done = Completion::failed(command, reason);
     match deps.store.finish_command(&done).await? {
-        Finished::Now => announce(deps, work, command, vec![updated(issuer, &done)]).await,
+        Finished::Now => {
+            if let Ok(Some(record)) = deps.store.command(command).await {
+                metrics::command_finished(
+                    &record.kind,
+                    done.status.as_str(),
+                    since(record.submitted_at),
+                );
+            }
+            announce(deps, work, command, vec![updated(issuer, &done)]).await
+        }
         Finished::Already => Ok(()),
     }
+}
+
+/// How long ago `then` was; nothing if the clocks disagree.
+fn since(then: Timestamp) -> std::time::Duration {
+    std::time::Duration::try_from(Timestamp::now().duration_since(then)).unwrap_or_default()
 }
 
 fn updated(issuer: &UserId, done: &Completion) -> Event {
@@ -264,7 +285,8 @@ async fn announce(
 ) -> Result<(), WorkError> {
     for event in events {
         let envelope = EventEnvelope::caused_by(cause, event);
-        let message = Message::event(&envelope, Some(trace::child_of(work.traceparent())));
+        let traceparent = trace::traceparent(&tracing::Span::current(), work.traceparent());
+        let message = Message::event(&envelope, Some(traceparent));
         deps.bus.publish(Exchange::Events, &message).await?;
     }
     Ok(())

@@ -7,9 +7,10 @@
 use eventsys_bus::{Exchange, Message};
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandResult, Event, EventEnvelope, MarkNotificationRead,
-    NotificationId, OrderStatus, Reason, Timestamp, event::EventChanged, trace,
+    NotificationId, OrderStatus, Reason, Timestamp, event::EventChanged,
 };
 use eventsys_store::{Completion, Finished, NotificationRecord, PageRequest};
+use eventsys_telemetry::trace;
 
 use crate::{
     Deps, WorkError,
@@ -73,7 +74,13 @@ pub(crate) async fn on_event(
         notification.notification_id.0,
         Event::NotificationCreated(notification),
     );
-    let message = Message::event(&created, Some(trace::child_of(work.traceparent())));
+    let message = Message::event(
+        &created,
+        Some(trace::traceparent(
+            &tracing::Span::current(),
+            work.traceparent(),
+        )),
+    );
     deps.bus.publish(Exchange::Events, &message).await?;
     Ok(())
 }
@@ -122,7 +129,13 @@ async fn tell_holders(
                 notification.notification_id.0,
                 Event::NotificationCreated(notification),
             );
-            let message = Message::event(&created, Some(trace::child_of(work.traceparent())));
+            let message = Message::event(
+                &created,
+                Some(trace::traceparent(
+                    &tracing::Span::current(),
+                    work.traceparent(),
+                )),
+            );
             deps.bus.publish(Exchange::Events, &message).await?;
         }
         match holders.next {

@@ -11,18 +11,27 @@
 //! A delivery that has come back `DELIVERY_LIMIT - 1` times is given up on
 //! before it is handled again, so that a message that crashes its worker
 //! cannot do so forever.
+//!
+//! Each delivery is handled inside a span that continues the message's
+//! trace and names its command, issuer and trace id on every log line.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
 
 use eventsys_bus::{Delivery, Message};
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandId, EventEnvelope, Reason, SCHEMA_VERSION, UserId,
     WorkQueue, report::Chain, topology::DELIVERY_LIMIT,
 };
+use eventsys_telemetry::{metrics, trace};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{Instrument, field::Empty};
 
 use crate::{
     Deps, WorkError,
+    heartbeat::Heartbeat,
     lifecycle::{self, Work},
     notification,
     retry::{RETRY_FOR, retry_transient},
@@ -45,21 +54,30 @@ impl Default for WorkerOptions {
     }
 }
 
+/// How often an idle consumer says it is alive, and samples its queue.
+const BEAT_EVERY: Duration = Duration::from_secs(5);
+
 /// Consumes `queue` until `shutdown`; consumes again whenever the broker
 /// goes away. On shutdown: stop taking deliveries, let those in flight
-/// finish (up to the drain timeout), settle them, then let go.
+/// finish (up to the drain timeout), settle them, then let go. `heartbeat`
+/// hears from the loop whenever it makes progress, and from no one when it
+/// is stuck.
 pub async fn run_worker(
     queue: WorkQueue,
     deps: Deps,
     options: WorkerOptions,
+    heartbeat: Heartbeat,
     shutdown: CancellationToken,
 ) {
+    metrics::consuming(queue.name());
     let in_flight = TaskTracker::new();
+    let mut beat = tokio::time::interval(BEAT_EVERY);
     let mut pause = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         let mut subscription = match deps.bus.consume(queue, options.prefetch).await {
             Ok(subscription) => subscription,
             Err(err) => {
+                metrics::broker_error("consume");
                 tracing::warn!(queue = queue.name(), error = %err, "cannot consume; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
@@ -78,10 +96,21 @@ pub async fn run_worker(
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                _ = beat.tick() => {
+                    heartbeat.beat();
+                    metrics::consumer_stalled(queue.name(), heartbeat.stalled_for());
+                    if let Ok(Some(ready)) = deps.bus.depth(queue).await {
+                        metrics::queue_depth(queue.name(), ready);
+                    }
+                }
                 delivery = subscription.next() => match delivery {
                     Some(delivery) => {
-                        let deps = deps.clone();
-                        in_flight.spawn(async move { settle(&deps, queue, delivery).await });
+                        heartbeat.beat();
+                        let (deps, heartbeat) = (deps.clone(), heartbeat.clone());
+                        in_flight.spawn(async move {
+                            let _in_flight = heartbeat.handling();
+                            settle(&deps, queue, delivery).await
+                        });
                     }
                     None => {
                         tracing::warn!(queue = queue.name(), "subscription ended; consuming again");
@@ -109,6 +138,25 @@ pub async fn run_worker(
 }
 
 async fn settle(deps: &Deps, queue: WorkQueue, delivery: Delivery) {
+    let message = &delivery.message;
+    let span = tracing::info_span!(
+        "delivery",
+        queue = queue.name(),
+        message = %message.message_id,
+        command = Empty,
+        user = Empty,
+        trace_id = Empty,
+    );
+    trace::follow(&span, message.traceparent.as_deref());
+    let own = trace::traceparent(&span, message.traceparent.as_deref());
+    span.record("trace_id", eventsys_messages::trace::trace_id(&own));
+    let started = Instant::now();
+    let outcome = settle_in_span(deps, queue, delivery).instrument(span).await;
+    metrics::delivery_settled(queue.name(), outcome, started.elapsed());
+}
+
+/// Handles and settles one delivery; returns how it was settled.
+async fn settle_in_span(deps: &Deps, queue: WorkQueue, delivery: Delivery) -> &'static str {
     // The delivery is settled (moved) below while the work may still be
     // needed to mark its command failed.
     let message = delivery.message.clone();
@@ -116,18 +164,28 @@ async fn settle(deps: &Deps, queue: WorkQueue, delivery: Delivery) {
         message: &message,
         previous_deliveries: delivery.previous_deliveries,
     };
+    if work.previous_deliveries > 0 {
+        metrics::redelivered(queue.name());
+    }
     let result = if work.previous_deliveries + 1 >= DELIVERY_LIMIT {
         give_up(deps, work).await
     } else {
-        retry_transient(RETRY_FOR, || handle(deps, queue, work)).await
+        let attempts = AtomicU32::new(0);
+        retry_transient(RETRY_FOR, || {
+            if attempts.fetch_add(1, Ordering::Relaxed) > 0 {
+                metrics::delivery_retried(queue.name());
+            }
+            handle(deps, queue, work)
+        })
+        .await
     };
     let id = &work.message.message_id;
     // The one place a delivery's trouble is logged, with its whole cause.
-    let settled = match result {
-        Ok(()) => delivery.ack().await,
+    let (outcome, settled) = match result {
+        Ok(()) => ("ack", delivery.ack().await),
         Err(err) if err.is_transient() => {
             tracing::warn!(message = %id, error = %Chain(&err), "handing back after retries");
-            delivery.hand_back().await
+            ("hand_back", delivery.hand_back().await)
         }
         Err(WorkError::Failed {
             command,
@@ -140,27 +198,36 @@ async fn settle(deps: &Deps, queue: WorkQueue, delivery: Delivery) {
             })
             .await;
             match failed {
-                Ok(()) => delivery.dead_letter().await,
+                Ok(()) => ("dead_letter", delivery.dead_letter().await),
                 Err(err) => {
                     tracing::warn!(%command, error = %Chain(&err), "could not mark failed; handing back");
-                    delivery.hand_back().await
+                    ("hand_back", delivery.hand_back().await)
                 }
             }
         }
         Err(err) => {
             tracing::warn!(message = %id, error = %Chain(&err), "dead-lettering");
-            delivery.dead_letter().await
+            ("dead_letter", delivery.dead_letter().await)
         }
     };
     if let Err(err) = settled {
+        metrics::broker_error("settle");
         // The broker will deliver it again; every handler is idempotent.
         tracing::warn!(message = %id, error = %Chain(&err), "could not settle delivery");
+        return "unsettled";
     }
+    outcome
 }
 
 /// Handles one message once.
 async fn handle(deps: &Deps, queue: WorkQueue, work: Work<'_>) -> Result<(), WorkError> {
-    match decode(work.message) {
+    let incoming = decode(work.message);
+    if let Incoming::Command(command) = &incoming {
+        let span = tracing::Span::current();
+        span.record("command", command.message_id.to_string());
+        span.record("user", command.issuer.as_str());
+    }
+    match incoming {
         Incoming::Command(command) if command.action.queue() == queue => {
             lifecycle::carry_out(deps, work, &command).await
         }

@@ -47,3 +47,19 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     };
     (status, body).into_response()
 }
+
+/// The Prometheus scrape: what this process measured so far. Unauthenticated
+/// like the probes, and for the same audience; the Ingress does not route it.
+pub async fn metrics() -> Response {
+    match eventsys_telemetry::metrics::render() {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => crate::problem::Problem::not_found("metrics").into_response(),
+    }
+}

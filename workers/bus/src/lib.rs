@@ -200,6 +200,11 @@ pub trait Bus: Send + Sync {
     /// Whether the broker is reachable right now, for readiness probes.
     async fn is_ready(&self) -> bool;
 
+    /// Messages ready in `queue`, where the adapter can tell.
+    async fn depth(&self, _queue: WorkQueue) -> Result<Option<u32>, BusError> {
+        Ok(None)
+    }
+
     /// Forgets dead letters kept longer than [`DEAD_LETTER_RETENTION`] as of
     /// `now`, at most `limit`; returns how many went. A broker that expires
     /// them itself (RabbitMQ, under the policy `eventsys init` sets) has

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use eventsys_messages::{WorkQueue, topology::EVENTS_EXCHANGE};
+use eventsys_telemetry::metrics;
 use futures::StreamExt;
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
@@ -132,50 +133,8 @@ impl RabbitBus {
         subscribe(channel, queue.into(), true, self.seal.clone()).await
     }
 
-    async fn link(&self) -> Result<Arc<Link>, BusError> {
-        let mut current = self.link.lock().await;
-        if let Some(link) = current.as_ref().filter(|l| l.is_usable()) {
-            return Ok(link.clone());
-        }
-        // A broker that accepts connections but never answers must not hang
-        // every caller behind this lock.
-        let opened = tokio::time::timeout(CONNECT_TIMEOUT, Link::open(&self.url, &self.name))
-            .await
-            .map_err(|_| BusError::unavailable("connecting to RabbitMQ timed out"))?;
-        let link = Arc::new(opened.map_err(unavailable)?);
-        tracing::info!(connection = %self.name, "connected to RabbitMQ");
-        *current = Some(link.clone());
-        Ok(link)
-    }
-}
-
-fn properties(message: &Message, seal: Option<String>) -> BasicProperties {
-    let mut headers = FieldTable::default();
-    if let Some(seal) = seal {
-        headers.insert(seal::HEADER.into(), AMQPValue::LongString(seal.into()));
-    }
-    if let Some(traceparent) = &message.traceparent {
-        headers.insert(
-            "traceparent".into(),
-            AMQPValue::LongString(LongString::from(traceparent.as_str())),
-        );
-    }
-    BasicProperties::default()
-        .with_delivery_mode(2) // persistent
-        .with_content_type("application/json".into())
-        .with_message_id(message.message_id.as_str().into())
-        .with_type(message.routing_key.as_str().into())
-        .with_headers(headers)
-}
-
-#[async_trait]
-impl Bus for RabbitBus {
-    async fn declare_topology(&self) -> Result<(), BusError> {
-        // Every new link declares the topology; make sure there is one.
-        self.link().await.map(|_| ())
-    }
-
-    async fn publish(&self, exchange: Exchange, message: &Message) -> Result<(), BusError> {
+    /// Publishes `message` and waits for the broker to confirm it.
+    async fn send(&self, exchange: Exchange, message: &Message) -> Result<(), BusError> {
         let _slot = self
             .window
             .acquire()
@@ -227,6 +186,59 @@ impl Bus for RabbitBus {
             Confirmation::Ack(Some(_)) => Err(BusError::Unroutable(message.routing_key.clone())),
             Confirmation::Nack(_) => Err(BusError::Refused),
         }
+    }
+
+    async fn link(&self) -> Result<Arc<Link>, BusError> {
+        let mut current = self.link.lock().await;
+        if let Some(link) = current.as_ref().filter(|l| l.is_usable()) {
+            return Ok(link.clone());
+        }
+        // A broker that accepts connections but never answers must not hang
+        // every caller behind this lock.
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, Link::open(&self.url, &self.name))
+            .await
+            .map_err(|_| BusError::unavailable("connecting to RabbitMQ timed out"))?;
+        let link = Arc::new(opened.map_err(unavailable)?);
+        tracing::info!(connection = %self.name, "connected to RabbitMQ");
+        *current = Some(link.clone());
+        Ok(link)
+    }
+}
+
+fn properties(message: &Message, seal: Option<String>) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Some(seal) = seal {
+        headers.insert(seal::HEADER.into(), AMQPValue::LongString(seal.into()));
+    }
+    if let Some(traceparent) = &message.traceparent {
+        headers.insert(
+            "traceparent".into(),
+            AMQPValue::LongString(LongString::from(traceparent.as_str())),
+        );
+    }
+    BasicProperties::default()
+        .with_delivery_mode(2) // persistent
+        .with_content_type("application/json".into())
+        .with_message_id(message.message_id.as_str().into())
+        .with_type(message.routing_key.as_str().into())
+        .with_headers(headers)
+}
+
+#[async_trait]
+impl Bus for RabbitBus {
+    async fn declare_topology(&self) -> Result<(), BusError> {
+        // Every new link declares the topology; make sure there is one.
+        self.link().await.map(|_| ())
+    }
+
+    async fn publish(&self, exchange: Exchange, message: &Message) -> Result<(), BusError> {
+        let started = std::time::Instant::now();
+        let published = self.send(exchange, message).await;
+        match &published {
+            Ok(()) => metrics::broker_published(exchange.name(), started.elapsed()),
+            Err(_) => metrics::broker_error("publish"),
+        }
+        published
     }
 
     async fn consume(
@@ -284,6 +296,26 @@ impl Bus for RabbitBus {
 
     async fn is_ready(&self) -> bool {
         self.link().await.is_ok()
+    }
+
+    async fn depth(&self, queue: WorkQueue) -> Result<Option<u32>, BusError> {
+        let link = self.link().await?;
+        // A channel of its own: a passive declaration of a missing queue
+        // closes the channel it is made on.
+        let channel = link
+            .connection
+            .create_channel()
+            .await
+            .map_err(unavailable)?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let declared = channel
+            .queue_declare(queue.name().into(), passive, FieldTable::default())
+            .await;
+        let _ = channel.close(200, "depth read".into()).await;
+        Ok(Some(declared.map_err(unavailable)?.message_count()))
     }
 
     async fn close(&self) {

@@ -28,6 +28,7 @@ use aws_sdk_dynamodb::{
 };
 
 use eventsys_store::{StoreError, ports::Store};
+use eventsys_telemetry::metrics;
 
 use crate::limit::{AdaptiveLimit, Limited};
 pub use schema::Tables;
@@ -157,11 +158,15 @@ impl TxFailure {
     }
 }
 
-/// Errors DynamoDB documents as retryable.
-const TRANSIENT_CODES: &[&str] = &[
+/// What DynamoDB answers when a table or account is over its capacity.
+const THROTTLING_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "RequestLimitExceeded",
     "ThrottlingException",
+];
+
+/// Errors other than throttling that DynamoDB documents as retryable.
+const TRANSIENT_CODES: &[&str] = &[
     "InternalServerError",
     "ServiceUnavailable",
     "TransactionInProgressException",
@@ -176,21 +181,43 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let error = match &err {
+    let (error, kind) = match &err {
         SdkError::ServiceError(ctx) => {
             let code = ctx.err().code().unwrap_or("Unknown");
             if code == "ResourceNotFoundException" {
-                StoreError::unavailable("a table is missing (run `eventsys init`)")
+                let missing = StoreError::unavailable("a table is missing (run `eventsys init`)");
+                (missing, "missing_table")
+            } else if THROTTLING_CODES.contains(&code) {
+                (
+                    StoreError::unavailable(format!("DynamoDB answered {code}")),
+                    "throttled",
+                )
             } else if TRANSIENT_CODES.contains(&code) {
-                StoreError::unavailable(format!("DynamoDB answered {code}"))
+                (
+                    StoreError::unavailable(format!("DynamoDB answered {code}")),
+                    "unavailable",
+                )
             } else {
-                StoreError::rejected(format!("DynamoDB answered {code}"))
+                (
+                    StoreError::rejected(format!("DynamoDB answered {code}")),
+                    "rejected",
+                )
             }
         }
-        SdkError::ConstructionFailure(_) => StoreError::rejected("the request could not be built"),
-        SdkError::TimeoutError(_) => StoreError::unavailable("DynamoDB did not answer in time"),
-        _ => StoreError::unavailable("DynamoDB could not be reached"),
+        SdkError::ConstructionFailure(_) => (
+            StoreError::rejected("the request could not be built"),
+            "rejected",
+        ),
+        SdkError::TimeoutError(_) => (
+            StoreError::unavailable("DynamoDB did not answer in time"),
+            "unavailable",
+        ),
+        _ => (
+            StoreError::unavailable("DynamoDB could not be reached"),
+            "unavailable",
+        ),
     };
+    metrics::store_error(kind);
     error.because(err)
 }
 

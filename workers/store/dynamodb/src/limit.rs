@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use eventsys_telemetry::metrics;
 use tokio::sync::Semaphore;
 
 pub const MIN_LIMIT: usize = 2;
@@ -77,7 +78,9 @@ impl AdaptiveLimit {
         let permit = self.permits.acquire().await.ok();
         let started = Instant::now();
         let output = call.await;
-        let retire = self.learn(started.elapsed());
+        let took = started.elapsed();
+        metrics::store_call(took);
+        let retire = self.learn(took);
         if let Some(permit) = permit
             && retire
         {
@@ -112,6 +115,7 @@ impl AdaptiveLimit {
             state.limit = (state.limit + 1.0 / state.limit).min(MAX_LIMIT as f64);
         }
         let wanted = state.limit as usize;
+        metrics::store_concurrency(wanted);
         let standing = state.issued - state.owed;
         if wanted > standing {
             let back = (wanted - standing).min(state.owed);
