@@ -10,6 +10,7 @@
 
 mod commands;
 mod events;
+mod migrations;
 mod notifications;
 mod orders;
 mod waitlist;

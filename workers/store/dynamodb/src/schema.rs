@@ -1,5 +1,6 @@
 //! The table layout, designed for the API's access patterns (no `Scan` on
-//! any request path), and its idempotent creation.
+//! any request path), and its idempotent creation and migration: a table
+//! made by an earlier version gains the indexes and TTL this one reads.
 //!
 //! | table | key | indexes | serves |
 //! |---|---|---|---|
@@ -17,8 +18,10 @@ use std::time::Duration;
 use aws_sdk_dynamodb::{
     error::ProvideErrorMetadata,
     types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+        GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection,
+        ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+        TimeToLiveStatus,
     },
 };
 
@@ -124,6 +127,33 @@ impl Tables {
     }
 }
 
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .built()
+}
+
+/// Every key attribute is a string.
+fn attribute(name: &str) -> Result<AttributeDefinition, StoreError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .built()
+}
+
+/// An index's keys, and its projection: every attribute, so that a query
+/// on it never reads the table again.
+fn index_keys(hash: &str, range: &str) -> Result<(Vec<KeySchemaElement>, Projection), StoreError> {
+    let keys = vec![key(hash, KeyType::Hash)?, key(range, KeyType::Range)?];
+    let projection = Projection::builder()
+        .projection_type(ProjectionType::All)
+        .build();
+    Ok((keys, projection))
+}
+
 /// One table's key schema and secondary indexes (name, hash, range).
 struct TableDef<'a> {
     name: &'a str,
@@ -133,8 +163,9 @@ struct TableDef<'a> {
 }
 
 impl DynamoStore {
-    /// Creates every table that does not exist yet and waits until all are
-    /// active. Safe to run any number of times, from any number of replicas.
+    /// Creates every table that does not exist yet, adds the indexes and
+    /// TTL an existing one lacks, and waits until all are active. Safe to
+    /// run any number of times, from any number of replicas.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
         let t = &self.tables;
         let defs = [
@@ -198,6 +229,7 @@ impl DynamoStore {
         }
         for def in &defs {
             self.wait_until_active(def.name).await?;
+            self.add_missing_indexes(def).await?;
         }
         self.enable_ttl(&self.tables.idempotency, IDEMPOTENCY_TTL_ATTRIBUTE)
             .await?;
@@ -206,49 +238,33 @@ impl DynamoStore {
     }
 
     async fn create_table(&self, def: &TableDef<'_>) -> Result<(), StoreError> {
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-        };
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-        };
         let mut request = self
             .client
             .create_table()
             .table_name(def.name)
             .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(def.hash, KeyType::Hash).built()?)
-            .attribute_definitions(attr(def.hash).built()?);
+            .key_schema(key(def.hash, KeyType::Hash)?)
+            .attribute_definitions(attribute(def.hash)?);
         if let Some(range) = def.range {
             request = request
-                .key_schema(key(range, KeyType::Range).built()?)
-                .attribute_definitions(attr(range).built()?);
+                .key_schema(key(range, KeyType::Range)?)
+                .attribute_definitions(attribute(range)?);
         }
         let mut defined = vec![def.hash];
         defined.extend(def.range);
         for &(index, hash, range) in def.indexes {
             for name in [hash, range] {
                 if !defined.contains(&name) {
-                    request = request.attribute_definitions(attr(name).built()?);
+                    request = request.attribute_definitions(attribute(name)?);
                     defined.push(name);
                 }
             }
+            let (key_schema, projection) = index_keys(hash, range)?;
             request = request.global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(index)
-                    .key_schema(key(hash, KeyType::Hash).built()?)
-                    .key_schema(key(range, KeyType::Range).built()?)
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
+                    .set_key_schema(Some(key_schema))
+                    .projection(projection)
                     .build()
                     .built()?,
             );
@@ -268,8 +284,55 @@ impl DynamoStore {
         }
     }
 
+    /// Adds the indexes of `def` that its table lacks, one at a time as
+    /// DynamoDB requires. The table serves meanwhile; an index is usable
+    /// once backfilled, which [`Self::wait_until_active`] waits for.
+    async fn add_missing_indexes(&self, def: &TableDef<'_>) -> Result<(), StoreError> {
+        let described = self
+            .client
+            .describe_table()
+            .table_name(def.name)
+            .send()
+            .await
+            .map_err(classify)?;
+        let existing: Vec<String> = described
+            .table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.index_name().map(str::to_owned))
+            .collect();
+        for &(index, hash, range) in def.indexes {
+            if existing.iter().any(|name| name == index) {
+                continue;
+            }
+            let (key_schema, projection) = index_keys(hash, range)?;
+            let create = CreateGlobalSecondaryIndexAction::builder()
+                .index_name(index)
+                .set_key_schema(Some(key_schema))
+                .projection(projection)
+                .build()
+                .built()?;
+            self.client
+                .update_table()
+                .table_name(def.name)
+                .attribute_definitions(attribute(hash)?)
+                .attribute_definitions(attribute(range)?)
+                .global_secondary_index_updates(
+                    GlobalSecondaryIndexUpdate::builder().create(create).build(),
+                )
+                .send()
+                .await
+                .map_err(classify)?;
+            tracing::info!(table = def.name, index, "adding index");
+            self.wait_until_active(def.name).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the table and every index of it are active.
     async fn wait_until_active(&self, table: &str) -> Result<(), StoreError> {
-        for _ in 0..120 {
+        for _ in 0..1200 {
             let described = self
                 .client
                 .describe_table()
@@ -277,20 +340,50 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(classify)?;
-            let status = described.table().and_then(|t| t.table_status());
-            if status == Some(&TableStatus::Active) {
+            let Some(description) = described.table() else {
+                break;
+            };
+            let indexes_ready = description
+                .global_secondary_indexes()
+                .iter()
+                .all(|i| i.index_status().is_none_or(|s| *s == IndexStatus::Active));
+            if description.table_status() == Some(&TableStatus::Active) && indexes_ready {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         Err(StoreError::unavailable(format!(
-            "table {table} did not become active"
+            "table {table} or an index of it did not become active"
         )))
     }
 
     /// Turns on `table`'s TTL on `attribute`, also on a table made by an
-    /// earlier version.
+    /// earlier version. A TTL on another attribute is not replaced: DynamoDB
+    /// allows one change an hour, so an operator decides.
     async fn enable_ttl(&self, table: &str, attribute: &str) -> Result<(), StoreError> {
+        let current = self
+            .client
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(classify)?;
+        if let Some(ttl) = current.time_to_live_description() {
+            let on = matches!(
+                ttl.time_to_live_status(),
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            );
+            match ttl.attribute_name() {
+                Some(name) if on && name == attribute => return Ok(()),
+                Some(name) if on => {
+                    return Err(StoreError::rejected(format!(
+                        "table {table} expires items on {name}, this version on {attribute}: \
+                         disable its TTL, then run `eventsys init` again"
+                    )));
+                }
+                _ => {}
+            }
+        }
         let spec = TimeToLiveSpecification::builder()
             .attribute_name(attribute)
             .enabled(true)
