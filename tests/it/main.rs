@@ -12,6 +12,7 @@ mod lifecycle;
 mod limits;
 mod live;
 mod load;
+mod observability;
 mod operations;
 mod overload;
 mod ownership;

@@ -13,6 +13,7 @@ pub mod oracle;
 pub mod overload;
 pub mod rush;
 pub mod scenario;
+pub mod scrape;
 pub mod system;
 
 pub use client::{Client, Live};

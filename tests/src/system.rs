@@ -39,6 +39,8 @@ impl Setup {
 pub struct Process {
     pub name: String,
     child: Child,
+    /// Where its `/metrics` is scraped.
+    metrics_url: String,
 }
 
 pub struct System {
@@ -132,6 +134,11 @@ impl System {
     }
 
     fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
+        self.with_extra(self.base_command(args), extra)
+    }
+
+    /// The binary with `args` and the settings of this system's setup.
+    fn base_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
         command
             .args(args)
@@ -164,6 +171,12 @@ impl System {
                 .env("EVENTSYS_DYNAMODB_ENDPOINT", &self.dynamodb)
                 .env("EVENTSYS_TABLE_PREFIX", &self.table_prefix);
         }
+        command
+    }
+
+    /// Applies this system's common settings, then `extra`; an empty value
+    /// unsets a variable.
+    fn with_extra(&self, mut command: Command, extra: &[(&str, &str)]) -> Command {
         let common = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         for (key, value) in common.chain(extra.iter().copied()) {
             if value.is_empty() {
@@ -186,8 +199,20 @@ impl System {
     /// Starts one more process; `name` identifies it for [`Self::kill`] (the
     /// latest one of that name). An empty value in `extra` unsets a variable.
     pub fn spawn(&mut self, name: &str, args: &[&str], extra: &[(&str, &str)]) {
+        // A worker serves its probes and metrics on a port of its own; the
+        // API and `serve` on the API's.
+        let probes =
+            (args.first() == Some(&"worker")).then(|| format!("127.0.0.1:{}", free_port()));
+        let metrics_url = match &probes {
+            Some(addr) => format!("http://{addr}/metrics"),
+            None => format!("{}/metrics", self.base_url),
+        };
+        let mut command = self.base_command(args);
+        if let Some(addr) = &probes {
+            command.env("EVENTSYS_HEALTH_ADDR", addr);
+        }
         let child = self
-            .command(args, extra)
+            .with_extra(command, extra)
             .stdin(Stdio::null())
             .stdout(self.log_file(name))
             .stderr(self.log_file(name))
@@ -196,7 +221,25 @@ impl System {
         self.processes.push(Process {
             name: name.to_owned(),
             child,
+            metrics_url,
         });
+    }
+
+    /// What every running process exports on `/metrics`, by process name.
+    pub async fn scrape(&self) -> Vec<(String, String)> {
+        let http = reqwest::Client::new();
+        let mut scrapes = Vec::new();
+        for process in &self.processes {
+            let reply = http
+                .get(&process.metrics_url)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("scraping {}: {e}", process.name));
+            assert_eq!(reply.status(), 200, "scraping {}", process.name);
+            let text = reply.text().await.expect("a metrics page");
+            scrapes.push((process.name.clone(), text));
+        }
+        scrapes
     }
 
     /// Waits until the API answers ready.
