@@ -11,7 +11,7 @@ use eventsys_messages::{
 };
 use eventsys_store::{CommandLog, CommandRecord};
 use eventsys_store_dynamodb::DynamoStore;
-use eventsys_tests::{Setup, System, client::event_body, eventually, queue_depth};
+use eventsys_tests::{Setup, System, client::event_body, eventually, queue_depth, scrape::Samples};
 
 const DEAD_LETTERS: &str = "eventsys.ticketing.dead-letter";
 
@@ -95,6 +95,25 @@ async fn bad_messages_are_dead_lettered_and_the_worker_carries_on() {
         .await;
     assert_eq!(outcome["status"], "succeeded");
     assert_eq!(queue_depth(&system, DEAD_LETTERS).await, 3);
+    // The alert on dead letters reads what the worker counted.
+    let counted = Samples::parse(
+        &system
+            .scrape()
+            .await
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let dead = [("queue", "eventsys.ticketing"), ("outcome", "dead_letter")];
+    assert_eq!(counted.sum("eventsys_deliveries_total", &dead), 3.0);
+    assert_eq!(
+        counted.sum(
+            "eventsys_commands_finished_total",
+            &[("command", "order.place"), ("status", "failed")]
+        ),
+        1.0
+    );
     bus.close().await;
     // Only the last order took effect.
     assert_eq!(system.oracle().await.all("orders").await, 1);
