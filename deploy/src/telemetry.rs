@@ -8,7 +8,10 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
-use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing::Level;
+use tracing_subscriber::{
+    EnvFilter, Layer, filter::Targets, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::config::LogFormat;
 
@@ -48,12 +51,15 @@ pub fn init(format: Option<LogFormat>, service: &str) -> anyhow::Result<Telemetr
         lines.boxed()
     };
     let traces = exporting().then(|| provider(service)).transpose()?;
-    let spans = traces
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("eventsys")));
+    // Spans are exported on a filter of their own: a quiet log (`RUST_LOG=
+    // warn`) still traces every command, and no dependency's spans are sent.
+    let spans = traces.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("eventsys"))
+            .with_filter(Targets::new().with_target("eventsys", Level::INFO))
+    });
     tracing_subscriber::registry()
-        .with(filter)
-        .with(lines)
+        .with(lines.with_filter(filter))
         .with(spans)
         .init();
     Ok(Telemetry { traces })

@@ -77,6 +77,9 @@ pub async fn run_worker(
         let mut subscription = match deps.bus.consume(queue, options.prefetch).await {
             Ok(subscription) => subscription,
             Err(err) => {
+                // Waiting for the broker is not being stuck: a restart would
+                // not bring it back sooner, and readiness already says so.
+                heartbeat.beat();
                 metrics::broker_error("consume");
                 tracing::warn!(queue = queue.name(), error = %err, "cannot consume; retrying");
                 tokio::select! {
