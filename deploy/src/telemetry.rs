@@ -51,17 +51,22 @@ pub fn init(format: Option<LogFormat>, service: &str) -> anyhow::Result<Telemetr
         lines.boxed()
     };
     let traces = exporting().then(|| provider(service)).transpose()?;
+    let logged = tracing_subscriber::registry().with(lines.with_filter(filter));
     // Spans are exported on a filter of their own: a quiet log (`RUST_LOG=
     // warn`) still traces every command, and no dependency's spans are sent.
-    let spans = traces.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("eventsys"))
-            .with_filter(Targets::new().with_target("eventsys", Level::INFO))
-    });
-    tracing_subscriber::registry()
-        .with(lines.with_filter(filter))
-        .with(spans)
-        .init();
+    // Without export there is no layer at all: an absent (`None`) layer
+    // would declare interest in every callsite, and the filter of the log
+    // would then be asked about every debug event of every dependency.
+    match &traces {
+        Some(provider) => logged
+            .with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(provider.tracer("eventsys"))
+                    .with_filter(Targets::new().with_target("eventsys", Level::INFO)),
+            )
+            .init(),
+        None => logged.init(),
+    }
     Ok(Telemetry { traces })
 }
 
