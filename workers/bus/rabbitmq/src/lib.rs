@@ -114,18 +114,19 @@ impl RabbitBus {
         }
     }
 
+    /// A new channel on the current link (connecting first if needed).
+    async fn channel(&self) -> Result<Channel, BusError> {
+        let link = self.link().await?;
+        link.connection.create_channel().await.map_err(unavailable)
+    }
+
     /// A competing consumer of the queue named `queue`, with manual acks.
     async fn consume_queue(
         &self,
         queue: &str,
         prefetch: u16,
     ) -> Result<Box<dyn Subscription>, BusError> {
-        let link = self.link().await?;
-        let channel = link
-            .connection
-            .create_channel()
-            .await
-            .map_err(unavailable)?;
+        let channel = self.channel().await?;
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await
@@ -259,12 +260,7 @@ impl Bus for RabbitBus {
     }
 
     async fn broadcast(&self, patterns: &[&str]) -> Result<Box<dyn Subscription>, BusError> {
-        let link = self.link().await?;
-        let channel = link
-            .connection
-            .create_channel()
-            .await
-            .map_err(unavailable)?;
+        let channel = self.channel().await?;
         // Server-named, exclusive, auto-delete: this replica's alone, gone with it.
         let queue = channel
             .queue_declare(
@@ -299,14 +295,9 @@ impl Bus for RabbitBus {
     }
 
     async fn depth(&self, queue: WorkQueue) -> Result<Option<u32>, BusError> {
-        let link = self.link().await?;
         // A channel of its own: a passive declaration of a missing queue
         // closes the channel it is made on.
-        let channel = link
-            .connection
-            .create_channel()
-            .await
-            .map_err(unavailable)?;
+        let channel = self.channel().await?;
         let passive = QueueDeclareOptions {
             passive: true,
             ..Default::default()
