@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use eventsys_bus::{Delivery, Message};
+use eventsys_bus::{Delivery, Message, Subscription};
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandId, EventEnvelope, Reason, SCHEMA_VERSION, UserId,
     WorkQueue, report::Chain, topology::DELIVERY_LIMIT,
@@ -97,29 +97,29 @@ pub async fn run_worker(
             "consuming"
         );
         loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = beat.tick() => {
+            match next_delivery(
+                &mut *subscription,
+                queue,
+                &deps,
+                &heartbeat,
+                &mut beat,
+                &shutdown,
+            )
+            .await
+            {
+                Next::Delivery(delivery) => {
                     heartbeat.beat();
-                    metrics::consumer_stalled(queue.name(), heartbeat.stalled_for());
-                    if let Ok(Some(ready)) = deps.bus.depth(queue).await {
-                        metrics::queue_depth(queue.name(), ready);
-                    }
+                    let (deps, heartbeat) = (deps.clone(), heartbeat.clone());
+                    in_flight.spawn(async move {
+                        let _in_flight = heartbeat.handling();
+                        settle(&deps, queue, delivery).await
+                    });
                 }
-                delivery = subscription.next() => match delivery {
-                    Some(delivery) => {
-                        heartbeat.beat();
-                        let (deps, heartbeat) = (deps.clone(), heartbeat.clone());
-                        in_flight.spawn(async move {
-                            let _in_flight = heartbeat.handling();
-                            settle(&deps, queue, delivery).await
-                        });
-                    }
-                    None => {
-                        tracing::warn!(queue = queue.name(), "subscription ended; consuming again");
-                        break;
-                    }
-                },
+                Next::Ended => {
+                    tracing::warn!(queue = queue.name(), "subscription ended; consuming again");
+                    break;
+                }
+                Next::Shutdown => break,
             }
         }
         if shutdown.is_cancelled() {
@@ -138,6 +138,42 @@ pub async fn run_worker(
         subscription.close().await;
     }
     tracing::info!(queue = queue.name(), "stopped consuming");
+}
+
+enum Next {
+    Delivery(Delivery),
+    Ended,
+    Shutdown,
+}
+
+/// Waits for the next delivery, beating and sampling the queue every
+/// [`BEAT_EVERY`] meanwhile. The wait is never dropped for a beat: taking a
+/// delivery is not cancel-safe on every adapter (the embedded queue leases
+/// the message in a write), and a lease taken by an abandoned wait would
+/// hold its message until the process ends.
+async fn next_delivery(
+    subscription: &mut dyn Subscription,
+    queue: WorkQueue,
+    deps: &Deps,
+    heartbeat: &Heartbeat,
+    beat: &mut tokio::time::Interval,
+    shutdown: &CancellationToken,
+) -> Next {
+    let next = subscription.next();
+    tokio::pin!(next);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Next::Shutdown,
+            _ = beat.tick() => {
+                heartbeat.beat();
+                metrics::consumer_stalled(queue.name(), heartbeat.stalled_for());
+                if let Ok(Some(ready)) = deps.bus.depth(queue).await {
+                    metrics::queue_depth(queue.name(), ready);
+                }
+            }
+            delivery = &mut next => return delivery.map_or(Next::Ended, Next::Delivery),
+        }
+    }
 }
 
 async fn settle(deps: &Deps, queue: WorkQueue, delivery: Delivery) {
