@@ -54,7 +54,7 @@ impl Default for WorkerOptions {
     }
 }
 
-/// How often an idle consumer says it is alive, and samples its queue.
+/// How often an idle consumer says it is alive, and its queue is sampled.
 const BEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// Consumes `queue` until `shutdown`; consumes again whenever the broker
@@ -70,6 +70,9 @@ pub async fn run_worker(
     shutdown: CancellationToken,
 ) {
     metrics::consuming(queue.name());
+    // Sampled beside the loop, not in it: a broker that is slow to answer
+    // must not hold up the consumer it would report on.
+    tokio::spawn(sample_depth(queue, deps.clone(), shutdown.clone()));
     let in_flight = TaskTracker::new();
     let mut beat = tokio::time::interval(BEAT_EVERY);
     let mut pause = Duration::from_millis(100);
@@ -97,16 +100,7 @@ pub async fn run_worker(
             "consuming"
         );
         loop {
-            match next_delivery(
-                &mut *subscription,
-                queue,
-                &deps,
-                &heartbeat,
-                &mut beat,
-                &shutdown,
-            )
-            .await
-            {
+            match next_delivery(&mut *subscription, queue, &heartbeat, &mut beat, &shutdown).await {
                 Next::Delivery(delivery) => {
                     heartbeat.beat();
                     let (deps, heartbeat) = (deps.clone(), heartbeat.clone());
@@ -140,21 +134,33 @@ pub async fn run_worker(
     tracing::info!(queue = queue.name(), "stopped consuming");
 }
 
+/// Reports how many messages wait in `queue`, where the adapter can tell.
+async fn sample_depth(queue: WorkQueue, deps: Deps, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(BEAT_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Ok(Some(ready)) = deps.bus.depth(queue).await {
+            metrics::queue_depth(queue.name(), ready);
+        }
+    }
+}
+
 enum Next {
     Delivery(Delivery),
     Ended,
     Shutdown,
 }
 
-/// Waits for the next delivery, beating and sampling the queue every
-/// [`BEAT_EVERY`] meanwhile. The wait is never dropped for a beat: taking a
+/// Waits for the next delivery, beating every [`BEAT_EVERY`] meanwhile. The wait is never dropped for a beat: taking a
 /// delivery is not cancel-safe on every adapter (the embedded queue leases
 /// the message in a write), and a lease taken by an abandoned wait would
 /// hold its message until the process ends.
 async fn next_delivery(
     subscription: &mut dyn Subscription,
     queue: WorkQueue,
-    deps: &Deps,
     heartbeat: &Heartbeat,
     beat: &mut tokio::time::Interval,
     shutdown: &CancellationToken,
@@ -167,9 +173,6 @@ async fn next_delivery(
             _ = beat.tick() => {
                 heartbeat.beat();
                 metrics::consumer_stalled(queue.name(), heartbeat.stalled_for());
-                if let Ok(Some(ready)) = deps.bus.depth(queue).await {
-                    metrics::queue_depth(queue.name(), ready);
-                }
             }
             delivery = &mut next => return delivery.map_or(Next::Ended, Next::Delivery),
         }

@@ -295,9 +295,19 @@ impl Bus for RabbitBus {
     }
 
     async fn depth(&self, queue: WorkQueue) -> Result<Option<u32>, BusError> {
+        // Only over a link that is up: reporting never reconnects, and so
+        // never queues up behind (or ahead of) the consumer doing so.
+        let current = self.link.lock().await.clone();
+        let Some(link) = current.filter(|l| l.is_usable()) else {
+            return Ok(None);
+        };
         // A channel of its own: a passive declaration of a missing queue
         // closes the channel it is made on.
-        let channel = self.channel().await?;
+        let channel = link
+            .connection
+            .create_channel()
+            .await
+            .map_err(unavailable)?;
         let passive = QueueDeclareOptions {
             passive: true,
             ..Default::default()
