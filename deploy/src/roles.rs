@@ -54,7 +54,35 @@ async fn distributed(settings: &Settings, name: &str) -> anyhow::Result<Backends
             "separate roles share one store: set EVENTSYS_STORE=dynamodb or EVENTSYS_DYNAMODB_ENDPOINT"
         );
     }
+    check_store(settings).await?;
     backends(settings, name).await
+}
+
+/// Fails at start, saying what to do, when the store cannot serve this
+/// role (no credentials, tables not made yet); waits for one that is only
+/// unreachable, as for the broker.
+async fn check_store(settings: &Settings) -> anyhow::Result<()> {
+    let store = DynamoStore::connect(&settings.dynamo()).await;
+    retry_transient(CONNECT_FOR, || async {
+        store.check().await.map_err(|e| {
+            if e.is_transient() {
+                tracing::warn!(error = %e, "waiting for DynamoDB");
+            }
+            WorkError::Store(e)
+        })
+    })
+    .await
+    .map_err(|e| match e {
+        WorkError::Store(e) => anyhow::Error::new(e),
+        other => anyhow::Error::new(other),
+    })
+    .with_context(|| {
+        let at = settings
+            .dynamodb_endpoint
+            .as_deref()
+            .unwrap_or("its AWS region");
+        format!("DynamoDB at {at} cannot serve eventsys")
+    })
 }
 
 /// Whatever the configuration asks for: RabbitMQ or the embedded queue,
@@ -110,7 +138,19 @@ async fn connect_rabbitmq(
             })
     })
     .await
-    .context("cannot reach RabbitMQ")
+    .with_context(|| {
+        format!(
+            "cannot reach RabbitMQ at {} (EVENTSYS_AMQP_URL)",
+            broker_address(url)
+        )
+    })
+}
+
+/// Where `url` points, without its login.
+fn broker_address(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    host.split('/').next().unwrap_or(host)
 }
 
 fn embedded(settings: &Settings) -> bool {
@@ -338,8 +378,9 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::
 }
 
 pub async fn api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let backends = distributed(settings, "eventsys-api").await?;
+    // Settings first: a bad secret is reported before any connection.
     let keys = keys(settings)?;
+    let backends = distributed(settings, "eventsys-api").await?;
     let listener = bind(settings).await?;
     let state = AppState::new(
         backends.store.clone(),
@@ -429,4 +470,16 @@ async fn bind(settings: &Settings) -> anyhow::Result<TcpListener> {
     let listener = listen().with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::broker_address;
+
+    #[test]
+    fn a_broker_address_is_shown_without_its_login() {
+        let url = "amqps://eventsys-api:secret@mq.internal:5671/%2f";
+        assert_eq!(broker_address(url), "mq.internal:5671");
+        assert_eq!(broker_address("amqp://127.0.0.1:5672"), "127.0.0.1:5672");
+    }
 }

@@ -166,3 +166,34 @@ async fn dead_letters_are_listed_and_replayed(setup: Setup) {
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0].contains("garbage"));
 }
+
+/// A role that cannot serve stops at start and says what to do: tables not
+/// made yet (the store answers, so nothing is worth waiting for), or a
+/// secret too short (reported before anything is reached).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_role_stops_at_start_and_says_what_to_do() {
+    let system = System::start(Setup::Serve).await;
+    let started = std::time::Instant::now();
+    let no_tables = system.run(
+        &["worker", "ticketing"],
+        &[("EVENTSYS_TABLE_PREFIX", "never_initialised_")],
+    );
+    let said = String::from_utf8_lossy(&no_tables.stderr);
+    assert!(!no_tables.status.success(), "{said}");
+    assert!(
+        said.contains("table never_initialised_commands does not exist: run `eventsys init`"),
+        "{said}"
+    );
+    let short_secret = system.run(&["api"], &[("EVENTSYS_JWT_SECRET", "short")]);
+    let said = String::from_utf8_lossy(&short_secret.stderr);
+    assert!(!short_secret.status.success(), "{said}");
+    assert!(
+        said.contains("EVENTSYS_JWT_SECRET must be at least 16 characters"),
+        "{said}"
+    );
+    assert!(!said.contains("connected to RabbitMQ"), "{said}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "neither waited for anything"
+    );
+}

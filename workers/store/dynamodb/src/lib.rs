@@ -65,6 +65,8 @@ pub struct DynamoStore {
     seats_per_shard: u32,
     /// Shared by every clone: one limit per process.
     limit: Arc<AdaptiveLimit>,
+    /// Where the client's credentials come from, for [`Self::check`].
+    credentials: Option<aws_sdk_dynamodb::config::SharedCredentialsProvider>,
 }
 
 impl DynamoStore {
@@ -91,6 +93,7 @@ impl DynamoStore {
             tables: Arc::new(Tables::new(&config.table_prefix)),
             seats_per_shard: config.seats_per_shard,
             limit: Arc::default(),
+            credentials: shared.credentials_provider(),
         }
     }
 

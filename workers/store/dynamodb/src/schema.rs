@@ -408,6 +408,42 @@ impl DynamoStore {
         }
     }
 
+    /// Whether this store can serve a role: credentials found, every table
+    /// there. Each failure says what to do; only an unreachable service is
+    /// worth waiting for.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::config::ProvideCredentials;
+
+        const SET_CREDENTIALS: &str = "on AWS, give the pods a role (IRSA) or set AWS_PROFILE or \
+             AWS_ACCESS_KEY_ID; against a local server, set EVENTSYS_DYNAMODB_ENDPOINT";
+        let provider = self.credentials.as_ref().ok_or_else(|| {
+            StoreError::rejected(format!(
+                "no AWS credentials are configured: {SET_CREDENTIALS}"
+            ))
+        })?;
+        provider.provide_credentials().await.map_err(|err| {
+            StoreError::rejected(format!(
+                "no AWS credentials could be loaded: {SET_CREDENTIALS}"
+            ))
+            .because(err)
+        })?;
+        for table in self.tables.all() {
+            let described = self.client.describe_table().table_name(table).send().await;
+            if let Err(err) = described {
+                let missing = err.as_service_error().and_then(|e| e.code())
+                    == Some("ResourceNotFoundException");
+                if missing {
+                    return Err(StoreError::rejected(format!(
+                        "table {table} does not exist: run `eventsys init` with the same \
+                         EVENTSYS_TABLE_PREFIX and region first"
+                    )));
+                }
+                return Err(classify(err));
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes every table of this prefix; for tests and resets.
     pub async fn delete_tables(&self) -> Result<(), StoreError> {
         for table in self.tables.all() {
