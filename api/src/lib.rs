@@ -175,7 +175,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Every request runs in a span that continues the caller's trace (its
 /// `traceparent`, if any), and is counted and timed by route template.
-async fn observe(request: Request, next: Next) -> Response {
+async fn observe(mut request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let route = request
         .extensions()
@@ -198,12 +198,17 @@ async fn observe(request: Request, next: Next) -> Response {
     trace::follow(&span, traceparent.as_deref());
     let own = trace::traceparent(&span, traceparent.as_deref());
     span.record("trace_id", eventsys_messages::trace::trace_id(&own));
+    // Decided once: what the request sends on (its commands) continues this
+    // context, the one its log lines name, whether a caller sent one or not.
+    if let Ok(value) = own.parse() {
+        request.headers_mut().insert("traceparent", value);
+    }
     let started = std::time::Instant::now();
     let response = next.run(request).instrument(span.clone()).await;
-    let status = response.status();
-    metrics::http_request(method.as_str(), &route, status.as_u16(), started.elapsed());
+    let (status, took) = (response.status(), started.elapsed());
+    metrics::http_request(method.to_string(), route, status.as_u16(), took);
     let _in = span.enter();
-    let millis = started.elapsed().as_millis();
+    let millis = took.as_millis();
     // A 503 is load being shed or a dependency away, both logged where
     // they are known once, not once per refused request.
     if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {

@@ -16,9 +16,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use eventsys_bus::{BusError, Exchange, Message};
-use eventsys_messages::{Action, CommandEnvelope, Timestamp, failpoint};
+use eventsys_messages::{Action, CommandEnvelope, Timestamp, failpoint, trace};
 use eventsys_store::{CommandRecord, IdempotencyClaim, Recorded};
-use eventsys_telemetry::{metrics, trace};
+use eventsys_telemetry::metrics;
 use tracing::Span;
 
 use crate::{
@@ -70,7 +70,11 @@ impl AppState {
                 expires_at: Timestamp::now() + IDEMPOTENCY_WINDOW,
             });
         let wait = request.wait.or(default_wait);
-        let traceparent = trace::traceparent(&Span::current(), request.traceparent.as_deref());
+        // The request's own context, set where its span was made.
+        let traceparent = request
+            .traceparent
+            .clone()
+            .unwrap_or_else(trace::new_traceparent);
         let envelope = CommandEnvelope::new(caller.user.clone(), action);
         Span::current().record("command", envelope.message_id.to_string());
         let record = CommandRecord::accepted(&envelope);

@@ -282,19 +282,57 @@ async fn a_commands_spans_from_api_to_worker_to_push_share_one_trace() {
 
     // The worker's log lines about the command name it, its issuer and
     // the trace, as JSON (its output is not a terminal).
-    let log =
-        std::fs::read_to_string(system.logs.join("ticketing-0.log")).expect("the worker's log");
-    let about: Vec<Value> = log
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["span"]["command"] == command_id.as_str())
-        .collect();
-    assert!(
-        !about.is_empty(),
-        "no JSON log line names command {command_id}:\n{log}"
-    );
+    let about = logged_about(&system, "ticketing-0", &command_id).await;
     for line in &about {
         assert_eq!(line["span"]["trace_id"], trace_id, "{line}");
         assert_eq!(line["span"]["user"], "traced-buyer", "{line}");
     }
+}
+
+/// Without an exporter or a caller's trace, the API's and the worker's log
+/// lines about one command still name one trace: the one the API started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_export_the_logs_of_api_and_worker_name_one_trace() {
+    let system = System::start(Setup::Roles { ticketing: 1 }).await;
+    let organizer = system.client("organizer", &[Role::Organizer]);
+    let event_id = organizer.create_event(&event_body(5)).await;
+    let buyer = system.client("untraced-buyer", &[Role::Attendee]);
+    let command_id = buyer.order(&event_id, 1).await.str("command_id");
+    buyer
+        .wait_terminal(&command_id, Duration::from_secs(30))
+        .await;
+    let mut traces = Vec::new();
+    for process in ["api", "ticketing-0"] {
+        let lines = logged_about(&system, process, &command_id).await;
+        traces.extend(lines.iter().map(|line| line["span"]["trace_id"].clone()));
+    }
+    traces.dedup();
+    assert_eq!(traces.len(), 1, "{traces:?}");
+    assert_eq!(traces[0].as_str().map(str::len), Some(32), "{traces:?}");
+}
+
+/// The JSON log lines of `process` logged inside a span about `command`;
+/// at least one. A worker logs what it carried out just after writing it,
+/// so the lines are waited for a moment.
+async fn logged_about(system: &System, process: &str, command: &str) -> Vec<Value> {
+    let path = system.logs.join(format!("{process}.log"));
+    let read = || {
+        let log = std::fs::read_to_string(&path).expect("the process's log");
+        let about: Vec<Value> = log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["span"]["command"] == command)
+            .collect();
+        (about, log)
+    };
+    let found = eventually(Duration::from_secs(5), true, || async {
+        !read().0.is_empty()
+    })
+    .await;
+    let (about, log) = read();
+    assert!(
+        found,
+        "no JSON log line of {process} names command {command}:\n{log}"
+    );
+    about
 }

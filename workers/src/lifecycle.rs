@@ -20,22 +20,18 @@ use eventsys_messages::{
     EventStatus, Reason, Timestamp, UserId, event::CommandUpdated, failpoint,
 };
 use eventsys_store::{Begun, CommandRecord, Completion, Finished};
-use eventsys_telemetry::{metrics, trace};
+use eventsys_telemetry::metrics;
 
 use crate::{Deps, WorkError, holds, notification, registration, ticketing};
 
-/// One delivery as the rules see it: the message as it arrived, and how
-/// often it arrived before.
+/// One delivery as the rules see it: the message as it arrived, how often
+/// it arrived before, and the trace context what it sends on carries
+/// (decided once, where the delivery's span is made).
 #[derive(Clone, Copy)]
 pub struct Work<'a> {
     pub message: &'a Message,
     pub previous_deliveries: u32,
-}
-
-impl Work<'_> {
-    pub fn traceparent(&self) -> Option<&str> {
-        self.message.traceparent.as_deref()
-    }
+    pub traceparent: &'a str,
 }
 
 /// A command carried out now: how it ended and what to announce.
@@ -285,8 +281,7 @@ async fn announce(
 ) -> Result<(), WorkError> {
     for event in events {
         let envelope = EventEnvelope::caused_by(cause, event);
-        let traceparent = trace::traceparent(&tracing::Span::current(), work.traceparent());
-        let message = Message::event(&envelope, Some(traceparent));
+        let message = Message::event(&envelope, Some(work.traceparent.to_owned()));
         deps.bus.publish(Exchange::Events, &message).await?;
     }
     Ok(())
@@ -394,6 +389,7 @@ mod tests {
         Work {
             message,
             previous_deliveries: 0,
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         }
     }
 

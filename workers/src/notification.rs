@@ -10,7 +10,6 @@ use eventsys_messages::{
     NotificationId, OrderStatus, Reason, Timestamp, event::EventChanged,
 };
 use eventsys_store::{Completion, Finished, NotificationRecord, PageRequest};
-use eventsys_telemetry::trace;
 
 use crate::{
     Deps, WorkError,
@@ -74,13 +73,7 @@ pub(crate) async fn on_event(
         notification.notification_id.0,
         Event::NotificationCreated(notification),
     );
-    let message = Message::event(
-        &created,
-        Some(trace::traceparent(
-            &tracing::Span::current(),
-            work.traceparent(),
-        )),
-    );
+    let message = Message::event(&created, Some(work.traceparent.to_owned()));
     deps.bus.publish(Exchange::Events, &message).await?;
     Ok(())
 }
@@ -129,13 +122,7 @@ async fn tell_holders(
                 notification.notification_id.0,
                 Event::NotificationCreated(notification),
             );
-            let message = Message::event(
-                &created,
-                Some(trace::traceparent(
-                    &tracing::Span::current(),
-                    work.traceparent(),
-                )),
-            );
+            let message = Message::event(&created, Some(work.traceparent.to_owned()));
             deps.bus.publish(Exchange::Events, &message).await?;
         }
         match holders.next {

@@ -154,10 +154,11 @@ enum Next {
     Shutdown,
 }
 
-/// Waits for the next delivery, beating every [`BEAT_EVERY`] meanwhile. The wait is never dropped for a beat: taking a
-/// delivery is not cancel-safe on every adapter (the embedded queue leases
-/// the message in a write), and a lease taken by an abandoned wait would
-/// hold its message until the process ends.
+/// Waits for the next delivery, beating every [`BEAT_EVERY`] meanwhile.
+/// The wait is never dropped for a beat: taking a delivery is not
+/// cancel-safe on every adapter (the embedded queue leases the message in a
+/// write), and a lease taken by an abandoned wait would hold its message
+/// until the process ends.
 async fn next_delivery(
     subscription: &mut dyn Subscription,
     queue: WorkQueue,
@@ -193,18 +194,27 @@ async fn settle(deps: &Deps, queue: WorkQueue, delivery: Delivery) {
     let own = trace::traceparent(&span, message.traceparent.as_deref());
     span.record("trace_id", eventsys_messages::trace::trace_id(&own));
     let started = Instant::now();
-    let outcome = settle_in_span(deps, queue, delivery).instrument(span).await;
+    let outcome = settle_in_span(deps, queue, delivery, &own)
+        .instrument(span)
+        .await;
     metrics::delivery_settled(queue.name(), outcome, started.elapsed());
 }
 
-/// Handles and settles one delivery; returns how it was settled.
-async fn settle_in_span(deps: &Deps, queue: WorkQueue, delivery: Delivery) -> &'static str {
+/// Handles and settles one delivery, sending on the trace `traceparent`
+/// names; returns how it was settled.
+async fn settle_in_span(
+    deps: &Deps,
+    queue: WorkQueue,
+    delivery: Delivery,
+    traceparent: &str,
+) -> &'static str {
     // The delivery is settled (moved) below while the work may still be
     // needed to mark its command failed.
     let message = delivery.message.clone();
     let work = Work {
         message: &message,
         previous_deliveries: delivery.previous_deliveries,
+        traceparent,
     };
     if work.previous_deliveries > 0 {
         metrics::redelivered(queue.name());

@@ -189,8 +189,7 @@ fn describe() {
     describe_gauge!(BUILD_INFO, "1, labelled with the running version");
 }
 
-pub fn http_request(method: &str, route: &str, status: u16, took: Duration) {
-    let (method, route) = (method.to_owned(), route.to_owned());
+pub fn http_request(method: String, route: String, status: u16, took: Duration) {
     counter!(HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     histogram!(HTTP_DURATION, "method" => method, "route" => route).record(took.as_secs_f64());
