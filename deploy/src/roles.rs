@@ -44,25 +44,30 @@ impl Backends {
 
 /// RabbitMQ and DynamoDB, as every role of a distributed deployment uses them.
 async fn distributed(settings: &Settings, name: &str) -> anyhow::Result<Backends> {
-    if settings.amqp_url.is_none() {
+    let Some(url) = settings.amqp_url.as_deref() else {
         bail!(
             "separate roles share work through RabbitMQ: set EVENTSYS_AMQP_URL (or run `eventsys serve`)"
         );
-    }
+    };
     if settings.store_kind() != StoreKind::Dynamodb {
         bail!(
             "separate roles share one store: set EVENTSYS_STORE=dynamodb or EVENTSYS_DYNAMODB_ENDPOINT"
         );
     }
-    check_store(settings).await?;
-    backends(settings, name).await
+    let seal = event_seal(settings)?;
+    let store = DynamoStore::connect(&settings.dynamo()).await;
+    check_store(&store, settings).await?;
+    let bus = connect_rabbitmq(url, name, Some(seal)).await?;
+    Ok(Backends {
+        store: Arc::new(store),
+        bus: Arc::new(bus),
+    })
 }
 
 /// Fails at start, saying what to do, when the store cannot serve this
 /// role (no credentials, tables not made yet); waits for one that is only
 /// unreachable, as for the broker.
-async fn check_store(settings: &Settings) -> anyhow::Result<()> {
-    let store = DynamoStore::connect(&settings.dynamo()).await;
+async fn check_store(store: &DynamoStore, settings: &Settings) -> anyhow::Result<()> {
     retry_transient(CONNECT_FOR, || async {
         store.check().await.map_err(|e| {
             if e.is_transient() {

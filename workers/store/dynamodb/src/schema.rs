@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::{
-    error::ProvideErrorMetadata,
+    error::{ProvideErrorMetadata, SdkError},
     types::{
         AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
         GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection,
@@ -125,6 +125,11 @@ impl Tables {
             &self.waitlist,
         ]
     }
+}
+
+/// Whether DynamoDB refused `err` with the error code `code`.
+fn answered<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, code: &str) -> bool {
+    err.as_service_error().and_then(|e| e.code()) == Some(code)
 }
 
 fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
@@ -274,12 +279,7 @@ impl DynamoStore {
                 tracing::info!(table = def.name, "created table");
                 Ok(())
             }
-            Err(err)
-                if err.as_service_error().and_then(|e| e.code())
-                    == Some("ResourceInUseException") =>
-            {
-                Ok(())
-            }
+            Err(err) if answered(&err, "ResourceInUseException") => Ok(()),
             Err(err) => Err(classify(err)),
         }
     }
@@ -399,11 +399,7 @@ impl DynamoStore {
         {
             Ok(_) => Ok(()),
             // Enabling it twice is refused with a ValidationException.
-            Err(err)
-                if err.as_service_error().and_then(|e| e.code()) == Some("ValidationException") =>
-            {
-                Ok(())
-            }
+            Err(err) if answered(&err, "ValidationException") => Ok(()),
             Err(err) => Err(classify(err)),
         }
     }
@@ -430,9 +426,7 @@ impl DynamoStore {
         for table in self.tables.all() {
             let described = self.client.describe_table().table_name(table).send().await;
             if let Err(err) = described {
-                let missing = err.as_service_error().and_then(|e| e.code())
-                    == Some("ResourceNotFoundException");
-                if missing {
+                if answered(&err, "ResourceNotFoundException") {
                     return Err(StoreError::rejected(format!(
                         "table {table} does not exist: run `eventsys init` with the same \
                          EVENTSYS_TABLE_PREFIX and region first"
@@ -449,9 +443,7 @@ impl DynamoStore {
         for table in self.tables.all() {
             match self.client.delete_table().table_name(table).send().await {
                 Ok(_) => {}
-                Err(err)
-                    if err.as_service_error().and_then(|e| e.code())
-                        == Some("ResourceNotFoundException") => {}
+                Err(err) if answered(&err, "ResourceNotFoundException") => {}
                 Err(err) => return Err(classify(err)),
             }
         }
