@@ -5,6 +5,7 @@
 //! redelivery or verbatim republication names the same command.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{
     SCHEMA_VERSION, Timestamp,
@@ -13,7 +14,7 @@ use crate::{
     topology::WorkQueue,
 };
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CommandEnvelope {
     pub message_id: CommandId,
     pub version: u16,
@@ -54,7 +55,7 @@ impl CommandEnvelope {
 
 /// Everything a user can ask eventsys to do. The serde name is the command
 /// type and the routing key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", content = "payload")]
 pub enum Action {
     #[serde(rename = "event.create")]
@@ -182,13 +183,13 @@ impl Action {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CreateEvent {
     pub event_id: EventId,
     pub spec: EventSpec,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PlaceOrder {
     pub order_id: OrderId,
     pub event_id: EventId,
@@ -196,7 +197,7 @@ pub struct PlaceOrder {
     pub quantity: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CheckIn {
     pub event_id: EventId,
     pub ticket_id: TicketId,
@@ -210,44 +211,44 @@ pub struct CheckIn {
 }
 
 /// An organizer's changes to an event and its ticket types.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateEvent {
     pub event_id: EventId,
     pub changes: crate::spec::EventChanges,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JoinWaitlist {
     pub event_id: EventId,
     pub ticket_type_id: TicketTypeId,
 }
 
 /// A command about one order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrderRef {
     pub order_id: OrderId,
 }
 
 /// A command about one ticket.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TicketRef {
     pub ticket_id: TicketId,
 }
 
 /// A command about one whole event.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventRef {
     pub event_id: EventId,
 }
 
 /// Door staff of one event: granted by its organizer, for that event only.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StaffMember {
     pub event_id: EventId,
     pub user_id: UserId,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MarkNotificationRead {
     pub notification_id: NotificationId,
 }

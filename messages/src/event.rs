@@ -6,6 +6,7 @@
 //! can tell.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
@@ -15,7 +16,7 @@ use crate::{
     status::{CommandError, CommandResult, CommandStatus},
 };
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventEnvelope {
     pub message_id: Uuid,
     pub version: u16,
@@ -56,7 +57,7 @@ impl EventEnvelope {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", content = "payload")]
 pub enum Event {
     #[serde(rename = "command.updated")]
@@ -111,7 +112,7 @@ impl Event {
 /// A command changed status. Goes to every connection of `user_id`; the
 /// one shape of a command's state, which the API's command document
 /// extends.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CommandUpdated {
     pub command_id: CommandId,
     pub user_id: UserId,
@@ -123,7 +124,7 @@ pub struct CommandUpdated {
 }
 
 /// An event's availability or status changed. Goes to its subscribers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventUpdated {
     pub event_id: EventId,
     pub remaining: u32,
@@ -135,14 +136,14 @@ pub struct EventUpdated {
 }
 
 /// An event's counts, as its stats show them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Counts {
     pub sold: u32,
     pub held: u32,
     pub checked_in: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TicketsSold {
     pub order_id: OrderId,
     /// When the order was placed; the same however often the fact is announced.
@@ -153,7 +154,7 @@ pub struct TicketsSold {
     pub ticket_ids: Vec<TicketId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrderRejected {
     pub order_id: OrderId,
     pub ordered_at: Timestamp,
@@ -163,7 +164,7 @@ pub struct OrderRejected {
     pub reason: CommandError,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WaitlistOffered {
     pub order_id: OrderId,
     pub event_id: EventId,
@@ -171,14 +172,14 @@ pub struct WaitlistOffered {
     pub expires_at: Timestamp,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WaitlistMoved {
     pub event_id: EventId,
     /// Offers just made: everyone still waiting moved up this many places.
     pub offered: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrderExpiring {
     pub order_id: OrderId,
     pub event_id: EventId,
@@ -187,7 +188,7 @@ pub struct OrderExpiring {
     pub expires_at: Timestamp,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventChanged {
     pub event_id: EventId,
     /// `event.updated` or `event.cancelled`: the kind of the notifications.
@@ -198,7 +199,7 @@ pub struct EventChanged {
     pub at: Timestamp,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrderReleased {
     pub order_id: OrderId,
     pub event_id: EventId,
@@ -213,7 +214,7 @@ pub struct OrderReleased {
     pub at: Timestamp,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TicketCheckedIn {
     pub ticket_id: TicketId,
     pub event_id: EventId,
@@ -226,7 +227,7 @@ pub struct TicketCheckedIn {
 /// An entry of `user_id`'s inbox: the one shape of a notification, as the
 /// store keeps it, the API lists it, and `notification.created` (pushed to
 /// the user's connections) carries it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Notification {
     pub user_id: UserId,
     pub notification_id: NotificationId,

@@ -1,16 +1,22 @@
 //! Identifiers. Every resource id is a UUIDv7 (time-ordered, so it also sorts
 //! by creation time); a user id is whatever the token's `sub` claim says.
 
-use std::{fmt, str::FromStr};
+use std::{borrow::Cow, fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{ObjectBuilder, RefOr, Schema, Type},
+};
 use uuid::Uuid;
 
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
         #[serde(transparent)]
+        // What `canonical` reads back: the one written form.
+        #[schema(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
         pub struct $name(pub Uuid);
 
         impl<'de> Deserialize<'de> for $name {
@@ -121,6 +127,29 @@ impl UserId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Described by hand: the derived schema would not carry the limits of
+/// [`UserId::parse`]. The length is counted in bytes there, so `maxLength`
+/// (in characters) is a bound every valid id meets, not the exact rule.
+impl PartialSchema for UserId {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(Self::MAX_LEN))
+            .description(Some(
+                "A user, as named by the `sub` claim of their token: 1 to 128 bytes, \
+                 no control characters.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for UserId {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("UserId")
     }
 }
 

@@ -3,6 +3,7 @@
 //! (to refuse a bad message that bypassed the API) enforce.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{Timestamp, ids::TicketTypeId};
 
@@ -25,7 +26,7 @@ fn default_hold_seconds() -> u32 {
     DEFAULT_HOLD_SECONDS
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
     /// Visible to its organizer only.
@@ -62,7 +63,7 @@ impl EventStatus {
 }
 
 /// Where an order stands: a paid order is a hold until confirmed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Seats held until `expires_at`, waiting for payment.
@@ -94,7 +95,7 @@ impl OrderStatus {
 }
 
 /// Where a ticket stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketStatus {
     Valid,
@@ -113,7 +114,7 @@ impl TicketStatus {
 }
 
 /// A complete event description, defaults filled in and ids assigned.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventSpec {
     pub name: String,
     pub description: String,
@@ -130,7 +131,7 @@ pub struct EventSpec {
     pub ticket_types: Vec<TicketTypeSpec>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TicketTypeSpec {
     pub ticket_type_id: TicketTypeId,
     pub name: String,
@@ -144,7 +145,7 @@ pub struct TicketTypeSpec {
 
 /// What an organizer changes of an event: each field given replaces the
 /// current one; ticket types are changed by id, or added.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventChanges {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -169,7 +170,7 @@ pub struct EventChanges {
 }
 
 /// A change of one ticket type.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TicketTypeChange {
     pub ticket_type_id: TicketTypeId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,7 +231,7 @@ impl EventChanges {
 }
 
 /// One reason why one field of the input is not acceptable.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
     /// JSON path of the field, e.g. `ticket_types[1].quota`.
     pub field: String,

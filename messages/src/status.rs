@@ -1,6 +1,7 @@
 //! Where a command stands, and why it ended the way it did.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{
     Timestamp,
@@ -9,7 +10,7 @@ use crate::{
 
 /// The life of a command: `accepted` by the API, `processing` in a worker,
 /// then one terminal status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CommandStatus {
     Accepted,
@@ -52,7 +53,7 @@ impl CommandStatus {
 
 /// Why a command was rejected or failed, as a stable machine code that the
 /// workers decide, the store keeps, and the API and WebSocket report as is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The input breaks a rule of the contract.
@@ -103,7 +104,7 @@ impl Reason {
 
 /// Why a command was rejected or failed: a stable machine `code` and a
 /// sentence for people.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CommandError {
     pub code: Reason,
     pub message: String,
@@ -120,7 +121,7 @@ impl CommandError {
 
 /// What a command produced: the ids of what it created or touched, and
 /// when. Each command fills in the fields it has.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CommandResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<EventId>,
