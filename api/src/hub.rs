@@ -324,13 +324,7 @@ impl Hub {
                 }
             }
             Event::TicketCheckedIn(admitted) => {
-                let frame = Frame::CheckedIn(CheckedInFrame {
-                    ticket_id: admitted.ticket_id,
-                    event_id: admitted.event_id,
-                    checked_in_at: admitted.checked_in_at,
-                    gate: admitted.gate.as_deref(),
-                })
-                .to_text();
+                let frame = Frame::CheckedIn(admitted.into()).to_text();
                 for (user, id, door) in subscribers(&routes, admitted.event_id) {
                     if door {
                         send(&mut routes, &user, id, &frame);
@@ -361,8 +355,8 @@ fn subscribers(routes: &Routes, event: EventId) -> Vec<(UserId, ConnectionId, bo
 }
 
 /// A check-in as the event's doors see it: no holder.
-#[derive(serde::Serialize)]
-struct CheckedInFrame<'a> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct CheckedInFrame<'a> {
     ticket_id: TicketId,
     event_id: EventId,
     checked_in_at: Timestamp,
@@ -370,11 +364,22 @@ struct CheckedInFrame<'a> {
     gate: Option<&'a str>,
 }
 
+impl<'a> From<&'a eventsys_messages::event::TicketCheckedIn> for CheckedInFrame<'a> {
+    fn from(admitted: &'a eventsys_messages::event::TicketCheckedIn) -> Self {
+        Self {
+            ticket_id: admitted.ticket_id,
+            event_id: admitted.event_id,
+            checked_in_at: admitted.checked_in_at,
+            gate: admitted.gate.as_deref(),
+        }
+    }
+}
+
 /// What a WebSocket client receives: the messages' own shapes, tagged
 /// with the frame's `type`.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(tag = "type")]
-enum Frame<'a> {
+pub(crate) enum Frame<'a> {
     #[serde(rename = "command.updated")]
     CommandUpdated(&'a CommandUpdated),
     #[serde(rename = "notification")]
@@ -394,6 +399,41 @@ impl Frame<'_> {
         // Structs of ids, strings, numbers and enums always serialize.
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// One frame of every type, as clients receive them (for the AsyncAPI
+/// document's test).
+#[cfg(test)]
+pub(crate) fn every_frame(
+    updated: &CommandUpdated,
+    note: &Notification,
+    changed: &EventUpdated,
+    moved: &WaitlistMoved,
+    place: &Place,
+    checked_in: &eventsys_messages::event::TicketCheckedIn,
+) -> Vec<serde_json::Value> {
+    let frames = [
+        Frame::CommandUpdated(updated),
+        Frame::Notification(note),
+        Frame::EventUpdated(changed),
+        Frame::CheckedIn(checked_in.into()),
+        Frame::WaitlistMoved(moved),
+        Frame::QueuePosition(place),
+    ];
+    frames
+        .iter()
+        .map(|frame| {
+            match frame {
+                Frame::CommandUpdated(_)
+                | Frame::Notification(_)
+                | Frame::EventUpdated(_)
+                | Frame::CheckedIn(_)
+                | Frame::WaitlistMoved(_)
+                | Frame::QueuePosition(_) => {}
+            }
+            serde_json::from_str(&frame.to_text()).unwrap_or_default()
+        })
+        .collect()
 }
 
 fn send_to_user(routes: &mut Routes, user: &UserId, frame: &str) {

@@ -14,6 +14,7 @@ use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 use eventsys_store::PageRequest;
+use utoipa::IntoParams;
 
 use crate::{problem::Problem, signing::Cursors};
 
@@ -190,8 +191,13 @@ fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
 }
 
 /// `?limit=` and `?cursor=` of a list.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
+    /// Items per page, 1 to 200; 50 when left out.
+    #[param(required = false, minimum = 1, maximum = 200, default = 50)]
     pub limit: u32,
+    /// The `next_cursor` of the page before; left out (or empty), the first page.
     pub cursor: Option<String>,
 }
 
@@ -234,6 +240,28 @@ impl Paging {
                 .transpose()?,
         })
     }
+}
+
+/// The headers a write reads ([`CommandRequest`]), as the API description
+/// shows them.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct CommandHeaders {
+    /// Makes retrying safe: within 24 hours, the same key (per user) with
+    /// the same request answers with the first request's command instead
+    /// of issuing another, and is refused with another request
+    /// (`idempotency_key_reused`). 1 to 255 printable ASCII characters.
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 255
+    )]
+    pub idempotency_key: Option<String>,
+    /// `wait=N`: wait up to N seconds (at most 30) for the outcome, and
+    /// answer with it if it comes in time.
+    #[param(rename = "Prefer", nullable = false, example = "wait=5")]
+    pub prefer: Option<String>,
 }
 
 /// An id from the path; one that cannot exist is simply not found.

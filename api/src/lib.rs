@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod docs;
 pub mod hub;
 pub mod input;
 pub mod limits;
@@ -152,6 +153,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(docs::openapi_json))
+        .route("/docs", get(docs::page))
         .fallback(|| async { Problem::not_found("resource") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

@@ -25,7 +25,7 @@ use serde::Serialize;
 const LONGEST_WAIT: Duration = Duration::from_secs(600);
 
 /// A `queue.position` frame: the order's place, 1 meaning next.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Place {
     pub command_id: CommandId,
     pub event_id: EventId,

@@ -1,13 +1,20 @@
 //! RFC 9457 problem documents: every error the API returns, with a stable
 //! machine `code`. Never a 500 for bad input, never an echo of a secret.
 
+use std::collections::BTreeMap;
+
 use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use eventsys_messages::{FieldError, report::Chain};
 use eventsys_store::StoreError;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::{
+    IntoResponses, ToSchema,
+    openapi::{ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type},
+};
 
 #[derive(Debug)]
 pub struct Problem {
@@ -130,28 +137,169 @@ impl IntoResponse for Problem {
                 tracing::warn!(status = self.status.as_u16(), error = %Chain(cause.as_ref()), "store unavailable");
             }
         }
-        let mut body = json!({
-            "type": format!("urn:eventsys:problem:{}", self.code),
-            "title": self.title(),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-            "code": self.code,
-        });
-        if let Value::Object(fields) = &mut body {
-            if !self.errors.is_empty() {
-                fields.insert("errors".into(), json!(self.errors));
-            }
-            fields.extend(self.extra);
-        }
-        let mut response = (self.status, body.to_string()).into_response();
+        let (status, retry_after) = (self.status, self.retry_after);
+        let document = ProblemDocument {
+            kind: format!("urn:eventsys:problem:{}", self.code),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.detail,
+            code: self.code,
+            errors: self.errors,
+            extra: self.extra,
+        };
+        // A document of strings, numbers and JSON values always serializes.
+        let body = serde_json::to_string(&document).unwrap_or_default();
+        let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(seconds) = self.retry_after {
+        if let Some(seconds) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+/// An RFC 9457 problem document, as every error is answered
+/// (`application/problem+json`). Some problems add members of their own
+/// (an `already_checked_in` names the winning scan, a second registration
+/// its `order_id`); clients ignore those they do not know.
+#[derive(Serialize, ToSchema)]
+pub struct ProblemDocument {
+    /// `urn:eventsys:problem:` and the `code`.
+    #[serde(rename = "type")]
+    #[schema(pattern = "^urn:eventsys:problem:[a-z0-9_]+$")]
+    pub kind: String,
+    /// The reason phrase of the status.
+    pub title: &'static str,
+    /// The HTTP status of the answer.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong, for people.
+    pub detail: String,
+    /// What went wrong, for programs: stable, e.g. `validation_failed`,
+    /// `not_found`, `sold_out`.
+    #[schema(pattern = "^[a-z0-9_]+$")]
+    pub code: &'static str,
+    /// One entry per offending field, for `validation_failed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+type Answers = BTreeMap<String, RefOr<utoipa::openapi::Response>>;
+
+/// Problem answers by status: `(status, description, sends Retry-After)`.
+fn problems(answers: &[(u16, &str, bool)]) -> Answers {
+    let mut responses = Answers::new();
+    for &(status, description, retry) in answers {
+        let content = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ProblemDocument")))
+            .build();
+        let mut response = ResponseBuilder::new()
+            .description(description)
+            .content("application/problem+json", content);
+        if retry {
+            let seconds = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1_u32));
+            let header = HeaderBuilder::new()
+                .schema(seconds)
+                .description(Some("Seconds to wait before trying again"))
+                .build();
+            response = response.header("Retry-After", header);
+        }
+        responses.insert(status.to_string(), RefOr::T(response.build()));
+    }
+    responses
+}
+
+// Statuses many operations share, each meaning the same wherever it
+// occurs; an operation lists what is particular to it next to these.
+// They refer to `ProblemDocument`, which the operations' own problem
+// answers bring into the document.
+
+const TOO_MANY_HEADERS: (u16, &str, bool) = (
+    431,
+    "`too_many_headers`: more header lines than a request may carry",
+    false,
+);
+const UNAUTHORIZED: (u16, &str, bool) = (
+    401,
+    "`unauthorized`: no bearer token where one is needed, or one that is not valid",
+    false,
+);
+
+/// A read that needs a token: 401, 431, and the store failing (500, 503).
+pub struct ReadProblems;
+
+impl IntoResponses for ReadProblems {
+    fn responses() -> Answers {
+        problems(&[
+            UNAUTHORIZED,
+            TOO_MANY_HEADERS,
+            (500, "`internal_error`: the store failed on our side", false),
+            (
+                503,
+                "`unavailable`: the store cannot be reached; try again shortly",
+                true,
+            ),
+        ])
+    }
+}
+
+/// A read anyone may make without a token: [`ReadProblems`] but 401.
+pub struct PublicReadProblems;
+
+impl IntoResponses for PublicReadProblems {
+    fn responses() -> Answers {
+        let mut responses = ReadProblems::responses();
+        responses.remove("401");
+        responses
+    }
+}
+
+/// A request only the router's limits refuse: 431.
+pub struct RequestProblems;
+
+impl IntoResponses for RequestProblems {
+    fn responses() -> Answers {
+        problems(&[TOO_MANY_HEADERS])
+    }
+}
+
+/// A write: what refuses it before the handler looks (token, body size,
+/// write rate, headers) and what fails under it (store, broker, load).
+/// 400 and 422 are the operation's own, listed with it.
+pub struct WriteProblems;
+
+impl IntoResponses for WriteProblems {
+    fn responses() -> Answers {
+        problems(&[
+            UNAUTHORIZED,
+            (
+                413,
+                "`payload_too_large`: the body is larger than 64 KiB",
+                false,
+            ),
+            (
+                429,
+                "`rate_limited`: this user or address sends writes too fast; or \
+                 `too_many_waiting`: this user has too many commands waiting",
+                true,
+            ),
+            TOO_MANY_HEADERS,
+            (500, "`internal_error`: the store failed on our side", false),
+            (
+                503,
+                "`unavailable`: the store or the broker cannot be reached; or `overloaded`: \
+                 more is waiting than can be finished in time. Nothing was done; try again \
+                 after Retry-After with the same Idempotency-Key",
+                true,
+            ),
+        ])
     }
 }

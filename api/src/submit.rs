@@ -224,14 +224,7 @@ impl Submitted {
 
 /// 202 with the command id, its status and the ids of what it creates.
 pub fn accepted(record: &CommandRecord) -> Response {
-    let mut body = serde_json::json!({
-        "command_id": record.command_id,
-        "status": record.status,
-    });
-    for (key, value) in &record.resources {
-        body[key] = value.clone().into();
-    }
-    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    let mut response = (StatusCode::ACCEPTED, Json(views::accepted(record))).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/commands/{}", record.command_id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }

@@ -2,30 +2,37 @@
 //! resource. A command's state and a notification are the very shapes the
 //! WebSocket pushes (from `eventsys-messages`; an inbox entry is shown as
 //! it is stored); the others are shown over REST only.
+//!
+//! Each shape is also its own OpenAPI schema, so the document describes
+//! what is written, not a copy of it.
 
 use std::collections::BTreeMap;
 
 use eventsys_messages::{
-    CommandError, EventId, EventStatus, OrderId, TicketId, TicketStatus, TicketTypeId, Timestamp,
-    UserId, event::CommandUpdated,
+    CommandError, CommandId, CommandStatus, EventId, EventStatus, Notification, NotificationId,
+    OrderId, TicketId, TicketStatus, TicketTypeId, Timestamp, UserId, event::CommandUpdated,
 };
 use eventsys_store::{CommandRecord, EventSnapshot, OrderRecord, OrderStatus, Page, TicketRecord};
 use serde::Serialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::signing::Cursors;
 
-/// The command document: the command's state as the WebSocket shows it,
-/// plus its type, times and the ids of what it creates.
-#[derive(Serialize)]
+/// The command document: the command's state as the WebSocket shows it
+/// (`command.updated`), plus its type, times and the ids of what it
+/// creates or acts on. A staff command names two users: its `user_id` is
+/// then the staff member's.
+#[derive(Serialize, ToSchema)]
 pub struct CommandView<'a> {
     #[serde(flatten)]
     state: CommandUpdated,
+    /// The command type, e.g. `order.place`.
     #[serde(rename = "type")]
     kind: &'a str,
     submitted_at: Timestamp,
     updated_at: Timestamp,
     #[serde(flatten)]
+    #[schema(value_type = CommandResources)]
     resources: &'a BTreeMap<String, String>,
 }
 
@@ -39,18 +46,70 @@ pub fn command(record: &CommandRecord) -> CommandView<'_> {
     }
 }
 
-#[derive(Serialize)]
+/// `GET /v1/commands/{command_id}`: the command document and, while an
+/// order waits in its event's line, its place in it.
+#[derive(Serialize, ToSchema)]
+pub struct CommandStanding<'a> {
+    #[serde(flatten)]
+    pub command: CommandView<'a>,
+    /// The order's place in its event's line, 1 meaning next; only while
+    /// it waits there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub queue_position: Option<usize>,
+}
+
+/// The answer to a write, at once (`202 Accepted`): the command, where it
+/// stands (a replayed `Idempotency-Key` shows where the first request's
+/// command stands now), and the ids of what it creates or acts on.
+#[derive(Serialize, ToSchema)]
+pub struct CommandAccepted<'a> {
+    command_id: CommandId,
+    status: CommandStatus,
+    #[serde(flatten)]
+    #[schema(value_type = CommandResources)]
+    resources: &'a BTreeMap<String, String>,
+}
+
+/// The 202 body of `record`.
+pub fn accepted(record: &CommandRecord) -> CommandAccepted<'_> {
+    CommandAccepted {
+        command_id: record.command_id,
+        status: record.status,
+        resources: &record.resources,
+    }
+}
+
+/// The ids a command names from the moment it is accepted, each under
+/// the name of what it is; which appear depends on the command type.
+/// Stored as a map of strings: this type only describes it.
+#[derive(ToSchema)]
+pub struct CommandResources {
+    pub event_id: Option<EventId>,
+    /// A ticket type being added.
+    pub ticket_type_id: Option<TicketTypeId>,
+    pub order_id: Option<OrderId>,
+    pub ticket_id: Option<TicketId>,
+    pub notification_id: Option<NotificationId>,
+    /// The staff member being granted or revoked.
+    pub user_id: Option<UserId>,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct TicketTypeView<'a> {
     ticket_type_id: TicketTypeId,
     name: &'a str,
+    /// The price in the currency's minor unit (cents); 0 is free.
     price_minor: u64,
+    /// ISO 4217, e.g. `EUR`.
     currency: &'a str,
     quota: u32,
     sold: u32,
     remaining: u32,
 }
 
-#[derive(Serialize)]
+/// An event with its live availability.
+#[derive(Serialize, ToSchema)]
 pub struct EventView<'a> {
     event_id: EventId,
     organizer_id: &'a UserId,
@@ -64,6 +123,8 @@ pub struct EventView<'a> {
     sold: u32,
     remaining: u32,
     max_per_order: u32,
+    /// How long an order of a paid ticket type holds its seats before it
+    /// must be confirmed.
     hold_seconds: u32,
     ticket_types: Vec<TicketTypeView<'a>>,
     created_at: Timestamp,
@@ -106,7 +167,7 @@ pub fn event(snapshot: &EventSnapshot) -> EventView<'_> {
 }
 
 /// A ticket; `code` only for those allowed to see it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TicketView<'a> {
     ticket_id: TicketId,
     event_id: EventId,
@@ -114,10 +175,14 @@ pub struct TicketView<'a> {
     holder_id: &'a UserId,
     ticket_type_id: TicketTypeId,
     status: TicketStatus,
+    /// When it was admitted; null until then.
     checked_in_at: Option<Timestamp>,
+    /// The gate that admitted it, if the door said.
     #[serde(skip_serializing_if = "Option::is_none")]
     checked_in_gate: Option<&'a str>,
     created_at: Timestamp,
+    /// What its QR code carries: a compact JWS (EdDSA) that the keys of
+    /// `GET /v1/events/{event_id}/verification-key` verify.
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<String>,
 }
@@ -137,7 +202,8 @@ pub fn ticket(ticket: &TicketRecord, code: Option<String>) -> TicketView<'_> {
     }
 }
 
-#[derive(Serialize)]
+/// An order, with its tickets once confirmed.
+#[derive(Serialize, ToSchema)]
 pub struct OrderView<'a> {
     order_id: OrderId,
     event_id: EventId,
@@ -146,9 +212,11 @@ pub struct OrderView<'a> {
     status: OrderStatus,
     quantity: u32,
     created_at: Timestamp,
+    /// Until when a `pending_payment` order holds its seats.
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<Timestamp>,
     tickets: Vec<TicketView<'a>>,
+    /// Why it was rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
     rejection: Option<&'a CommandError>,
 }
@@ -168,17 +236,34 @@ pub fn order<'a>(order: &'a OrderRecord, tickets: Vec<TicketView<'a>>) -> OrderV
     }
 }
 
-/// A page of `list`, each item shown by `view`, its cursor sealed.
-pub fn page<'a, T, V: Serialize + 'a>(
-    page: &'a Page<T>,
-    cursors: &Cursors,
-    list: &str,
-    view: impl Fn(&'a T) -> V,
-) -> Value {
-    let items: Vec<V> = page.items.iter().map(view).collect();
-    let next_cursor = page
-        .next
+/// A page of published events.
+#[derive(Serialize, ToSchema)]
+pub struct EventPage<'a> {
+    pub items: Vec<EventView<'a>>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of the caller's tickets, with their codes.
+#[derive(Serialize, ToSchema)]
+pub struct TicketPage<'a> {
+    pub items: Vec<TicketView<'a>>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of the caller's inbox.
+#[derive(Serialize, ToSchema)]
+pub struct NotificationPage<'a> {
+    pub items: Vec<&'a Notification>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Where the page after `page` of `list` starts, sealed: `None` on the
+/// last page.
+pub fn next_cursor<T>(page: &Page<T>, cursors: &Cursors, list: &str) -> Option<String> {
+    page.next
         .as_ref()
-        .map(|position| cursors.seal(list, position));
-    json!({ "items": items, "next_cursor": next_cursor })
+        .map(|position| cursors.seal(list, position))
 }

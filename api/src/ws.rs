@@ -19,15 +19,15 @@ use axum::{
 use eventsys_messages::{EventId, EventStatus};
 use eventsys_telemetry::metrics;
 use futures::{SinkExt, StreamExt};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{
     AppState,
     auth::Caller,
     hub::{Connection, Crowded},
     limits::RateLimiter,
-    problem::Problem,
+    problem::{Problem, ProblemDocument, RequestProblems},
     routes::events::{may_manage, may_scan},
 };
 
@@ -40,6 +40,36 @@ const POLICY_VIOLATION: u16 = 1008;
 /// connection.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 16 * 1024;
 
+/// Open the live connection
+///
+/// A WebSocket (RFC 6455) that pushes the caller's own `command.updated`,
+/// `notification` and `queue.position` frames, and `event.updated`,
+/// `ticket.checked_in` and `waitlist.moved` for the events it subscribes
+/// to; it takes `subscribe`, `unsubscribe` and `ping` frames. It ends
+/// when the token does. Browsers, which cannot set headers on a
+/// WebSocket, pass the token as `access_token`.
+#[utoipa::path(
+    get,
+    path = "/v1/ws",
+    tag = "realtime",
+    security(("bearer" = [])),
+    params(
+        ("access_token" = Option<String>, Query,
+            description = "The bearer token, for clients that cannot send an Authorization header"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket is open"),
+        (status = 400, description = "`malformed_request`: not a WebSocket handshake",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no token (header or `access_token`), or one that is not valid",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_connections`: the caller holds as many live connections as a user may",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "`server_busy`: this replica holds as many live connections as it may",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        RequestProblems,
+    ),
+)]
 pub async fn connect(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -82,11 +112,16 @@ fn too_many(crowded: Crowded) -> Problem {
     Problem::new(status, code, crowded.to_string())
 }
 
-#[derive(Deserialize)]
+/// What a client sends on the live connection, as JSON text frames.
+#[derive(Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum ClientFrame {
+pub enum ClientFrame {
+    /// Follow an event the caller may see: answered `subscribed`, with
+    /// `door` saying whether its counts and check-ins come too.
     Subscribe { event_id: EventId },
+    /// Stop following it: answered `unsubscribed`.
     Unsubscribe { event_id: EventId },
+    /// Answered `pong`.
     Ping,
 }
 
@@ -157,48 +192,142 @@ impl Drop for Closed {
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 async fn answer(state: &AppState, caller: &Caller, connection: u64, text: &str) -> String {
-    match serde_json::from_str::<ClientFrame>(text) {
+    let reply = match serde_json::from_str::<ClientFrame>(text) {
         Ok(ClientFrame::Subscribe { event_id }) => {
-            // Only events the caller may see; whoever works the door also
-            // gets the counts and every check-in.
-            let event = match state.reads.event_record(state.store.as_ref(), event_id).await {
-                Ok(event) => event.filter(|e| {
-                    e.spec.status != EventStatus::Draft || may_manage(Some(caller), &e.organizer_id)
-                }),
-                Err(_) => {
-                    return json!({ "type": "error", "code": "unavailable",
-                        "message": "try subscribing again shortly" })
-                    .to_string();
-                }
-            };
-            let Some(event) = event else {
-                return json!({ "type": "error", "code": "not_found", "event_id": event_id,
-                    "message": "no such event" })
-                .to_string();
-            };
-            let door = may_scan(caller, &event);
-            if !state
-                .hub
-                .subscribe(&caller.user, connection, event_id, door)
-            {
-                let most = state.hub.limits().subscriptions_per_connection;
-                return json!({ "type": "error", "code": "too_many_subscriptions",
-                    "event_id": event_id,
-                    "message": format!("a connection follows at most {most} events; unsubscribe from one first") })
-                .to_string();
-            }
-            json!({ "type": "subscribed", "event_id": event_id, "door": door })
+            subscribe(state, caller, connection, event_id).await
         }
         Ok(ClientFrame::Unsubscribe { event_id }) => {
             state.hub.unsubscribe(&caller.user, connection, event_id);
-            json!({ "type": "unsubscribed", "event_id": event_id })
+            Reply::Unsubscribed { event_id }
         }
-        Ok(ClientFrame::Ping) => json!({ "type": "pong" }),
-        Err(err) => json!({
-            "type": "error",
-            "code": "validation_failed",
-            "message": format!("expected subscribe, unsubscribe or ping: {err}"),
+        Ok(ClientFrame::Ping) => Reply::Pong,
+        Err(err) => Reply::Error {
+            code: ReplyError::ValidationFailed,
+            event_id: None,
+            message: format!("expected subscribe, unsubscribe or ping: {err}"),
+        },
+    };
+    // Ids, strings and flags always serialize.
+    serde_json::to_string(&reply).unwrap_or_default()
+}
+
+/// Follows `event_id` on `connection`, if the caller may see it.
+async fn subscribe(state: &AppState, caller: &Caller, connection: u64, event_id: EventId) -> Reply {
+    // Only events the caller may see; whoever works the door also gets the
+    // counts and every check-in.
+    let event = match state
+        .reads
+        .event_record(state.store.as_ref(), event_id)
+        .await
+    {
+        Ok(event) => event.filter(|e| {
+            e.spec.status != EventStatus::Draft || may_manage(Some(caller), &e.organizer_id)
         }),
+        Err(_) => {
+            return Reply::Error {
+                code: ReplyError::Unavailable,
+                event_id: None,
+                message: "try subscribing again shortly".into(),
+            };
+        }
+    };
+    let Some(event) = event else {
+        return Reply::Error {
+            code: ReplyError::NotFound,
+            event_id: Some(event_id),
+            message: "no such event".into(),
+        };
+    };
+    let door = may_scan(caller, &event);
+    if !state
+        .hub
+        .subscribe(&caller.user, connection, event_id, door)
+    {
+        let most = state.hub.limits().subscriptions_per_connection;
+        return Reply::Error {
+            code: ReplyError::TooManySubscriptions,
+            event_id: Some(event_id),
+            message: format!(
+                "a connection follows at most {most} events; unsubscribe from one first"
+            ),
+        };
     }
-    .to_string()
+    Reply::Subscribed { event_id, door }
+}
+
+/// The server's answer to a client frame, on the same connection.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    /// Now following the event; with `door`, its counts and check-ins too.
+    Subscribed { event_id: EventId, door: bool },
+    /// No longer following it.
+    Unsubscribed { event_id: EventId },
+    /// The answer to `ping`.
+    Pong,
+    /// The frame was not acted on.
+    Error {
+        code: ReplyError,
+        /// The event a `subscribe` named, when that is what failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        event_id: Option<EventId>,
+        message: String,
+    },
+}
+
+/// Why a client frame was not acted on: `unavailable` (try again
+/// shortly), `not_found` (no such event the caller may see),
+/// `too_many_subscriptions`, or `validation_failed` (not a frame this
+/// server takes).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyError {
+    Unavailable,
+    NotFound,
+    TooManySubscriptions,
+    ValidationFailed,
+}
+
+/// One reply of every kind, as clients receive them (for the AsyncAPI
+/// document's test).
+#[cfg(test)]
+pub(crate) fn every_reply() -> Vec<serde_json::Value> {
+    let event_id = EventId::generate();
+    let error = |code, event_id| Reply::Error {
+        code,
+        event_id,
+        message: "a sentence for people".into(),
+    };
+    let replies = [
+        Reply::Subscribed {
+            event_id,
+            door: true,
+        },
+        Reply::Unsubscribed { event_id },
+        Reply::Pong,
+        error(ReplyError::Unavailable, None),
+        error(ReplyError::NotFound, Some(event_id)),
+        error(ReplyError::TooManySubscriptions, Some(event_id)),
+        error(ReplyError::ValidationFailed, None),
+    ];
+    replies
+        .iter()
+        .map(|reply| {
+            // A new kind of reply does not compile here until it has a sample.
+            match reply {
+                Reply::Subscribed { .. }
+                | Reply::Unsubscribed { .. }
+                | Reply::Pong
+                | Reply::Error {
+                    code:
+                        ReplyError::Unavailable
+                        | ReplyError::NotFound
+                        | ReplyError::TooManySubscriptions
+                        | ReplyError::ValidationFailed,
+                    ..
+                } => {}
+            }
+            serde_json::to_value(reply).unwrap_or_default()
+        })
+        .collect()
 }

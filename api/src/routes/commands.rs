@@ -12,8 +12,33 @@ use axum::{
 use eventsys_messages::{CommandId, CommandStatus, WorkQueue};
 use serde_json::json;
 
-use crate::{AppState, auth::Caller, input::path_id, problem::Problem, views};
+use crate::{
+    AppState,
+    auth::Caller,
+    input::path_id,
+    problem::{Problem, ProblemDocument, ReadProblems},
+    views::{self, CommandStanding},
+};
 
+/// Where a command stands
+///
+/// The issuer's (or an admin's) command: its status, result or error,
+/// and while an order waits in line, its place; `Retry-After` says when to
+/// look again while it is not finished.
+#[utoipa::path(
+    get,
+    path = "/v1/commands/{command_id}",
+    tag = "commands",
+    security(("bearer" = [])),
+    params(("command_id" = CommandId, Path, description = "The command")),
+    responses(
+        (status = 200, description = "The command document", body = CommandStanding<'static>,
+            headers(("Retry-After" = u32, description = "While the command is not finished: seconds until it is worth asking again"))),
+        (status = 404, description = "`not_found`: no such command of the caller's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        ReadProblems,
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -26,17 +51,23 @@ pub async fn get(
         .await?
         .filter(|r| r.issuer == caller.user || caller.is_admin())
         .ok_or_else(|| Problem::not_found("command"))?;
-    let mut body = json!(views::command(&record));
+    let mut queue_position = None;
     let mut look_again = None;
     if record.status == CommandStatus::Accepted
         && let Some(place) = state.hub.line().position(command_id)
     {
-        body["queue_position"] = place.into();
+        queue_position = Some(place);
         let (_, rate) = state.hub.backlog().load(WorkQueue::Ticketing);
         look_again = Some(rate.map_or(1.0, |rate| place as f64 / rate.max(1.0)));
     } else if !record.status.is_terminal() {
         look_again = Some(1.0);
     }
+    // Through a JSON value: a staff command's `user_id` is both its
+    // issuer's and the staff member's, and the value keeps one, the latter.
+    let body = json!(CommandStanding {
+        command: views::command(&record),
+        queue_position,
+    });
     let mut response = Json(body).into_response();
     if let Some(seconds) = look_again {
         let seconds = seconds.clamp(1.0, LOOK_AGAIN_AT_MOST).ceil() as u32;

@@ -5,7 +5,7 @@ use axum::{
     Json,
     extract::{Path, State},
     http::StatusCode,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use eventsys_messages::{
     Action, CreateEvent, EventChanges, EventId, EventRef, EventSpec, EventStatus, Reason,
@@ -14,47 +14,67 @@ use eventsys_messages::{
 };
 use eventsys_store::EventRecord;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::{
     AppState,
     auth::{Caller, MaybeCaller, Role},
-    input::{CommandRequest, Paging, path_id},
-    problem::Problem,
-    views,
+    input::{CommandHeaders, CommandRequest, Paging, path_id},
+    problem::{Problem, ProblemDocument, PublicReadProblems, WriteProblems},
+    views::{self, CommandAccepted, CommandView, EventPage, EventView},
 };
 
 /// The body of `POST /v1/events`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
+    /// 1 to 200 characters.
     name: String,
+    /// Up to 5000 characters, several lines allowed.
     #[serde(default)]
     description: String,
+    /// 1 to 200 characters.
     venue: String,
+    /// At most a day in the past.
     starts_at: Timestamp,
+    /// After `starts_at`, in the future, within ten years.
     ends_at: Timestamp,
+    /// Seats in all, 1 to 1000000.
     capacity: u32,
+    /// 1 to 20 types with distinct names, each with a quota up to the
+    /// capacity; left out, one free "General admission" type of the
+    /// whole capacity.
     #[serde(default)]
     ticket_types: Option<Vec<NewTicketType>>,
+    /// Tickets one order may take, 1 to 50; left out, 10.
     #[serde(default)]
     max_per_order: Option<u32>,
+    /// How long an order of a paid type holds its seats, 1 to 86400 seconds;
+    /// left out, 900.
     #[serde(default)]
     hold_seconds: Option<u32>,
+    /// Left out, `published`.
     #[serde(default)]
     status: Option<NewStatus>,
 }
 
-#[derive(Deserialize)]
+/// One ticket type of a new event, or one added to an event
+/// (`POST /v1/events/{event_id}/ticket-types`).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTicketType {
+    /// 1 to 200 characters, unique within the event.
     name: String,
+    /// The price in the currency's minor unit (cents), up to 10^11; 0 is free.
     price_minor: u64,
+    /// ISO 4217, e.g. `EUR`.
     currency: String,
+    /// Seats of this type, 1 to the event's capacity.
     quota: u32,
 }
 
-#[derive(Deserialize)]
+/// Whether a new event goes on sale at once.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum NewStatus {
     Draft,
@@ -103,6 +123,33 @@ impl NewEvent {
     }
 }
 
+/// Create an event
+///
+/// Needs the `organizer` role. The event is the caller's; its id is in
+/// the answer (`event_id`).
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    security(("bearer" = [])),
+    params(CommandHeaders),
+    request_body = NewEvent,
+    responses(
+        (status = 202, description = "Accepted: the event will be created", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Created or refused, when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an organizer",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the event breaks a rule, each field named in `errors`; or `idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,22 +164,56 @@ pub async fn create(
     state.submit(&caller, request, action).await
 }
 
-pub async fn list(State(state): State<AppState>, paging: Paging) -> Result<Json<Value>, Problem> {
+/// List published events
+///
+/// Anyone may list them, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    security(()),
+    params(Paging),
+    responses(
+        (status = 200, description = "A page of published events", body = EventPage<'static>),
+        (status = 400, description = "`validation_failed`: a `limit` out of range, or a `cursor` this list did not give out; or `malformed_request`: a query string that cannot be read",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        PublicReadProblems,
+    ),
+)]
+pub async fn list(State(state): State<AppState>, paging: Paging) -> Result<Response, Problem> {
     let request = paging.request(&state.cursors, "events")?;
     let page = state.store.published_events(&request).await?;
-    Ok(Json(views::page(
-        &page,
-        &state.cursors,
-        "events",
-        views::event,
-    )))
+    let events = EventPage {
+        items: page.items.iter().map(views::event).collect(),
+        next_cursor: views::next_cursor(&page, &state.cursors, "events"),
+    };
+    Ok(Json(events).into_response())
 }
 
+/// Read an event
+///
+/// A draft is shown to its organizer (and admins) only; to anyone else it
+/// does not exist.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}",
+    tag = "events",
+    security((), ("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event")),
+    responses(
+        (status = 200, description = "The event and its availability", body = EventView<'static>),
+        (status = 401, description = "`unauthorized`: a bearer token that is not valid",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event, or a draft of someone else's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        PublicReadProblems,
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
     Path(event_id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Response, Problem> {
     let event_id: EventId = path_id(&event_id, "event")?;
     let snapshot = state
         .reads
@@ -144,11 +225,13 @@ pub async fn get(
     {
         return Err(Problem::not_found("event"));
     }
-    Ok(Json(json!(views::event(&snapshot))))
+    Ok(Json(views::event(&snapshot)).into_response())
 }
 
-/// The body of `PATCH /v1/events/{id}`: the fields to change.
-#[derive(Deserialize)]
+/// The body of `PATCH /v1/events/{id}`: the fields to change; each left
+/// out (or null) stays as it is. The event as changed must keep the rules
+/// of a new one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventPatch {
     #[serde(default)]
@@ -161,6 +244,7 @@ pub struct EventPatch {
     starts_at: Option<Timestamp>,
     #[serde(default)]
     ends_at: Option<Timestamp>,
+    /// Never below what is sold or held.
     #[serde(default)]
     capacity: Option<u32>,
     #[serde(default)]
@@ -169,22 +253,58 @@ pub struct EventPatch {
     hold_seconds: Option<u32>,
 }
 
-/// The body of `PATCH /v1/events/{id}/ticket-types/{type_id}`.
-#[derive(Deserialize)]
+/// The body of `PATCH /v1/events/{id}/ticket-types/{type_id}`: the fields
+/// to change; each left out (or null) stays as it is.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketTypePatch {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     price_minor: Option<u64>,
+    /// Never below what is sold or held.
     #[serde(default)]
     quota: Option<u32>,
+    /// Closed, it is no longer on sale; what was sold stays.
     #[serde(default)]
     closed: Option<bool>,
 }
 
+/// Change an event
+///
 /// `PATCH /v1/events/{id}`: name, description, venue, times, capacity up
 /// or down (never below what is sold or held), per-order limit, hold time.
+/// Its organizer (or an admin) only.
+#[utoipa::path(
+    patch,
+    path = "/v1/events/{event_id}",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
+    request_body(content(
+        (EventPatch = "application/json"),
+        (EventPatch = "application/merge-patch+json"),
+    )),
+    responses(
+        (status = 202, description = "Accepted: the event will be changed", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Changed or refused, when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an organizer",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event of the caller's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the event is cancelled",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the event as changed breaks a rule, each field named in `errors`; or `idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -209,8 +329,37 @@ pub async fn update(
     revise(&state, &caller, &event, request, changes).await
 }
 
+/// Add a ticket type
+///
 /// `POST /v1/events/{id}/ticket-types`: one more ticket type; 202 with its
-/// `ticket_type_id`.
+/// `ticket_type_id`. Its organizer (or an admin) only.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/ticket-types",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
+    request_body = NewTicketType,
+    responses(
+        (status = 202, description = "Accepted: the type will be added; its id is `ticket_type_id`", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Added or refused, when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an organizer",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event of the caller's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the event is cancelled",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the event with this type breaks a rule, each field named in `errors`; or `idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn add_ticket_type(
     State(state): State<AppState>,
     caller: Caller,
@@ -235,8 +384,45 @@ pub async fn add_ticket_type(
     revise(&state, &caller, &event, request, changes).await
 }
 
+/// Change a ticket type
+///
 /// `PATCH /v1/events/{id}/ticket-types/{type_id}`: rename, reprice, change
-/// the quota (never below what is sold or held), close or reopen.
+/// the quota (never below what is sold or held), close or reopen. Its
+/// event's organizer (or an admin) only.
+#[utoipa::path(
+    patch,
+    path = "/v1/events/{event_id}/ticket-types/{ticket_type_id}",
+    tag = "events",
+    security(("bearer" = [])),
+    params(
+        ("event_id" = EventId, Path, description = "The event"),
+        ("ticket_type_id" = TicketTypeId, Path, description = "One of its ticket types"),
+        CommandHeaders,
+    ),
+    request_body(content(
+        (TicketTypePatch = "application/json"),
+        (TicketTypePatch = "application/merge-patch+json"),
+    )),
+    responses(
+        (status = 202, description = "Accepted: the type will be changed", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Changed or refused, when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an organizer",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event of the caller's, or no such ticket type of it",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the event is cancelled",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the event as changed breaks a rule, each field named in `errors`; or `idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn update_ticket_type(
     State(state): State<AppState>,
     caller: Caller,
@@ -295,7 +481,34 @@ async fn revise(
     state.submit(caller, request, action).await
 }
 
-/// `POST /v1/events/{id}/publish`: a draft goes on sale.
+/// Publish a draft
+///
+/// `POST /v1/events/{id}/publish`: a draft goes on sale. Its organizer
+/// (or an admin) only.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/publish",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
+    responses(
+        (status = 202, description = "Accepted: the event will be published", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Done or refused, when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an organizer",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event of the caller's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: only a draft is published",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn publish(
     State(state): State<AppState>,
     caller: Caller,
@@ -305,7 +518,34 @@ pub async fn publish(
     change_status(&state, &caller, &event_id, request, EventStatus::Published).await
 }
 
+/// Cancel an event
+///
 /// `POST /v1/events/{id}/cancel`: sales stop and its tickets are void.
+/// Its organizer (or an admin) only.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/cancel",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
+    responses(
+        (status = 202, description = "Accepted: the event will be cancelled", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Done or refused, when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an organizer",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event of the caller's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the event is already cancelled, or has ended",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -344,13 +584,31 @@ async fn change_status(
     state.submit(caller, request, action).await
 }
 
+/// The keys that verify ticket codes
+///
 /// `GET /v1/events/{id}/verification-key`: the public keys that verify
 /// this event's ticket codes, as a JWK Set, for doors that check offline.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/verification-key",
+    tag = "events",
+    security((), ("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event")),
+    responses(
+        (status = 200, description = "A JWK Set (RFC 7517, RFC 8037): the signing key first, then retired ones",
+            body = JwkSet),
+        (status = 401, description = "`unauthorized`: a bearer token that is not valid",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event, or a draft of someone else's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        PublicReadProblems,
+    ),
+)]
 pub async fn verification_key(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
     Path(event_id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<serde_json::Value>, Problem> {
     let event_id: EventId = path_id(&event_id, "event")?;
     let visible = state.store.event_record(event_id).await?.is_some_and(|e| {
         e.spec.status != EventStatus::Draft || may_manage(caller.as_ref(), &e.organizer_id)
@@ -359,6 +617,35 @@ pub async fn verification_key(
         return Err(Problem::not_found("event"));
     }
     Ok(Json(state.codes.jwks()))
+}
+
+/// A JWK Set, as `TicketCodes::jwks` writes it; this type only describes it.
+#[derive(ToSchema)]
+pub struct JwkSet {
+    pub keys: Vec<Jwk>,
+}
+
+/// An Ed25519 public key that verifies ticket codes.
+#[derive(ToSchema)]
+pub struct Jwk {
+    /// `OKP`.
+    #[schema(pattern = "^OKP$")]
+    pub kty: String,
+    /// `Ed25519`.
+    #[schema(pattern = "^Ed25519$")]
+    pub crv: String,
+    /// `EdDSA`.
+    #[schema(pattern = "^EdDSA$")]
+    pub alg: String,
+    /// `sig`.
+    #[schema(rename = "use", pattern = "^sig$")]
+    pub usage: String,
+    /// The key's id, as the `kid` of the codes it signed.
+    pub kid: String,
+    /// The public key, base64url without padding.
+    pub x: String,
+    /// The same as `x`.
+    pub public_key: String,
 }
 
 /// The event `caller` manages; anyone else is told it does not exist.

@@ -4,34 +4,69 @@ use axum::{
     Json,
     extract::{Path, State},
     http::StatusCode,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use eventsys_messages::{
     Action, EventId, EventStatus, OrderId, OrderRef, PlaceOrder, Reason, rules,
 };
 use eventsys_store::EventRecord;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::events::may_manage;
 use crate::{
     AppState,
     auth::{Caller, Role},
-    input::{CommandRequest, path_id},
-    problem::Problem,
-    views,
+    input::{CommandHeaders, CommandRequest, path_id},
+    problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
+    views::{self, CommandAccepted, CommandView, OrderView},
 };
 
 /// The body of `POST /v1/events/{id}/orders`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
-    /// A ticket type's id or name; optional when the event has one type.
+    /// A ticket type's id or name; optional when the event has one type
+    /// on sale. Also accepted as `ticket_type_id`.
     #[serde(default, alias = "ticket_type_id")]
     ticket_type: Option<String>,
+    /// 1 to the event's `max_per_order`.
     quantity: u32,
 }
 
+/// Order tickets
+///
+/// Needs the `attendee` role. Paid tickets are held until the order is
+/// confirmed (`POST /v1/orders/{order_id}/confirm`) or the hold runs out;
+/// free ones are the buyer's at once. The order's id is in the answer
+/// (`order_id`); whether it got its seats comes with the outcome.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/orders",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
+    request_body = NewOrder,
+    responses(
+        (status = 202, description = "Accepted: the order waits its turn", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Placed or refused (e.g. `sold_out`), when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an attendee",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event, or a draft of someone else's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`not_on_sale`: the event is a draft, cancelled or over",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: no such ticket type (or none named where the event has several, or a closed one), or a quantity out of range; or `idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn place(
     State(state): State<AppState>,
     caller: Caller,
@@ -52,11 +87,27 @@ pub async fn place(
     state.submit(&caller, request, action).await
 }
 
+/// Read an order
+///
+/// Its buyer's (or an admin's), with its tickets and their codes.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{order_id}",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("order_id" = OrderId, Path, description = "The order")),
+    responses(
+        (status = 200, description = "The order", body = OrderView<'static>),
+        (status = 404, description = "`not_found`: no such order of the caller's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        ReadProblems,
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(order_id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Response, Problem> {
     let order_id: OrderId = path_id(&order_id, "order")?;
     // Someone else's order does not exist, as far as the caller can tell.
     let order = state
@@ -70,21 +121,56 @@ pub async fn get(
         .iter()
         .map(|t| views::ticket(t, Some(state.codes.of(t))))
         .collect();
-    Ok(Json(json!(views::order(&order, tickets))))
+    Ok(Json(views::order(&order, tickets)).into_response())
 }
 
 /// The body of a registration or a waiting-list entry, which may be empty.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketTypeChoice {
-    /// A ticket type's id or name; left out, the rules pick one.
+    /// A ticket type's id or name; left out, the rules pick one. Also
+    /// accepted as `ticket_type_id`.
     #[serde(default, alias = "ticket_type_id")]
     pub ticket_type: Option<String>,
 }
 
+/// Register for free
+///
 /// `POST /v1/events/{id}/registrations`: a free registration (RSVP), one
 /// per user and event, through the same inventory as orders; cancelled
-/// like any order.
+/// like any order. Needs the `attendee` role. The body may be left out:
+/// the event's first free ticket type is taken.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/registrations",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
+    request_body(
+        content = Option<TicketTypeChoice>,
+        content_type = "application/json",
+        description = "May be left out: the event's first free ticket type is taken",
+    ),
+    responses(
+        (status = 202, description = "Accepted: the registration waits its turn", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Registered or refused (e.g. `sold_out`), when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an attendee",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event, or a draft of someone else's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`not_on_sale`: the event is a draft, cancelled or over; or `conflict`: the caller is registered already (its `order_id` is a member of the problem)",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: a body not sent as JSON",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: no such ticket type, a paid or closed one, or the event has no free one; or `idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn register(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,8 +231,30 @@ pub async fn event_on_sale_for(
     Ok(event)
 }
 
+/// Confirm an order
+///
 /// `POST /v1/orders/{id}/confirm`: its buyer (or a payment callback with
 /// an admin token) turns a hold into tickets; `hold_expired` if too late.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{order_id}/confirm",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("order_id" = OrderId, Path, description = "The order"), CommandHeaders),
+    responses(
+        (status = 202, description = "Accepted: the order will be confirmed", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Confirmed or refused (e.g. `hold_expired`), when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such order of the caller's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn confirm(
     State(state): State<AppState>,
     caller: Caller,
@@ -164,8 +272,30 @@ pub async fn confirm(
     state.submit(&caller, request, action).await
 }
 
+/// Cancel an order
+///
 /// `POST /v1/orders/{id}/cancel`: its buyer or the event's organizer
 /// cancels the whole order; its seats go back on sale.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{order_id}/cancel",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("order_id" = OrderId, Path, description = "The order"), CommandHeaders),
+    responses(
+        (status = 202, description = "Accepted: the order will be cancelled", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Cancelled or refused, when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such order the caller may cancel",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,

@@ -4,25 +4,43 @@
 use axum::{
     Json,
     extract::{Path, State},
-    response::Response,
+    response::{IntoResponse, Response},
 };
-use eventsys_messages::{Action, EventId, FieldError, StaffMember, UserId};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use eventsys_messages::{Action, EventId, FieldError, StaffMember, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::events::managed_event;
 use crate::{
     AppState,
     auth::{Caller, Role},
-    input::{CommandRequest, path_id},
-    problem::Problem,
+    input::{CommandHeaders, CommandRequest, path_id},
+    problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
+    views::{CommandAccepted, CommandView},
 };
 
 /// The body of `POST /v1/events/{id}/staff`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStaff {
+    /// The user, as their token's `sub` names them: 1 to 128 bytes, no
+    /// control characters.
     user_id: String,
+}
+
+/// The door staff of an event, all on one page.
+#[derive(Serialize, ToSchema)]
+pub struct StaffPage<'a> {
+    items: Vec<StaffEntry<'a>>,
+    /// Always null: the list is never split.
+    next_cursor: Option<String>,
+}
+
+/// One member of an event's door staff.
+#[derive(Serialize, ToSchema)]
+pub struct StaffEntry<'a> {
+    user_id: &'a UserId,
+    granted_at: Timestamp,
 }
 
 fn user_id(raw: &str) -> Result<UserId, Problem> {
@@ -37,6 +55,35 @@ fn user_id(raw: &str) -> Result<UserId, Problem> {
     })
 }
 
+/// Grant door staff
+///
+/// The event's organizer (or an admin) lets a user with the `staff` role
+/// scan tickets and read them at this event.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/staff",
+    tag = "staff",
+    security(("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
+    request_body = NewStaff,
+    responses(
+        (status = 202, description = "Accepted: the user will be staff", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Granted or refused, when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an organizer",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event of the caller's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a body that breaks the schema, or not a user id; or `idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn grant(
     State(state): State<AppState>,
     caller: Caller,
@@ -51,6 +98,36 @@ pub async fn grant(
     state.submit(&caller, request, action).await
 }
 
+/// Revoke door staff
+///
+/// The event's organizer (or an admin) takes a user's door rights at this
+/// event away.
+#[utoipa::path(
+    delete,
+    path = "/v1/events/{event_id}/staff/{user_id}",
+    tag = "staff",
+    security(("bearer" = [])),
+    params(
+        ("event_id" = EventId, Path, description = "The event"),
+        ("user_id" = UserId, Path, description = "The staff member"),
+        CommandHeaders,
+    ),
+    responses(
+        (status = 202, description = "Accepted: the user will no longer be staff", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Revoked or refused, when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an organizer",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event of the caller's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `user_id` is not a user id; or `idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -65,18 +142,42 @@ pub async fn revoke(
     state.submit(&caller, request, action).await
 }
 
+/// List door staff
+///
+/// The event's organizer (or an admin) only.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/staff",
+    tag = "staff",
+    security(("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event")),
+    responses(
+        (status = 200, description = "The event's door staff", body = StaffPage<'static>),
+        (status = 403, description = "`forbidden`: the caller is not an organizer",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event of the caller's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        ReadProblems,
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(event_id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Response, Problem> {
     caller.require(&[Role::Organizer])?;
     let event_id: EventId = path_id(&event_id, "event")?;
     let event = managed_event(&state, &caller, event_id).await?;
-    let items: Vec<Value> = event
-        .staff
-        .iter()
-        .map(|(user_id, since)| json!({ "user_id": user_id, "granted_at": since }))
-        .collect();
-    Ok(Json(json!({ "items": items, "next_cursor": null })))
+    let staff = StaffPage {
+        items: event
+            .staff
+            .iter()
+            .map(|(user_id, &granted_at)| StaffEntry {
+                user_id,
+                granted_at,
+            })
+            .collect(),
+        next_cursor: None,
+    };
+    Ok(Json(staff).into_response())
 }

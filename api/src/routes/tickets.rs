@@ -7,42 +7,97 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use eventsys_messages::{Action, TicketId, TicketRef};
-use serde_json::{Value, json};
 
 use super::{events::may_scan, orders::may_act_for};
 use crate::{
     AppState,
     auth::Caller,
-    input::{CommandRequest, Paging, path_id},
-    problem::Problem,
-    views,
+    input::{CommandHeaders, CommandRequest, Paging, path_id},
+    problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
+    views::{self, CommandAccepted, CommandView, TicketPage, TicketView},
 };
 
+/// List my tickets
+///
+/// The caller's tickets, with their codes, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/me/tickets",
+    tag = "tickets",
+    security(("bearer" = [])),
+    params(Paging),
+    responses(
+        (status = 200, description = "A page of the caller's tickets", body = TicketPage<'static>),
+        (status = 400, description = "`validation_failed`: a `limit` out of range, or a `cursor` this list did not give out; or `malformed_request`: a query string that cannot be read",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        ReadProblems,
+    ),
+)]
 pub async fn mine(
     State(state): State<AppState>,
     caller: Caller,
     paging: Paging,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Response, Problem> {
     let list = format!("tickets:{}", caller.user);
     let request = paging.request(&state.cursors, &list)?;
     let page = state.store.tickets_of(&caller.user, &request).await?;
-    Ok(Json(views::page(&page, &state.cursors, &list, |t| {
-        views::ticket(t, Some(state.codes.of(t)))
-    })))
+    let tickets = TicketPage {
+        items: page
+            .items
+            .iter()
+            .map(|t| views::ticket(t, Some(state.codes.of(t))))
+            .collect(),
+        next_cursor: views::next_cursor(&page, &state.cursors, &list),
+    };
+    Ok(Json(tickets).into_response())
 }
 
+/// Read a ticket
+///
+/// For its holder, and for whoever may scan at its event (its organizer,
+/// its door staff, admins), with its code.
+#[utoipa::path(
+    get,
+    path = "/v1/tickets/{ticket_id}",
+    tag = "tickets",
+    security(("bearer" = [])),
+    params(("ticket_id" = TicketId, Path, description = "The ticket")),
+    responses(
+        (status = 200, description = "The ticket", body = TicketView<'static>),
+        (status = 404, description = "`not_found`: no such ticket the caller may see",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        ReadProblems,
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(ticket_id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Response, Problem> {
     let ticket = visible_ticket(&state, &caller, &ticket_id).await?;
     let code = state.codes.of(&ticket);
-    Ok(Json(json!(views::ticket(&ticket, Some(code)))))
+    Ok(Json(views::ticket(&ticket, Some(code))).into_response())
 }
 
+/// A ticket's QR code
+///
 /// `GET /v1/tickets/{id}/qr.svg`: the ticket's code as a QR code, for
 /// whoever may see the code.
+#[utoipa::path(
+    get,
+    path = "/v1/tickets/{ticket_id}/qr.svg",
+    tag = "tickets",
+    security(("bearer" = [])),
+    params(("ticket_id" = TicketId, Path, description = "The ticket")),
+    responses(
+        (status = 200, description = "An SVG image of at least 256 by 256", body = String, content_type = "image/svg+xml"),
+        (status = 404, description = "`not_found`: no such ticket the caller may see",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        ReadProblems,
+        (status = 500, description = "`internal_error`: the store failed on our side, or the code does not fit a QR code",
+            body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn qr(
     State(state): State<AppState>,
     caller: Caller,
@@ -64,8 +119,30 @@ pub async fn qr(
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 
+/// Cancel a ticket
+///
 /// `POST /v1/tickets/{id}/cancel`: its holder or the event's organizer
 /// cancels one ticket; its seat goes back on sale.
+#[utoipa::path(
+    post,
+    path = "/v1/tickets/{ticket_id}/cancel",
+    tag = "tickets",
+    security(("bearer" = [])),
+    params(("ticket_id" = TicketId, Path, description = "The ticket"), CommandHeaders),
+    responses(
+        (status = 202, description = "Accepted: the ticket will be cancelled", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "Cancelled or refused, when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such ticket the caller may cancel",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,

@@ -6,20 +6,102 @@ use axum::{
     extract::{Path, State},
     response::Response,
 };
-use eventsys_messages::{Action, EventId, JoinWaitlist, rules};
+use eventsys_messages::{
+    Action, EventId, JoinWaitlist, OrderId, OrderStatus, TicketTypeId, Timestamp, rules,
+};
 use eventsys_store::WaitStatus;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::orders::{TicketTypeChoice, event_on_sale_for};
 use crate::{
     AppState,
     auth::Caller,
-    input::{CommandRequest, path_id},
-    problem::Problem,
+    input::{CommandHeaders, CommandRequest, path_id},
+    problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
+    views::{CommandAccepted, CommandView},
 };
 
+/// The caller's place in an event's waiting list.
+#[derive(Serialize, ToSchema)]
+pub struct WaitlistEntry {
+    event_id: EventId,
+    ticket_type_id: TicketTypeId,
+    joined_at: Timestamp,
+    status: WaitlistStatus,
+    /// Counting from 1; only while waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    position: Option<u32>,
+    /// The hold made for the caller; only once offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offer: Option<Offer>,
+}
+
+/// `waiting`, or `offered` a seat: a hold made for them.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitlistStatus {
+    Waiting,
+    Offered,
+}
+
+impl From<WaitStatus> for WaitlistStatus {
+    fn from(status: WaitStatus) -> Self {
+        match status {
+            WaitStatus::Waiting => Self::Waiting,
+            WaitStatus::Offered => Self::Offered,
+        }
+    }
+}
+
+/// A seat offered from the waiting list: an order, confirmed like any
+/// other before it expires.
+#[derive(Serialize, ToSchema)]
+pub struct Offer {
+    order_id: OrderId,
+    status: OrderStatus,
+    /// Until when the hold lasts.
+    expires_at: Option<Timestamp>,
+}
+
+/// Join the waiting list
+///
 /// `POST /v1/events/{id}/waitlist`: join; while anyone waits, seats that
-/// come free are offered to those waiting, first come first.
+/// come free are offered to those waiting, first come first. Needs the
+/// `attendee` role. The body may be left out when the event has one
+/// ticket type on sale.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/waitlist",
+    tag = "waitlist",
+    security(("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
+    request_body(
+        content = Option<TicketTypeChoice>,
+        content_type = "application/json",
+        description = "May be left out when the event has one ticket type on sale",
+    ),
+    responses(
+        (status = 202, description = "Accepted: the caller will be put on the list", body = CommandAccepted<'static>,
+            headers(("Location" = String, description = "The command's URL"))),
+        (status = 200, description = "On the list or refused, when the client waited (`Prefer: wait=N`)",
+            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an attendee",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event, or a draft of someone else's",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`not_on_sale`: the event is a draft, cancelled or over",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: a body not sent as JSON",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: no such ticket type, a closed one, or none named where the event has several; or `idempotency_key_reused`",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        WriteProblems,
+    ),
+)]
 pub async fn join(
     State(state): State<AppState>,
     caller: Caller,
@@ -38,35 +120,52 @@ pub async fn join(
     state.submit(&caller, request, action).await
 }
 
+/// My place in the waiting list
+///
 /// `GET /v1/events/{id}/waitlist/me`: `{"position", "status", "offer"?}`;
 /// `position` counts from 1 while waiting.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/waitlist/me",
+    tag = "waitlist",
+    security(("bearer" = [])),
+    params(("event_id" = EventId, Path, description = "The event")),
+    responses(
+        (status = 200, description = "The caller's entry", body = WaitlistEntry),
+        (status = 404, description = "`not_found`: the caller is not on this event's list (or no such event)",
+            body = ProblemDocument, content_type = "application/problem+json"),
+        ReadProblems,
+    ),
+)]
 pub async fn mine(
     State(state): State<AppState>,
     caller: Caller,
     Path(event_id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<WaitlistEntry>, Problem> {
     let event_id: EventId = path_id(&event_id, "event")?;
     let (entry, ahead) = state
         .store
         .waitlist_entry(event_id, &caller.user)
         .await?
         .ok_or_else(|| Problem::not_found("waiting-list entry"))?;
-    let mut view = json!({
-        "event_id": event_id,
-        "ticket_type_id": entry.ticket_type_id,
-        "joined_at": entry.joined_at,
-        "status": entry.status,
-    });
+    let mut view = WaitlistEntry {
+        event_id,
+        ticket_type_id: entry.ticket_type_id,
+        joined_at: entry.joined_at,
+        status: entry.status.into(),
+        position: None,
+        offer: None,
+    };
     match entry.status {
-        WaitStatus::Waiting => view["position"] = json!(ahead + 1),
+        WaitStatus::Waiting => view.position = Some(ahead + 1),
         WaitStatus::Offered => {
             if let Some(order_id) = entry.offer
                 && let Some(order) = state.store.order(order_id).await?
             {
-                view["offer"] = json!({
-                    "order_id": order.order_id,
-                    "status": order.status,
-                    "expires_at": order.expires_at,
+                view.offer = Some(Offer {
+                    order_id: order.order_id,
+                    status: order.status,
+                    expires_at: order.expires_at,
                 });
             }
         }

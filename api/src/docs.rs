@@ -1,0 +1,157 @@
+//! The API's description of itself: the OpenAPI document, built from the
+//! handlers' annotations and the types they read and write (so it cannot
+//! describe an API that is not there), and the `/docs` page that renders
+//! it from inside the binary, with nothing fetched from elsewhere.
+
+pub mod asyncapi;
+pub mod postman;
+#[cfg(test)]
+mod samples;
+
+use std::sync::OnceLock;
+
+use axum::{
+    http::header,
+    response::{IntoResponse, Response},
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use crate::routes::{
+    commands, doors, events, health, notifications, orders, staff, tickets, waitlist,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "eventsys",
+        description = "Event ticketing: organizers publish events, attendees register or buy \
+            tickets, door staff check them in. Every write is a command: it is answered \
+            `202 Accepted` with a command document at once, and its outcome arrives on the \
+            WebSocket `/v1/ws` (or at `GET /v1/commands/{command_id}`). Errors are RFC 9457 \
+            problem documents with a stable `code`.",
+    ),
+    paths(
+        events::create,
+        events::list,
+        events::get,
+        events::update,
+        events::add_ticket_type,
+        events::update_ticket_type,
+        events::publish,
+        events::cancel,
+        events::verification_key,
+        orders::place,
+        orders::register,
+        orders::get,
+        orders::confirm,
+        orders::cancel,
+        tickets::get,
+        tickets::cancel,
+        tickets::qr,
+        tickets::mine,
+        doors::check_in,
+        doors::batch,
+        doors::stats,
+        staff::grant,
+        staff::list,
+        staff::revoke,
+        waitlist::join,
+        waitlist::mine,
+        notifications::mine,
+        notifications::mark_read,
+        commands::get,
+        crate::ws::connect,
+        health::live,
+        health::ready,
+        health::metrics,
+        openapi_json,
+        page,
+    ),
+    modifiers(&BearerTokens),
+    tags(
+        (name = "events", description = "Events and their ticket types, as their organizer runs them"),
+        (name = "orders", description = "Buying and registering, holds and their confirmation"),
+        (name = "tickets", description = "Tickets, their signed codes and QR codes"),
+        (name = "doors", description = "Check-in at the door, one scan or a batch of offline scans"),
+        (name = "staff", description = "Who may check tickets in at an event's doors"),
+        (name = "waitlist", description = "The waiting list of a sold-out event"),
+        (name = "notifications", description = "A user's inbox"),
+        (name = "commands", description = "What became of a write"),
+        (name = "realtime", description = "The WebSocket"),
+        (name = "operations", description = "Probes, metrics and this documentation"),
+    ),
+)]
+struct Document;
+
+/// Tokens are JWTs (HS256) carrying `sub` and `roles`; see `eventsys token`.
+struct BearerTokens;
+
+impl Modify for BearerTokens {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI 3.1 document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    Document::openapi()
+}
+
+/// The document as it is served and committed: pretty JSON, one trailing
+/// newline.
+pub fn openapi_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let mut text = openapi()
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        text.push('\n');
+        text
+    })
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)),
+)]
+pub async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_text()).into_response()
+}
+
+/// A page that renders this document; it needs nothing but this server.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "The documentation page", content_type = "text/html", body = String)),
+)]
+pub async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'",
+            ),
+        ],
+        include_str!("docs/page.html"),
+    )
+        .into_response()
+}
