@@ -51,6 +51,18 @@ pub enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Print what the WebSocket pushes, one JSON frame per line, until interrupted.
+    Watch {
+        /// The API's WebSocket, e.g. ws://127.0.0.1:8080/v1/ws
+        #[arg(long, default_value = "ws://127.0.0.1:8080/v1/ws")]
+        url: String,
+        /// The bearer token to connect with.
+        #[arg(long, env = "TOKEN", hide_env_values = true)]
+        token: String,
+        /// An event to follow (its counts and status); repeat for several.
+        #[arg(long = "event")]
+        events: Vec<String>,
+    },
     /// Exit 0 if an HTTP GET of URL answers 2xx (a health check for images without curl).
     Probe {
         /// e.g. http://127.0.0.1:8080/readyz
@@ -69,6 +81,7 @@ impl Command {
             Self::Token { .. } => "token",
             Self::Dlq { .. } => "dlq",
             Self::Probe { .. } => "probe",
+            Self::Watch { .. } => "watch",
         }
     }
 

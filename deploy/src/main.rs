@@ -8,6 +8,7 @@ mod probe;
 mod probes;
 mod roles;
 mod telemetry;
+mod watch;
 
 use std::time::Duration;
 
@@ -57,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Api => roles::api(settings, on_signal()).await,
         Command::Worker { role } => roles::worker(settings, role, on_signal()).await,
         Command::Probe { url } => probe::probe(&url).await,
+        Command::Watch { url, token, events } => watch::watch(&url, &token, &events).await,
         Command::Dlq { action } => dlq::dlq(settings, action).await,
     }
 }
