@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod check_in;
+mod contract;
 mod delivery;
 mod durability;
 mod flash_sale;
