@@ -155,3 +155,82 @@ pub async fn page() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use eventsys_messages::spec::{
+        CAPACITY_MAX, DESCRIPTION_MAX, HOLD_SECONDS_MAX, MAX_PER_ORDER_LIMIT, NAME_MAX,
+        PRICE_MINOR_MAX, TICKET_TYPES_MAX, VENUE_MAX,
+    };
+    use serde_json::Value;
+
+    /// The schema attributes can only hold literals: each must be the limit
+    /// the API enforces.
+    #[test]
+    fn the_documented_limits_are_the_enforced_ones() {
+        let document: Value =
+            serde_json::from_str(super::openapi_text()).expect("the document is JSON");
+        let limits: [(&str, &str, &str, u64); 16] = [
+            ("NewEvent", "name", "maxLength", NAME_MAX as u64),
+            ("NewEvent", "venue", "maxLength", VENUE_MAX as u64),
+            (
+                "NewEvent",
+                "description",
+                "maxLength",
+                DESCRIPTION_MAX as u64,
+            ),
+            ("NewEvent", "capacity", "maximum", CAPACITY_MAX.into()),
+            (
+                "NewEvent",
+                "ticket_types",
+                "maxItems",
+                TICKET_TYPES_MAX as u64,
+            ),
+            (
+                "NewEvent",
+                "max_per_order",
+                "maximum",
+                MAX_PER_ORDER_LIMIT.into(),
+            ),
+            (
+                "NewEvent",
+                "hold_seconds",
+                "maximum",
+                HOLD_SECONDS_MAX.into(),
+            ),
+            ("NewTicketType", "name", "maxLength", NAME_MAX as u64),
+            ("NewTicketType", "price_minor", "maximum", PRICE_MINOR_MAX),
+            ("NewTicketType", "quota", "maximum", CAPACITY_MAX.into()),
+            ("EventPatch", "name", "maxLength", NAME_MAX as u64),
+            (
+                "EventPatch",
+                "description",
+                "maxLength",
+                DESCRIPTION_MAX as u64,
+            ),
+            ("EventPatch", "capacity", "maximum", CAPACITY_MAX.into()),
+            (
+                "EventPatch",
+                "hold_seconds",
+                "maximum",
+                HOLD_SECONDS_MAX.into(),
+            ),
+            ("TicketTypePatch", "price_minor", "maximum", PRICE_MINOR_MAX),
+            (
+                "NewOrder",
+                "quantity",
+                "maximum",
+                MAX_PER_ORDER_LIMIT.into(),
+            ),
+        ];
+        for (schema, field, keyword, limit) in limits {
+            let documented =
+                &document["components"]["schemas"][schema]["properties"][field][keyword];
+            assert_eq!(
+                documented.as_u64(),
+                Some(limit),
+                "{schema}.{field} {keyword}"
+            );
+        }
+    }
+}

@@ -46,6 +46,7 @@ pub struct Scan {
     code: String,
     /// The door that scanned, 1 to 100 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     gate: Option<String>,
 }
 
@@ -55,8 +56,10 @@ pub struct Scan {
 pub struct Batch {
     /// The door that scanned them, 1 to 100 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     gate: Option<String>,
     /// 1 to 200 scans.
+    #[schema(min_items = 1, max_items = 200)]
     scans: Vec<OfflineScan>,
 }
 

@@ -29,29 +29,36 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     /// Up to 5000 characters, several lines allowed.
     #[serde(default)]
+    #[schema(max_length = 5000)]
     description: String,
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     venue: String,
     /// At most a day in the past.
     starts_at: Timestamp,
     /// After `starts_at`, in the future, within ten years.
     ends_at: Timestamp,
     /// Seats in all, 1 to 1000000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     capacity: u32,
     /// 1 to 20 types with distinct names, each with a quota up to the
     /// capacity; left out, one free "General admission" type of the
     /// whole capacity.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 20)]
     ticket_types: Option<Vec<NewTicketType>>,
     /// Tickets one order may take, 1 to 50; left out, 10.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 50)]
     max_per_order: Option<u32>,
     /// How long an order of a paid type holds its seats, 1 to 86400 seconds;
     /// left out, 900.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86_400)]
     hold_seconds: Option<u32>,
     /// Left out, `published`.
     #[serde(default)]
@@ -64,12 +71,16 @@ pub struct NewEvent {
 #[serde(deny_unknown_fields)]
 pub struct NewTicketType {
     /// 1 to 200 characters, unique within the event.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     /// The price in the currency's minor unit (cents), up to 10^11; 0 is free.
+    #[schema(maximum = 100_000_000_000_i64)]
     price_minor: u64,
     /// ISO 4217, e.g. `EUR`.
+    #[schema(pattern = "^[A-Z]{3}$")]
     currency: String,
     /// Seats of this type, 1 to the event's capacity.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quota: u32,
 }
 
@@ -235,10 +246,13 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct EventPatch {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 5000)]
     description: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     venue: Option<String>,
     #[serde(default)]
     starts_at: Option<Timestamp>,
@@ -246,10 +260,13 @@ pub struct EventPatch {
     ends_at: Option<Timestamp>,
     /// Never below what is sold or held.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     capacity: Option<u32>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 50)]
     max_per_order: Option<u32>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86_400)]
     hold_seconds: Option<u32>,
 }
 
@@ -259,11 +276,14 @@ pub struct EventPatch {
 #[serde(deny_unknown_fields)]
 pub struct TicketTypePatch {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(maximum = 100_000_000_000_i64)]
     price_minor: Option<u64>,
     /// Never below what is sold or held.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quota: Option<u32>,
     /// Closed, it is no longer on sale; what was sold stays.
     #[serde(default)]

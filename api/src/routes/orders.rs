@@ -31,6 +31,7 @@ pub struct NewOrder {
     #[serde(default, alias = "ticket_type_id")]
     ticket_type: Option<String>,
     /// 1 to the event's `max_per_order`.
+    #[schema(minimum = 1, maximum = 50)]
     quantity: u32,
 }
 
