@@ -70,6 +70,8 @@ use crate::routes::{
         openapi_json,
         page,
     ),
+    // Answers shared by many operations refer to these by name.
+    components(schemas(crate::views::CommandAccepted<'static>, crate::views::CommandView<'static>, crate::problem::ProblemDocument)),
     modifiers(&BearerTokens),
     tags(
         (name = "events", description = "Events and their ticket types, as their organizer runs them"),

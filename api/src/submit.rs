@@ -247,6 +247,63 @@ fn hex(data: &[u8]) -> String {
 
 /// Submission on the embedded store and queue, called directly: what is
 /// recorded, what is published, and what a replay or a reused key gets.
+/// How every write is answered, for the API's document: 202 with the
+/// command at once, or 200 with its outcome when the client waited.
+pub struct SubmitAnswers;
+
+impl utoipa::IntoResponses for SubmitAnswers {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        use utoipa::openapi::{
+            ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, ResponseBuilder, Type,
+        };
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let answer = |description: &str, schema: &str, header: (&str, &str)| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(schema)))
+                        .build(),
+                )
+                .header(
+                    header.0,
+                    HeaderBuilder::new()
+                        .schema(text())
+                        .description(Some(header.1))
+                        .build(),
+                )
+                .build()
+                .into()
+        };
+        [
+            (
+                "202".to_owned(),
+                answer(
+                    "Accepted: the command is recorded and on its way; its outcome arrives on the \
+                     WebSocket and at its URL",
+                    "CommandAccepted",
+                    ("Location", "The command's URL"),
+                ),
+            ),
+            (
+                "200".to_owned(),
+                answer(
+                    "Done or refused (the command's `status` and `error` say which), when the \
+                     client asked to wait (`Prefer: wait=N`) and it finished in time",
+                    "CommandView",
+                    ("Preference-Applied", "`wait=N`, the wait applied"),
+                ),
+            ),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -21,7 +21,8 @@ use crate::{
     auth::{Caller, MaybeCaller, Role},
     input::{CommandHeaders, CommandRequest, Paging, path_id},
     problem::{Problem, ProblemDocument, PublicReadProblems, WriteProblems},
-    views::{self, CommandAccepted, CommandView, EventPage, EventView},
+    submit::SubmitAnswers,
+    views::{self, EventPage, EventView},
 };
 
 /// The body of `POST /v1/events`.
@@ -146,10 +147,7 @@ impl NewEvent {
     params(CommandHeaders),
     request_body = NewEvent,
     responses(
-        (status = 202, description = "Accepted: the event will be created", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Created or refused, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller is not an organizer",
@@ -306,10 +304,7 @@ pub struct TicketTypePatch {
         (EventPatch = "application/merge-patch+json"),
     )),
     responses(
-        (status = 202, description = "Accepted: the event will be changed", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Changed or refused, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller is not an organizer",
@@ -361,10 +356,7 @@ pub async fn update(
     params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
     request_body = NewTicketType,
     responses(
-        (status = 202, description = "Accepted: the type will be added; its id is `ticket_type_id`", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Added or refused, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller is not an organizer",
@@ -424,10 +416,7 @@ pub async fn add_ticket_type(
         (TicketTypePatch = "application/merge-patch+json"),
     )),
     responses(
-        (status = 202, description = "Accepted: the type will be changed", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Changed or refused, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller is not an organizer",
@@ -512,10 +501,7 @@ async fn revise(
     security(("bearer" = [])),
     params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
     responses(
-        (status = 202, description = "Accepted: the event will be published", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Done or refused, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller is not an organizer",
@@ -549,10 +535,7 @@ pub async fn publish(
     security(("bearer" = [])),
     params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
     responses(
-        (status = 202, description = "Accepted: the event will be cancelled", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Done or refused, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller is not an organizer",

@@ -12,7 +12,8 @@ use crate::{
     auth::Caller,
     input::{CommandHeaders, CommandRequest, Paging, path_id},
     problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
-    views::{self, CommandAccepted, CommandView, NotificationPage},
+    submit::SubmitAnswers,
+    views::{self, NotificationPage},
 };
 
 /// List my notifications
@@ -57,10 +58,7 @@ pub async fn mine(
     security(("bearer" = [])),
     params(("notification_id" = NotificationId, Path, description = "The notification"), CommandHeaders),
     responses(
-        (status = 202, description = "Accepted: it will be marked read", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Marked, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: not a notification id",

@@ -19,7 +19,8 @@ use crate::{
     auth::{Caller, Role},
     input::{CommandHeaders, CommandRequest, path_id},
     problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
-    views::{self, CommandAccepted, CommandView, OrderView},
+    submit::SubmitAnswers,
+    views::{self, OrderView},
 };
 
 /// The body of `POST /v1/events/{id}/orders`.
@@ -49,10 +50,7 @@ pub struct NewOrder {
     params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
     request_body = NewOrder,
     responses(
-        (status = 202, description = "Accepted: the order waits its turn", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Placed or refused (e.g. `sold_out`), when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller is not an attendee",
@@ -153,10 +151,7 @@ pub struct TicketTypeChoice {
         description = "May be left out: the event's first free ticket type is taken",
     ),
     responses(
-        (status = 202, description = "Accepted: the registration waits its turn", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Registered or refused (e.g. `sold_out`), when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller is not an attendee",
@@ -243,10 +238,7 @@ pub async fn event_on_sale_for(
     security(("bearer" = [])),
     params(("order_id" = OrderId, Path, description = "The order"), CommandHeaders),
     responses(
-        (status = 202, description = "Accepted: the order will be confirmed", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Confirmed or refused (e.g. `hold_expired`), when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such order of the caller's",
@@ -284,10 +276,7 @@ pub async fn confirm(
     security(("bearer" = [])),
     params(("order_id" = OrderId, Path, description = "The order"), CommandHeaders),
     responses(
-        (status = 202, description = "Accepted: the order will be cancelled", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Cancelled or refused, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such order the caller may cancel",

@@ -16,7 +16,7 @@ use crate::{
     auth::{Caller, Role},
     input::{CommandHeaders, CommandRequest, path_id},
     problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
-    views::{CommandAccepted, CommandView},
+    submit::SubmitAnswers,
 };
 
 /// The body of `POST /v1/events/{id}/staff`.
@@ -67,10 +67,7 @@ fn user_id(raw: &str) -> Result<UserId, Problem> {
     params(("event_id" = EventId, Path, description = "The event"), CommandHeaders),
     request_body = NewStaff,
     responses(
-        (status = 202, description = "Accepted: the user will be staff", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Granted or refused, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller is not an organizer",
@@ -113,10 +110,7 @@ pub async fn grant(
         CommandHeaders,
     ),
     responses(
-        (status = 202, description = "Accepted: the user will no longer be staff", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Revoked or refused, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller is not an organizer",

@@ -14,7 +14,8 @@ use crate::{
     auth::Caller,
     input::{CommandHeaders, CommandRequest, Paging, path_id},
     problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
-    views::{self, CommandAccepted, CommandView, TicketPage, TicketView},
+    submit::SubmitAnswers,
+    views::{self, TicketPage, TicketView},
 };
 
 /// List my tickets
@@ -130,10 +131,7 @@ pub async fn qr(
     security(("bearer" = [])),
     params(("ticket_id" = TicketId, Path, description = "The ticket"), CommandHeaders),
     responses(
-        (status = 202, description = "Accepted: the ticket will be cancelled", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "Cancelled or refused, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such ticket the caller may cancel",

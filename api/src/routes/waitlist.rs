@@ -19,7 +19,7 @@ use crate::{
     auth::Caller,
     input::{CommandHeaders, CommandRequest, path_id},
     problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
-    views::{CommandAccepted, CommandView},
+    submit::SubmitAnswers,
 };
 
 /// The caller's place in an event's waiting list.
@@ -83,10 +83,7 @@ pub struct Offer {
         description = "May be left out when the event has one ticket type on sale",
     ),
     responses(
-        (status = 202, description = "Accepted: the caller will be put on the list", body = CommandAccepted<'static>,
-            headers(("Location" = String, description = "The command's URL"))),
-        (status = 200, description = "On the list or refused, when the client waited (`Prefer: wait=N`)",
-            body = CommandView<'static>, headers(("Preference-Applied" = String))),
+        SubmitAnswers,
         (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller is not an attendee",
