@@ -126,12 +126,13 @@ impl CommandRequest {
         }
     }
 
-    /// The JSON body, or the default when there is none at all.
+    /// The JSON body, or the default when there is none at all (or it is
+    /// `null`, as the API's document allows for an optional body).
     pub fn body_or_default<T: DeserializeOwned + Default>(&self) -> Result<T, Problem> {
         if self.body.is_empty() {
             Ok(T::default())
         } else {
-            self.body()
+            Ok(self.body::<Option<T>>()?.unwrap_or_default())
         }
     }
 
@@ -307,6 +308,36 @@ mod tests {
     use proptest::strategy::Strategy;
 
     use super::*;
+
+    #[test]
+    fn an_optional_body_may_be_left_out_or_null_but_not_anything_else() {
+        #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+        struct Choice {
+            pick: Option<String>,
+        }
+        let with = |body: &'static str| CommandRequest {
+            content_type: Some(HeaderValue::from_static("application/json")),
+            body: Bytes::from_static(body.as_bytes()),
+            ..CommandRequest::internal(None)
+        };
+        assert_eq!(
+            with("").body_or_default::<Choice>().ok(),
+            Some(Choice::default())
+        );
+        assert_eq!(
+            with("null").body_or_default::<Choice>().ok(),
+            Some(Choice::default())
+        );
+        let picked = with(r#"{"pick":"a"}"#).body_or_default::<Choice>().ok();
+        assert_eq!(picked.and_then(|c| c.pick).as_deref(), Some("a"));
+        assert_eq!(
+            with("[]")
+                .body_or_default::<Choice>()
+                .map_err(|p| p.status)
+                .err(),
+            Some(StatusCode::UNPROCESSABLE_ENTITY)
+        );
+    }
 
     #[test]
     fn prefer_wait_is_read_and_capped() {

@@ -172,7 +172,16 @@ fn example(openapi: &Value, schema: &Value, depth: usize) -> Value {
     if depth > 6 {
         return Value::Null;
     }
-    if let Some(first) = schema["oneOf"].get(0).or(schema["anyOf"].get(0)) {
+    let alternatives: Vec<&Value> = list(&schema["oneOf"])
+        .iter()
+        .chain(list(&schema["anyOf"]))
+        .collect();
+    // What to send, rather than null, where a body may also be null.
+    if let Some(first) = alternatives
+        .iter()
+        .find(|a| a["type"] != "null")
+        .or(alternatives.first())
+    {
         return example(openapi, first, depth + 1);
     }
     if let Some(parts) = schema["allOf"].as_array() {

@@ -41,6 +41,7 @@ const GATE_MAX: usize = 100;
 /// The body of a check-in: one scan at the door.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0aWNrZXRfaWQiOiIuLi4ifQ.c2lnbmF0dXJl", "gate": "north"}))]
 pub struct Scan {
     /// The ticket's code, as its QR code carries it.
     code: String,
@@ -53,6 +54,7 @@ pub struct Scan {
 /// The body of a batch upload: what a door scanned while it was offline.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"gate": "north", "scans": [{"code": "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0aWNrZXRfaWQiOiIuLi4ifQ.c2lnbmF0dXJl", "scanned_at": "2030-06-01T09:12:00Z"}]}))]
 pub struct Batch {
     /// The door that scanned them, 1 to 100 characters.
     #[serde(default)]

@@ -28,6 +28,7 @@ use crate::{
 /// The body of `POST /v1/events`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "RustConf", "description": "Two days of talks.", "venue": "Hall 1", "starts_at": "2030-06-01T09:00:00Z", "ends_at": "2030-06-02T18:00:00Z", "capacity": 300, "ticket_types": [{"name": "Standard", "price_minor": 0, "currency": "EUR", "quota": 250}, {"name": "Supporter", "price_minor": 9900, "currency": "EUR", "quota": 50}], "max_per_order": 4, "hold_seconds": 900, "status": "draft"}))]
 pub struct NewEvent {
     /// 1 to 200 characters.
     #[schema(min_length = 1, max_length = 200)]
@@ -70,6 +71,7 @@ pub struct NewEvent {
 /// (`POST /v1/events/{event_id}/ticket-types`).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Student", "price_minor": 1500, "currency": "EUR", "quota": 40}))]
 pub struct NewTicketType {
     /// 1 to 200 characters, unique within the event.
     #[schema(min_length = 1, max_length = 200)]
@@ -242,6 +244,7 @@ pub async fn get(
 /// of a new one.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"venue": "Hall 2", "capacity": 350}))]
 pub struct EventPatch {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 200)]
@@ -272,6 +275,7 @@ pub struct EventPatch {
 /// to change; each left out (or null) stays as it is.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"price_minor": 1200, "quota": 60}))]
 pub struct TicketTypePatch {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 200)]

@@ -26,6 +26,7 @@ use crate::{
 /// The body of `POST /v1/events/{id}/orders`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"quantity": 2}))]
 pub struct NewOrder {
     /// A ticket type's id or name; optional when the event has one type
     /// on sale. Also accepted as `ticket_type_id`.

@@ -22,6 +22,7 @@ use crate::{
 /// The body of `POST /v1/events/{id}/staff`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"user_id": "dan"}))]
 pub struct NewStaff {
     /// The user, as their token's `sub` names them: 1 to 128 bytes, no
     /// control characters.
