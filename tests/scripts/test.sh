@@ -34,13 +34,14 @@ step() { printf '\n== %s\n' "$*"; }
 
 # The schema-driven tester the contract tests run against the live API.
 schemathesis_version=4.32.5
-tools_dir=$state_dir/../tools
-if ! "$tools_dir/venv/bin/st" --version 2>/dev/null | grep -q "$schemathesis_version"; then
-  echo "installing schemathesis $schemathesis_version" >&2
-  python3 -m venv "$tools_dir/venv"
-  "$tools_dir/venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$schemathesis_version"
+tester_venv=${XDG_CACHE_HOME:-$HOME/.cache}/eventsys/contract-tester
+if ! "$tester_venv/bin/st" --version 2>/dev/null | grep -q "$schemathesis_version"; then
+  echo "installing schemathesis $schemathesis_version into $tester_venv" >&2
+  rm -rf "$tester_venv"
+  python3 -m venv "$tester_venv"
+  "$tester_venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$schemathesis_version"
 fi
-export EVENTSYS_TEST_SCHEMATHESIS=$tools_dir/venv/bin/st
+export EVENTSYS_TEST_SCHEMATHESIS=$tester_venv/bin/st
 
 if [ $# -eq 0 ]; then
   step "format and lints"
