@@ -214,6 +214,19 @@ pub struct OrderReleased {
     pub at: Timestamp,
 }
 
+impl OrderReleased {
+    /// What happened, as people and webhooks are told: `order.expired`,
+    /// `order.cancelled`, or `ticket.cancelled` when only some of the
+    /// order's tickets were.
+    pub fn kind(&self) -> &'static str {
+        match (self.status, self.ticket_ids.is_empty()) {
+            (crate::OrderStatus::Expired, _) => "order.expired",
+            (_, true) => "order.cancelled",
+            (_, false) => "ticket.cancelled",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TicketCheckedIn {
     pub ticket_id: TicketId,

@@ -7,7 +7,7 @@
 use eventsys_bus::{Exchange, Message};
 use eventsys_messages::{
     CommandEnvelope, CommandError, CommandResult, Event, EventEnvelope, MarkNotificationRead,
-    NotificationId, OrderStatus, Reason, Timestamp, event::EventChanged,
+    NotificationId, Reason, Timestamp, event::EventChanged,
 };
 use eventsys_store::{Completion, Finished, NotificationRecord, PageRequest};
 
@@ -197,14 +197,15 @@ fn notification_for(envelope: &EventEnvelope) -> Option<NotificationRecord> {
             )
         }),
         Event::OrderReleased(released) => {
-            let (kind, message) = match (released.status, released.ticket_ids.len()) {
-                (OrderStatus::Expired, _) => (
-                    "order.expired",
-                    "Your hold ran out before it was paid; its seats are back on sale.".to_owned(),
-                ),
-                (_, 0) => ("order.cancelled", "Your order was cancelled.".to_owned()),
-                _ => ("ticket.cancelled", "Your ticket was cancelled.".to_owned()),
-            };
+            let kind = released.kind();
+            let message = match kind {
+                "order.expired" => {
+                    "Your hold ran out before it was paid; its seats are back on sale."
+                }
+                "order.cancelled" => "Your order was cancelled.",
+                _ => "Your ticket was cancelled.",
+            }
+            .to_owned();
             Some(NotificationRecord {
                 event_id: Some(released.event_id),
                 order_id: Some(released.order_id),
