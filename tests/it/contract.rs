@@ -3,7 +3,8 @@
 //! from it to every operation (valid ones, and ones that break the schema),
 //! and fails on any answer whose status the document does not list for
 //! that operation, whose body does not validate against the documented
-//! schema, or that is a 5xx. Path ids name real resources made first, so
+//! schema, or that is a 5xx; input the schema forbids must be refused,
+//! and so must a secured operation called without a valid token. Path ids name real resources made first, so
 //! that the answers checked are mostly found ones, not 404s.
 
 use std::{path::PathBuf, time::Duration};
