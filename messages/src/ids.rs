@@ -99,6 +99,10 @@ uuid_id!(
     /// One message in a user's notification inbox.
     NotificationId
 );
+uuid_id!(
+    /// An organizer's webhook endpoint.
+    WebhookId
+);
 
 impl OrderId {
     /// The one registration of `user` at `event`: the same id however

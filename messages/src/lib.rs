@@ -23,7 +23,9 @@ pub use command::{
     OrderRef, PlaceOrder, StaffMember, TicketRef, UpdateEvent,
 };
 pub use event::{Event, EventEnvelope, Notification};
-pub use ids::{CommandId, EventId, NotificationId, OrderId, TicketId, TicketTypeId, UserId};
+pub use ids::{
+    CommandId, EventId, NotificationId, OrderId, TicketId, TicketTypeId, UserId, WebhookId,
+};
 pub use spec::{
     EventChanges, EventSpec, EventStatus, FieldError, OrderStatus, TicketStatus, TicketTypeChange,
     TicketTypeSpec,

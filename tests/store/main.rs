@@ -14,6 +14,7 @@ mod migrations;
 mod notifications;
 mod orders;
 mod waitlist;
+mod webhooks;
 
 use std::{path::PathBuf, sync::Arc};
 

@@ -23,7 +23,7 @@ pub use flights::SharedReads;
 pub use inventory::{Inventory, TypeSlice};
 pub use ports::{
     Begun, CheckInOutcome, CommandLog, EventStore, Finished, Joined, NotificationStore,
-    OrderChange, OrderStore, PlaceOutcome, Recorded, Revised, StatusChange, Store,
+    OrderChange, OrderStore, PlaceOutcome, Recorded, Revised, StatusChange, Store, WebhookStore,
 };
 pub use records::*;
 

@@ -8,15 +8,15 @@
 use async_trait::async_trait;
 use eventsys_messages::{
     CommandId, EventId, EventStatus, NotificationId, OrderId, OrderStatus, TicketId, Timestamp,
-    UserId,
+    UserId, WebhookId,
 };
 
 use crate::{
     StoreError,
     records::{
-        CommandRecord, Completion, EventRecord, EventSnapshot, IdempotencyClaim,
+        CommandRecord, Completion, DeliveryRecord, EventRecord, EventSnapshot, IdempotencyClaim,
         NotificationRecord, OrderRecord, Page, PageRequest, Placement, Revision, Scan,
-        TicketRecord, WaitEntry,
+        SigningSecret, TicketRecord, WaitEntry, WebhookRecord,
     },
 };
 
@@ -425,9 +425,61 @@ pub trait NotificationStore: Send + Sync {
     ) -> Result<Option<Finished>, StoreError>;
 }
 
+/// Organizers' webhook endpoints, and what each is owed, in order.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn add_webhook(&self, webhook: &WebhookRecord) -> Result<(), StoreError>;
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<WebhookRecord>, StoreError>;
+
+    /// An organizer's endpoints, in the order they were added.
+    async fn webhooks_of(&self, organizer: &UserId) -> Result<Vec<WebhookRecord>, StoreError>;
+
+    /// Replaces an endpoint's secrets (a rotation); `false` if it is gone.
+    async fn set_secrets(
+        &self,
+        id: WebhookId,
+        secrets: &[SigningSecret],
+    ) -> Result<bool, StoreError>;
+
+    /// Removes an endpoint; nothing more is owed to it. `false` if there
+    /// was none.
+    async fn remove_webhook(&self, id: WebhookId) -> Result<bool, StoreError>;
+
+    /// Owes `delivery` to its endpoint, once per occurrence: it takes the
+    /// endpoint's next sequence number, which is returned. `None`: the
+    /// occurrence was owed before, or the endpoint is gone.
+    async fn owe(&self, delivery: &DeliveryRecord) -> Result<Option<u64>, StoreError>;
+
+    /// An endpoint's deliveries, newest first.
+    async fn deliveries(
+        &self,
+        id: WebhookId,
+        page: &PageRequest,
+    ) -> Result<Page<DeliveryRecord>, StoreError>;
+
+    async fn delivery(
+        &self,
+        id: WebhookId,
+        sequence: u64,
+    ) -> Result<Option<DeliveryRecord>, StoreError>;
+
+    /// The first delivery still owed, by sequence: what is sent next.
+    async fn next_owed(&self, id: WebhookId) -> Result<Option<DeliveryRecord>, StoreError>;
+
+    /// Writes an attempt's outcome: `delivery` as it now stands. `false`
+    /// if no such delivery is owed.
+    async fn record_attempt(&self, delivery: &DeliveryRecord) -> Result<bool, StoreError>;
+
+    /// Owes a delivery again, from `at`, counted as a replay; `false` if
+    /// there is no such delivery.
+    async fn replay(&self, id: WebhookId, sequence: u64, at: Timestamp)
+    -> Result<bool, StoreError>;
+}
+
 /// Everything a store offers.
 #[async_trait]
-pub trait Store: CommandLog + EventStore + OrderStore + NotificationStore {
+pub trait Store: CommandLog + EventStore + OrderStore + NotificationStore + WebhookStore {
     /// Whether the store answers at all, for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
 }

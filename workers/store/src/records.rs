@@ -349,3 +349,98 @@ pub struct Page<T> {
     /// Where the next page starts; `None` on the last page.
     pub next: Option<String>,
 }
+
+/// An organizer's webhook endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    pub webhook_id: eventsys_messages::WebhookId,
+    pub organizer_id: UserId,
+    pub url: String,
+    /// Only this event's occurrences; `None`: every event of the organizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// The occurrence types it receives.
+    pub types: Vec<String>,
+    /// The secrets that sign its deliveries, newest first; a replaced one
+    /// signs too until its `until`, so that receivers can rotate.
+    pub secrets: Vec<SigningSecret>,
+    pub created_at: Timestamp,
+    /// The sequence number its next delivery gets; the first is 1.
+    pub next_sequence: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SigningSecret {
+    /// `whsec_` and the key in base64.
+    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Owed: not yet answered with a 2xx.
+    Pending,
+    Delivered,
+    /// Given up on after its last retry; a replay owes it again.
+    Failed,
+}
+
+/// One occurrence owed, or sent, to one endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub webhook_id: eventsys_messages::WebhookId,
+    /// Its place in the endpoint's order; given by the store when owed.
+    pub sequence: u64,
+    /// The occurrence (its fact's message id): owed once per endpoint.
+    pub occurrence_id: uuid::Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The body sent, exactly.
+    pub body: String,
+    pub created_at: Timestamp,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    /// When to try next, while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<Timestamp>,
+    /// The status the endpoint last answered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_response: Option<u16>,
+    /// Why the last attempt failed, when it got no answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// How often it was owed again on request.
+    #[serde(default)]
+    pub replays: u32,
+}
+
+impl DeliveryRecord {
+    /// A delivery of an occurrence, owed from `at`, not yet numbered.
+    pub fn owed(
+        webhook_id: eventsys_messages::WebhookId,
+        occurrence_id: uuid::Uuid,
+        kind: &str,
+        body: String,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            webhook_id,
+            sequence: 0,
+            occurrence_id,
+            kind: kind.to_owned(),
+            body,
+            created_at: at,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: Some(at),
+            last_attempt_at: None,
+            last_response: None,
+            last_error: None,
+            replays: 0,
+        }
+    }
+}

@@ -14,6 +14,7 @@ mod notifications;
 mod orders;
 pub mod schema;
 pub mod shards;
+mod webhooks;
 
 use std::{sync::Arc, time::Duration};
 

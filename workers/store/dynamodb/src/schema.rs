@@ -12,6 +12,8 @@
 //! | `tickets` | `ticket_id` | `by_holder` (`holder_id`, `holder_sort`); `by_event` (`event_id`, `ticket_id`) | ticket reads, my tickets, check-in; telling every holder of an event |
 //! | `notifications` | `user_id`, `notification_id` | | a user's inbox, newest first |
 //! | `waitlist` | `event_id`, `user_id` | `waiting` (`waiting_event`, `position`), sparse: still waiting | a user's place; the first in line |
+//! | `webhooks` | `webhook_id` | `by_organizer` (`organizer_id`, `webhook_id`) | an organizer's endpoints |
+//! | `webhook_deliveries` | `webhook_id`, `position` (`d#{sequence}`, or `o#{occurrence}` for a guard) | `owed` (`webhook_id`, `owed`), sparse: still owed | the delivery log, newest first; what to send next; each occurrence owed once |
 
 use std::time::Duration;
 
@@ -33,6 +35,9 @@ pub const BY_HOLDER_INDEX: &str = "by_holder";
 pub const BY_EVENT_INDEX: &str = "by_event";
 /// Those still waiting for an event, in list order (sparse).
 pub const WAITING_INDEX: &str = "waiting";
+pub const BY_ORGANIZER_INDEX: &str = "by_organizer";
+/// An endpoint's deliveries still owed, in sequence order (sparse).
+pub const OWED_INDEX: &str = "owed";
 
 /// A sparse index of what becomes due at a time (the sort key starts with
 /// it), spread over `shards` partition keys `{prefix}#{n}` so that it never
@@ -96,6 +101,8 @@ pub struct Tables {
     pub tickets: String,
     pub notifications: String,
     pub waitlist: String,
+    pub webhooks: String,
+    pub deliveries: String,
 }
 
 impl Tables {
@@ -110,10 +117,12 @@ impl Tables {
             tickets: name("tickets"),
             notifications: name("notifications"),
             waitlist: name("waitlist"),
+            webhooks: name("webhooks"),
+            deliveries: name("webhook_deliveries"),
         }
     }
 
-    pub fn all(&self) -> [&str; 8] {
+    pub fn all(&self) -> [&str; 10] {
         [
             &self.commands,
             &self.idempotency,
@@ -123,6 +132,8 @@ impl Tables {
             &self.tickets,
             &self.notifications,
             &self.waitlist,
+            &self.webhooks,
+            &self.deliveries,
         ]
     }
 }
@@ -227,6 +238,18 @@ impl DynamoStore {
                 hash: "event_id",
                 range: Some("user_id"),
                 indexes: &[(WAITING_INDEX, "waiting_event", "position")],
+            },
+            TableDef {
+                name: &t.webhooks,
+                hash: "webhook_id",
+                range: None,
+                indexes: &[(BY_ORGANIZER_INDEX, "organizer_id", "webhook_id")],
+            },
+            TableDef {
+                name: &t.deliveries,
+                hash: "webhook_id",
+                range: Some("position"),
+                indexes: &[(OWED_INDEX, "webhook_id", "owed")],
             },
         ];
         for def in &defs {

@@ -11,6 +11,7 @@ mod commands;
 mod events;
 mod notifications;
 mod orders;
+mod webhooks;
 
 use std::{path::Path, sync::Arc};
 
@@ -56,8 +57,15 @@ const WAITLIST: Def = TableDefinition::new("waitlist");
 const WAITING: Def = TableDefinition::new("waitlist_order");
 /// `{user}\0{notification_id}`.
 const NOTIFICATIONS: Def = TableDefinition::new("notifications");
+const WEBHOOKS: Def = TableDefinition::new("webhooks");
+/// `{organizer}\0{webhook_id}` (UUIDv7: in the order they were added).
+const WEBHOOKS_BY_ORGANIZER: Def = TableDefinition::new("webhooks_by_organizer");
+/// `{webhook_id}\0{sequence, 20 digits}`: an endpoint's deliveries in order.
+const DELIVERIES: Def = TableDefinition::new("webhook_deliveries");
+/// `{webhook_id}\0{occurrence_id}`: each occurrence owed once per endpoint.
+const OCCURRENCES: Def = TableDefinition::new("webhook_occurrences");
 
-const ALL: [Def; 17] = [
+const ALL: [Def; 21] = [
     COMMANDS,
     PENDING,
     CLAIMS,
@@ -75,6 +83,10 @@ const ALL: [Def; 17] = [
     WAITLIST,
     WAITING,
     NOTIFICATIONS,
+    WEBHOOKS,
+    WEBHOOKS_BY_ORGANIZER,
+    DELIVERIES,
+    OCCURRENCES,
 ];
 
 #[derive(Clone)]

@@ -1,0 +1,225 @@
+//! Webhook endpoints and their deliveries in the embedded store. One write
+//! transaction at a time makes numbering a delivery and guarding its
+//! occurrence a single step.
+
+use async_trait::async_trait;
+use eventsys_messages::{Timestamp, UserId, WebhookId};
+
+use crate::{
+    DELIVERIES, EmbeddedStore, OCCURRENCES, WEBHOOKS, WEBHOOKS_BY_ORGANIZER, get, open, open_read,
+    page, put, unavailable,
+};
+use eventsys_store::{
+    StoreError,
+    ports::WebhookStore,
+    records::{DeliveryRecord, DeliveryStatus, Page, PageRequest, SigningSecret, WebhookRecord},
+};
+
+fn delivery_key(id: WebhookId, sequence: u64) -> String {
+    format!("{id}\0{sequence:020}")
+}
+
+/// The key range of one endpoint's entries.
+fn range_of(id: WebhookId) -> (String, String) {
+    (format!("{id}\0"), format!("{id}\u{1}"))
+}
+
+#[async_trait]
+impl WebhookStore for EmbeddedStore {
+    async fn add_webhook(&self, webhook: &WebhookRecord) -> Result<(), StoreError> {
+        let webhook = webhook.clone();
+        self.write(move |txn| {
+            let id = webhook.webhook_id.to_string();
+            put(&mut open(txn, WEBHOOKS)?, &id, &webhook)?;
+            let by_organizer = format!("{}\0{id}", webhook.organizer_id);
+            put(&mut open(txn, WEBHOOKS_BY_ORGANIZER)?, &by_organizer, &id)
+        })
+        .await
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<WebhookRecord>, StoreError> {
+        self.read(move |txn| get(&open_read(txn, WEBHOOKS)?, &id.to_string()))
+            .await
+    }
+
+    async fn webhooks_of(&self, organizer: &UserId) -> Result<Vec<WebhookRecord>, StoreError> {
+        let organizer = organizer.clone();
+        self.read(move |txn| {
+            let (start, end) = (format!("{organizer}\0"), format!("{organizer}\u{1}"));
+            let index = open_read(txn, WEBHOOKS_BY_ORGANIZER)?;
+            let webhooks = open_read(txn, WEBHOOKS)?;
+            let mut found = Vec::new();
+            for entry in index
+                .range::<&str>(start.as_str()..end.as_str())
+                .map_err(unavailable)?
+            {
+                let (key, _) = entry.map_err(unavailable)?;
+                let id = key
+                    .value()
+                    .rsplit('\0')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Some(webhook) = get::<WebhookRecord>(&webhooks, &id)? {
+                    found.push(webhook);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn set_secrets(
+        &self,
+        id: WebhookId,
+        secrets: &[SigningSecret],
+    ) -> Result<bool, StoreError> {
+        let secrets = secrets.to_vec();
+        self.write(move |txn| {
+            let mut table = open(txn, WEBHOOKS)?;
+            let Some(mut webhook) = get::<WebhookRecord>(&table, &id.to_string())? else {
+                return Ok(false);
+            };
+            webhook.secrets = secrets.clone();
+            put(&mut table, &id.to_string(), &webhook)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn remove_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {
+        self.write(move |txn| {
+            let mut table = open(txn, WEBHOOKS)?;
+            let Some(webhook) = get::<WebhookRecord>(&table, &id.to_string())? else {
+                return Ok(false);
+            };
+            table.remove(id.to_string().as_str()).map_err(unavailable)?;
+            let by_organizer = format!("{}\0{id}", webhook.organizer_id);
+            open(txn, WEBHOOKS_BY_ORGANIZER)?
+                .remove(by_organizer.as_str())
+                .map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn owe(&self, delivery: &DeliveryRecord) -> Result<Option<u64>, StoreError> {
+        let delivery = delivery.clone();
+        self.write(move |txn| {
+            let id = delivery.webhook_id;
+            let mut webhooks = open(txn, WEBHOOKS)?;
+            let Some(mut webhook) = get::<WebhookRecord>(&webhooks, &id.to_string())? else {
+                return Ok(None);
+            };
+            let mut occurrences = open(txn, OCCURRENCES)?;
+            let guard = format!("{id}\0{}", delivery.occurrence_id);
+            if get::<u64>(&occurrences, &guard)?.is_some() {
+                return Ok(None);
+            }
+            let sequence = webhook.next_sequence;
+            webhook.next_sequence += 1;
+            put(&mut webhooks, &id.to_string(), &webhook)?;
+            put(&mut occurrences, &guard, &sequence)?;
+            let numbered = DeliveryRecord {
+                sequence,
+                ..delivery.clone()
+            };
+            put(
+                &mut open(txn, DELIVERIES)?,
+                &delivery_key(id, sequence),
+                &numbered,
+            )?;
+            Ok(Some(sequence))
+        })
+        .await
+    }
+
+    async fn deliveries(
+        &self,
+        id: WebhookId,
+        request: &PageRequest,
+    ) -> Result<Page<DeliveryRecord>, StoreError> {
+        let request = request.clone();
+        self.read(move |txn| {
+            let (start, end) = range_of(id);
+            let Page { items, next } = page::<DeliveryRecord>(
+                &open_read(txn, DELIVERIES)?,
+                (&start, &end),
+                request.after.as_deref(),
+                request.limit,
+                true,
+            )?;
+            Ok(Page {
+                items: items.into_iter().map(|(_, d)| d).collect(),
+                next,
+            })
+        })
+        .await
+    }
+
+    async fn delivery(
+        &self,
+        id: WebhookId,
+        sequence: u64,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.read(move |txn| get(&open_read(txn, DELIVERIES)?, &delivery_key(id, sequence)))
+            .await
+    }
+
+    async fn next_owed(&self, id: WebhookId) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.read(move |txn| {
+            let (start, end) = range_of(id);
+            let table = open_read(txn, DELIVERIES)?;
+            for entry in table
+                .range::<&str>(start.as_str()..end.as_str())
+                .map_err(unavailable)?
+            {
+                let (_, value) = entry.map_err(unavailable)?;
+                let delivery: DeliveryRecord = serde_json::from_slice(value.value())
+                    .map_err(|e| StoreError::corrupt(e.to_string()))?;
+                if delivery.status == DeliveryStatus::Pending {
+                    return Ok(Some(delivery));
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn record_attempt(&self, delivery: &DeliveryRecord) -> Result<bool, StoreError> {
+        let delivery = delivery.clone();
+        self.write(move |txn| {
+            let mut table = open(txn, DELIVERIES)?;
+            let key = delivery_key(delivery.webhook_id, delivery.sequence);
+            match get::<DeliveryRecord>(&table, &key)? {
+                Some(owed) if owed.status == DeliveryStatus::Pending => {
+                    put(&mut table, &key, &delivery)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+        .await
+    }
+
+    async fn replay(
+        &self,
+        id: WebhookId,
+        sequence: u64,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.write(move |txn| {
+            let mut table = open(txn, DELIVERIES)?;
+            let key = delivery_key(id, sequence);
+            let Some(mut delivery) = get::<DeliveryRecord>(&table, &key)? else {
+                return Ok(false);
+            };
+            delivery.status = DeliveryStatus::Pending;
+            delivery.next_attempt_at = Some(at);
+            delivery.replays += 1;
+            put(&mut table, &key, &delivery)?;
+            Ok(true)
+        })
+        .await
+    }
+}
