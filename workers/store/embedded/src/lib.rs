@@ -231,6 +231,21 @@ fn page<T: DeserializeOwned>(
     Ok(Page { items, next })
 }
 
+/// A page of records newest first from `table` between `start` and `end`,
+/// as [`page`] reads it, without the keys.
+fn newest_first<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    range: (&str, &str),
+    request: &eventsys_store::PageRequest,
+) -> Result<Page<T>, StoreError> {
+    let Page { items, next } =
+        page::<T>(table, range, request.after.as_deref(), request.limit, true)?;
+    Ok(Page {
+        items: items.into_iter().map(|(_, record)| record).collect(),
+        next,
+    })
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use eventsys_messages::{NotificationId, UserId};
 
-use crate::{EmbeddedStore, NOTIFICATIONS, commands, get, open, open_read, page, put};
+use crate::{EmbeddedStore, NOTIFICATIONS, commands, get, newest_first, open, open_read, put};
 use eventsys_store::{
     StoreError,
     ports::{Finished, NotificationStore},
@@ -62,17 +62,7 @@ impl NotificationStore for EmbeddedStore {
         let (user, request) = (user.clone(), request.clone());
         self.read(move |txn| {
             let (start, end) = (format!("{user}\0"), format!("{user}\u{1}"));
-            let Page { items, next } = page::<NotificationRecord>(
-                &open_read(txn, NOTIFICATIONS)?,
-                (&start, &end),
-                request.after.as_deref(),
-                request.limit,
-                true,
-            )?;
-            Ok(Page {
-                items: items.into_iter().map(|(_, n)| n).collect(),
-                next,
-            })
+            newest_first(&open_read(txn, NOTIFICATIONS)?, (&start, &end), &request)
         })
         .await
     }

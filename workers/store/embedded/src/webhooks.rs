@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use eventsys_messages::{Timestamp, UserId, WebhookId};
 
 use crate::{
-    DELIVERIES, EmbeddedStore, OCCURRENCES, WEBHOOKS, WEBHOOKS_BY_ORGANIZER, get, open, open_read,
-    page, put, unavailable,
+    DELIVERIES, EmbeddedStore, OCCURRENCES, WEBHOOKS, WEBHOOKS_BY_ORGANIZER, get, newest_first,
+    open, open_read, put, unavailable,
 };
 use eventsys_store::{
     StoreError,
@@ -142,17 +142,7 @@ impl WebhookStore for EmbeddedStore {
         let request = request.clone();
         self.read(move |txn| {
             let (start, end) = range_of(id);
-            let Page { items, next } = page::<DeliveryRecord>(
-                &open_read(txn, DELIVERIES)?,
-                (&start, &end),
-                request.after.as_deref(),
-                request.limit,
-                true,
-            )?;
-            Ok(Page {
-                items: items.into_iter().map(|(_, d)| d).collect(),
-                next,
-            })
+            newest_first(&open_read(txn, DELIVERIES)?, (&start, &end), &request)
         })
         .await
     }
