@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use eventsys_messages::{
-    CommandError, CommandId, CommandStatus, EventId, EventStatus, Notification, NotificationId,
-    OrderId, TicketId, TicketStatus, TicketTypeId, Timestamp, UserId, event::CommandUpdated,
+    CommandError, CommandId, CommandStatus, EventId, EventStatus, NotificationId, OrderId,
+    TicketId, TicketStatus, TicketTypeId, Timestamp, UserId, event::CommandUpdated,
 };
 use eventsys_store::{CommandRecord, EventSnapshot, OrderRecord, OrderStatus, Page, TicketRecord};
 use serde::Serialize;
@@ -236,34 +236,26 @@ pub fn order<'a>(order: &'a OrderRecord, tickets: Vec<TicketView<'a>>) -> OrderV
     }
 }
 
-/// A page of published events.
+/// A page of a list, each item in its view.
 #[derive(Serialize, ToSchema)]
-pub struct EventPage<'a> {
-    pub items: Vec<EventView<'a>>,
+pub struct PageOf<T> {
+    pub items: Vec<T>,
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
 }
 
-/// A page of the caller's tickets, with their codes.
-#[derive(Serialize, ToSchema)]
-pub struct TicketPage<'a> {
-    pub items: Vec<TicketView<'a>>,
-    /// Pass as `cursor` for the next page; null on the last.
-    pub next_cursor: Option<String>,
-}
-
-/// A page of the caller's inbox.
-#[derive(Serialize, ToSchema)]
-pub struct NotificationPage<'a> {
-    pub items: Vec<&'a Notification>,
-    /// Pass as `cursor` for the next page; null on the last.
-    pub next_cursor: Option<String>,
-}
-
-/// Where the page after `page` of `list` starts, sealed: `None` on the
-/// last page.
-pub fn next_cursor<T>(page: &Page<T>, cursors: &Cursors, list: &str) -> Option<String> {
-    page.next
-        .as_ref()
-        .map(|position| cursors.seal(list, position))
+/// A page of `list`, each item shown by `view`, its cursor sealed.
+pub fn page<'a, T, V>(
+    page: &'a Page<T>,
+    cursors: &Cursors,
+    list: &str,
+    view: impl Fn(&'a T) -> V,
+) -> PageOf<V> {
+    PageOf {
+        items: page.items.iter().map(view).collect(),
+        next_cursor: page
+            .next
+            .as_ref()
+            .map(|position| cursors.seal(list, position)),
+    }
 }

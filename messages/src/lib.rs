@@ -28,7 +28,7 @@ pub use ids::{
 };
 pub use spec::{
     EventChanges, EventSpec, EventStatus, FieldError, OrderStatus, TicketStatus, TicketTypeChange,
-    TicketTypeSpec,
+    TicketTypeSpec, WaitStatus,
 };
 pub use status::{CommandError, CommandResult, CommandStatus, Reason};
 pub use topology::WorkQueue;

@@ -94,6 +94,15 @@ impl OrderStatus {
     }
 }
 
+/// Where someone stands in an event's waiting list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitStatus {
+    Waiting,
+    /// A seat was offered: a hold made for them (`offer`).
+    Offered,
+}
+
 /// Where a ticket stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -22,7 +22,7 @@ use crate::{
     input::{CommandHeaders, CommandRequest, Paging, path_id},
     problem::{Problem, ProblemDocument, PublicReadProblems, WriteProblems},
     submit::SubmitAnswers,
-    views::{self, EventPage, EventView},
+    views::{self, EventView, PageOf},
 };
 
 /// The body of `POST /v1/events`.
@@ -185,7 +185,7 @@ pub async fn create(
     security(()),
     params(Paging),
     responses(
-        (status = 200, description = "A page of published events", body = EventPage<'static>),
+        (status = 200, description = "A page of published events", body = PageOf<EventView<'static>>),
         (status = 400, description = "`validation_failed`: a `limit` out of range, or a `cursor` this list did not give out; or `malformed_request`: a query string that cannot be read",
             body = ProblemDocument, content_type = "application/problem+json"),
         PublicReadProblems,
@@ -194,11 +194,7 @@ pub async fn create(
 pub async fn list(State(state): State<AppState>, paging: Paging) -> Result<Response, Problem> {
     let request = paging.request(&state.cursors, "events")?;
     let page = state.store.published_events(&request).await?;
-    let events = EventPage {
-        items: page.items.iter().map(views::event).collect(),
-        next_cursor: views::next_cursor(&page, &state.cursors, "events"),
-    };
-    Ok(Json(events).into_response())
+    Ok(Json(views::page(&page, &state.cursors, "events", views::event)).into_response())
 }
 
 /// Read an event

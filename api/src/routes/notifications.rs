@@ -5,7 +5,7 @@ use axum::{
     extract::{Path, State},
     response::{IntoResponse, Response},
 };
-use eventsys_messages::{Action, MarkNotificationRead, NotificationId};
+use eventsys_messages::{Action, MarkNotificationRead, Notification, NotificationId};
 
 use crate::{
     AppState,
@@ -13,7 +13,7 @@ use crate::{
     input::{CommandHeaders, CommandRequest, Paging, path_id},
     problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
     submit::SubmitAnswers,
-    views::{self, NotificationPage},
+    views::{self, PageOf},
 };
 
 /// List my notifications
@@ -26,7 +26,7 @@ use crate::{
     security(("bearer" = [])),
     params(Paging),
     responses(
-        (status = 200, description = "A page of the caller's inbox", body = NotificationPage<'static>),
+        (status = 200, description = "A page of the caller's inbox", body = PageOf<Notification>),
         (status = 400, description = "`validation_failed`: a `limit` out of range, or a `cursor` this list did not give out; or `malformed_request`: a query string that cannot be read",
             body = ProblemDocument, content_type = "application/problem+json"),
         ReadProblems,
@@ -40,10 +40,7 @@ pub async fn mine(
     let list = format!("notifications:{}", caller.user);
     let request = paging.request(&state.cursors, &list)?;
     let page = state.store.notifications(&caller.user, &request).await?;
-    let inbox = NotificationPage {
-        items: page.items.iter().collect(),
-        next_cursor: views::next_cursor(&page, &state.cursors, &list),
-    };
+    let inbox = views::page(&page, &state.cursors, &list, std::convert::identity);
     Ok(Json(inbox).into_response())
 }
 

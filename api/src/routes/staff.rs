@@ -17,6 +17,7 @@ use crate::{
     input::{CommandHeaders, CommandRequest, path_id},
     problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
     submit::SubmitAnswers,
+    views::PageOf,
 };
 
 /// The body of `POST /v1/events/{id}/staff`.
@@ -27,14 +28,6 @@ pub struct NewStaff {
     /// The user, as their token's `sub` names them: 1 to 128 bytes, no
     /// control characters.
     user_id: String,
-}
-
-/// The door staff of an event, all on one page.
-#[derive(Serialize, ToSchema)]
-pub struct StaffPage<'a> {
-    items: Vec<StaffEntry<'a>>,
-    /// Always null: the list is never split.
-    next_cursor: Option<String>,
 }
 
 /// One member of an event's door staff.
@@ -147,7 +140,7 @@ pub async fn revoke(
     security(("bearer" = [])),
     params(("event_id" = EventId, Path, description = "The event")),
     responses(
-        (status = 200, description = "The event's door staff", body = StaffPage<'static>),
+        (status = 200, description = "The event's door staff", body = PageOf<StaffEntry<'static>>),
         (status = 403, description = "`forbidden`: the caller is not an organizer",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event of the caller's",
@@ -163,7 +156,8 @@ pub async fn list(
     caller.require(&[Role::Organizer])?;
     let event_id: EventId = path_id(&event_id, "event")?;
     let event = managed_event(&state, &caller, event_id).await?;
-    let staff = StaffPage {
+    // All on one page: the list is never split.
+    let staff = PageOf {
         items: event
             .staff
             .iter()

@@ -15,7 +15,7 @@ use crate::{
     input::{CommandHeaders, CommandRequest, Paging, path_id},
     problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
     submit::SubmitAnswers,
-    views::{self, TicketPage, TicketView},
+    views::{self, PageOf, TicketView},
 };
 
 /// List my tickets
@@ -28,7 +28,7 @@ use crate::{
     security(("bearer" = [])),
     params(Paging),
     responses(
-        (status = 200, description = "A page of the caller's tickets", body = TicketPage<'static>),
+        (status = 200, description = "A page of the caller's tickets", body = PageOf<TicketView<'static>>),
         (status = 400, description = "`validation_failed`: a `limit` out of range, or a `cursor` this list did not give out; or `malformed_request`: a query string that cannot be read",
             body = ProblemDocument, content_type = "application/problem+json"),
         ReadProblems,
@@ -42,14 +42,9 @@ pub async fn mine(
     let list = format!("tickets:{}", caller.user);
     let request = paging.request(&state.cursors, &list)?;
     let page = state.store.tickets_of(&caller.user, &request).await?;
-    let tickets = TicketPage {
-        items: page
-            .items
-            .iter()
-            .map(|t| views::ticket(t, Some(state.codes.of(t))))
-            .collect(),
-        next_cursor: views::next_cursor(&page, &state.cursors, &list),
-    };
+    let tickets = views::page(&page, &state.cursors, &list, |t| {
+        views::ticket(t, Some(state.codes.of(t)))
+    });
     Ok(Json(tickets).into_response())
 }
 

@@ -28,7 +28,7 @@ pub struct WaitlistEntry {
     event_id: EventId,
     ticket_type_id: TicketTypeId,
     joined_at: Timestamp,
-    status: WaitlistStatus,
+    status: WaitStatus,
     /// Counting from 1; only while waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
@@ -36,23 +36,6 @@ pub struct WaitlistEntry {
     /// The hold made for the caller; only once offered.
     #[serde(skip_serializing_if = "Option::is_none")]
     offer: Option<Offer>,
-}
-
-/// `waiting`, or `offered` a seat: a hold made for them.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WaitlistStatus {
-    Waiting,
-    Offered,
-}
-
-impl From<WaitStatus> for WaitlistStatus {
-    fn from(status: WaitStatus) -> Self {
-        match status {
-            WaitStatus::Waiting => Self::Waiting,
-            WaitStatus::Offered => Self::Offered,
-        }
-    }
 }
 
 /// A seat offered from the waiting list: an order, confirmed like any
@@ -149,7 +132,7 @@ pub async fn mine(
         event_id,
         ticket_type_id: entry.ticket_type_id,
         joined_at: entry.joined_at,
-        status: entry.status.into(),
+        status: entry.status,
         position: None,
         offer: None,
     };

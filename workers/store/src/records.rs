@@ -7,7 +7,7 @@ use eventsys_messages::{
     CommandEnvelope, CommandError, CommandId, CommandResult, CommandStatus, EventId, EventSpec,
     OrderId, TicketId, TicketTypeId, Timestamp, UserId,
 };
-pub use eventsys_messages::{OrderStatus, TicketStatus};
+pub use eventsys_messages::{OrderStatus, TicketStatus, WaitStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
@@ -286,15 +286,6 @@ pub struct Placement {
 
 /// An inbox entry is stored in its public shape.
 pub type NotificationRecord = eventsys_messages::Notification;
-
-/// Where someone stands in an event's waiting list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WaitStatus {
-    Waiting,
-    /// A seat was offered: a hold made for them (`offer`).
-    Offered,
-}
 
 /// One place in an event's waiting list: one per user and event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
