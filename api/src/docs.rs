@@ -16,7 +16,11 @@ use axum::{
 };
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr,
+        response::{Response as Answer, ResponseBuilder},
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
 
 use crate::routes::{
@@ -104,6 +108,33 @@ impl Modify for BearerTokens {
             ),
         );
     }
+}
+
+/// Answers by status, as operations that share them list them.
+pub(crate) type Answers = std::collections::BTreeMap<String, RefOr<Answer>>;
+
+/// One documented answer: a body of the named schema as `media_type`,
+/// and the header it carries, if any, with its schema.
+pub(crate) fn answer(
+    description: &str,
+    media_type: &str,
+    schema: &str,
+    header: Option<(&str, &str, ObjectBuilder)>,
+) -> RefOr<Answer> {
+    let body = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(schema)))
+        .build();
+    let mut answer = ResponseBuilder::new()
+        .description(description)
+        .content(media_type, body);
+    if let Some((name, about, schema)) = header {
+        let header = HeaderBuilder::new()
+            .schema(schema)
+            .description(Some(about))
+            .build();
+        answer = answer.header(name, header);
+    }
+    answer.build().into()
 }
 
 /// The OpenAPI 3.1 document of this API.

@@ -1,8 +1,6 @@
 //! RFC 9457 problem documents: every error the API returns, with a stable
 //! machine `code`. Never a 500 for bad input, never an echo of a secret.
 
-use std::collections::BTreeMap;
-
 use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -13,8 +11,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::{
     IntoResponses, ToSchema,
-    openapi::{ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type},
+    openapi::{ObjectBuilder, Type},
 };
+
+use crate::docs::{self, Answers};
 
 #[derive(Debug)]
 pub struct Problem {
@@ -190,31 +190,31 @@ pub struct ProblemDocument {
     pub extra: Map<String, Value>,
 }
 
-type Answers = BTreeMap<String, RefOr<utoipa::openapi::Response>>;
-
 /// Problem answers by status: `(status, description, sends Retry-After)`.
 fn problems(answers: &[(u16, &str, bool)]) -> Answers {
-    let mut responses = Answers::new();
-    for &(status, description, retry) in answers {
-        let content = ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("ProblemDocument")))
-            .build();
-        let mut response = ResponseBuilder::new()
-            .description(description)
-            .content("application/problem+json", content);
-        if retry {
-            let seconds = ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .minimum(Some(1_u32));
-            let header = HeaderBuilder::new()
-                .schema(seconds)
-                .description(Some("Seconds to wait before trying again"))
-                .build();
-            response = response.header("Retry-After", header);
-        }
-        responses.insert(status.to_string(), RefOr::T(response.build()));
-    }
-    responses
+    let retry_after = || {
+        let seconds = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1_u32));
+        (
+            "Retry-After",
+            "Seconds to wait before trying again",
+            seconds,
+        )
+    };
+    answers
+        .iter()
+        .map(|&(status, description, retry)| {
+            let header = retry.then(retry_after);
+            let answer = docs::answer(
+                description,
+                "application/problem+json",
+                "ProblemDocument",
+                header,
+            );
+            (status.to_string(), answer)
+        })
+        .collect()
 }
 
 // Statuses many operations share, each meaning the same wherever it

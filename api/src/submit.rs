@@ -252,32 +252,11 @@ fn hex(data: &[u8]) -> String {
 pub struct SubmitAnswers;
 
 impl utoipa::IntoResponses for SubmitAnswers {
-    fn responses() -> std::collections::BTreeMap<
-        String,
-        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
-    > {
-        use utoipa::openapi::{
-            ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, ResponseBuilder, Type,
-        };
+    fn responses() -> crate::docs::Answers {
+        use utoipa::openapi::{ObjectBuilder, Type};
         let text = || ObjectBuilder::new().schema_type(Type::String);
-        let answer = |description: &str, schema: &str, header: (&str, &str)| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name(schema)))
-                        .build(),
-                )
-                .header(
-                    header.0,
-                    HeaderBuilder::new()
-                        .schema(text())
-                        .description(Some(header.1))
-                        .build(),
-                )
-                .build()
-                .into()
+        let answer = |description, schema, header| {
+            crate::docs::answer(description, "application/json", schema, header)
         };
         [
             (
@@ -286,7 +265,7 @@ impl utoipa::IntoResponses for SubmitAnswers {
                     "Accepted: the command is recorded and on its way; its outcome arrives on the \
                      WebSocket and at its URL",
                     "CommandAccepted",
-                    ("Location", "The command's URL"),
+                    Some(("Location", "The command's URL", text())),
                 ),
             ),
             (
@@ -295,7 +274,7 @@ impl utoipa::IntoResponses for SubmitAnswers {
                     "Done or refused (the command's `status` and `error` say which), when the \
                      client asked to wait (`Prefer: wait=N`) and it finished in time",
                     "CommandView",
-                    ("Preference-Applied", "`wait=N`, the wait applied"),
+                    Some(("Preference-Applied", "`wait=N`, the wait applied", text())),
                 ),
             ),
         ]
