@@ -64,8 +64,10 @@ const WEBHOOKS_BY_ORGANIZER: Def = TableDefinition::new("webhooks_by_organizer")
 const DELIVERIES: Def = TableDefinition::new("webhook_deliveries");
 /// `{webhook_id}\0{occurrence_id}`: each occurrence owed once per endpoint.
 const OCCURRENCES: Def = TableDefinition::new("webhook_occurrences");
+/// The keys of `webhook_deliveries` still owed, in the same order.
+const OWED: Def = TableDefinition::new("webhook_deliveries_owed");
 
-const ALL: [Def; 21] = [
+const ALL: [Def; 22] = [
     COMMANDS,
     PENDING,
     CLAIMS,
@@ -87,6 +89,7 @@ const ALL: [Def; 21] = [
     WEBHOOKS_BY_ORGANIZER,
     DELIVERIES,
     OCCURRENCES,
+    OWED,
 ];
 
 #[derive(Clone)]

@@ -1,13 +1,16 @@
 //! Webhook endpoints and their deliveries in the embedded store. One write
 //! transaction at a time makes numbering a delivery and guarding its
-//! occurrence a single step.
+//! occurrence a single step; an index of what is still owed makes finding
+//! the next delivery one read, however long the endpoint's history.
 
 use async_trait::async_trait;
 use eventsys_messages::{Timestamp, UserId, WebhookId};
 
+use redb::WriteTransaction;
+
 use crate::{
-    DELIVERIES, EmbeddedStore, OCCURRENCES, WEBHOOKS, WEBHOOKS_BY_ORGANIZER, get, newest_first,
-    open, open_read, put, unavailable,
+    DELIVERIES, EmbeddedStore, OCCURRENCES, OWED, WEBHOOKS, WEBHOOKS_BY_ORGANIZER, get,
+    newest_first, open, open_read, put, unavailable,
 };
 use eventsys_store::{
     StoreError,
@@ -17,6 +20,19 @@ use eventsys_store::{
 
 fn delivery_key(id: WebhookId, sequence: u64) -> String {
     format!("{id}\0{sequence:020}")
+}
+
+/// Writes `delivery`, and keeps it in the owed index exactly while it is.
+fn put_delivery(txn: &WriteTransaction, delivery: &DeliveryRecord) -> Result<(), StoreError> {
+    let key = delivery_key(delivery.webhook_id, delivery.sequence);
+    put(&mut open(txn, DELIVERIES)?, &key, delivery)?;
+    let mut owed = open(txn, OWED)?;
+    if delivery.status == DeliveryStatus::Pending {
+        put(&mut owed, &key, &delivery.sequence)
+    } else {
+        owed.remove(key.as_str()).map_err(unavailable)?;
+        Ok(())
+    }
 }
 
 /// The key range of one endpoint's entries.
@@ -124,11 +140,7 @@ impl WebhookStore for EmbeddedStore {
                 sequence,
                 ..delivery.clone()
             };
-            put(
-                &mut open(txn, DELIVERIES)?,
-                &delivery_key(id, sequence),
-                &numbered,
-            )?;
+            put_delivery(txn, &numbered)?;
             Ok(Some(sequence))
         })
         .await
@@ -159,19 +171,17 @@ impl WebhookStore for EmbeddedStore {
     async fn next_owed(&self, id: WebhookId) -> Result<Option<DeliveryRecord>, StoreError> {
         self.read(move |txn| {
             let (start, end) = range_of(id);
-            let table = open_read(txn, DELIVERIES)?;
-            for entry in table
+            let first = open_read(txn, OWED)?
                 .range::<&str>(start.as_str()..end.as_str())
                 .map_err(unavailable)?
-            {
-                let (_, value) = entry.map_err(unavailable)?;
-                let delivery: DeliveryRecord = serde_json::from_slice(value.value())
-                    .map_err(|e| StoreError::corrupt(e.to_string()))?;
-                if delivery.status == DeliveryStatus::Pending {
-                    return Ok(Some(delivery));
-                }
+                .next()
+                .transpose()
+                .map_err(unavailable)?
+                .map(|(key, _)| key.value().to_owned());
+            match first {
+                Some(key) => get(&open_read(txn, DELIVERIES)?, &key),
+                None => Ok(None),
             }
-            Ok(None)
         })
         .await
     }
@@ -179,15 +189,14 @@ impl WebhookStore for EmbeddedStore {
     async fn record_attempt(&self, delivery: &DeliveryRecord) -> Result<bool, StoreError> {
         let delivery = delivery.clone();
         self.write(move |txn| {
-            let mut table = open(txn, DELIVERIES)?;
             let key = delivery_key(delivery.webhook_id, delivery.sequence);
-            match get::<DeliveryRecord>(&table, &key)? {
-                Some(owed) if owed.status == DeliveryStatus::Pending => {
-                    put(&mut table, &key, &delivery)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
+            // Read before writing: redb opens a table once at a time.
+            let stored = get::<DeliveryRecord>(&open(txn, DELIVERIES)?, &key)?;
+            if stored.is_none_or(|d| d.status != DeliveryStatus::Pending) {
+                return Ok(false);
             }
+            put_delivery(txn, &delivery)?;
+            Ok(true)
         })
         .await
     }
@@ -199,15 +208,14 @@ impl WebhookStore for EmbeddedStore {
         at: Timestamp,
     ) -> Result<bool, StoreError> {
         self.write(move |txn| {
-            let mut table = open(txn, DELIVERIES)?;
             let key = delivery_key(id, sequence);
-            let Some(mut delivery) = get::<DeliveryRecord>(&table, &key)? else {
+            let Some(mut delivery) = get::<DeliveryRecord>(&open(txn, DELIVERIES)?, &key)? else {
                 return Ok(false);
             };
             delivery.status = DeliveryStatus::Pending;
             delivery.next_attempt_at = Some(at);
             delivery.replays += 1;
-            put(&mut table, &key, &delivery)?;
+            put_delivery(txn, &delivery)?;
             Ok(true)
         })
         .await
