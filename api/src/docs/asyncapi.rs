@@ -18,7 +18,7 @@ struct Shapes;
 
 /// The kinds of message, each under its own family prefix in
 /// `components.messages`.
-const FAMILIES: [(&str, &str, &str); 4] = [
+const FAMILIES: [(&str, &str, &str); 5] = [
     (
         "command",
         "CommandEnvelope",
@@ -30,6 +30,8 @@ const FAMILIES: [(&str, &str, &str); 4] = [
         "What happened, as a worker publishes it",
     ),
     ("frame", "Frame", "A frame the server pushes"),
+    // Answers to a client's own frames share the push channel.
+    ("frame", "Reply", "The server's answer to a client frame"),
     ("client", "ClientFrame", "A frame a client sends"),
 ];
 
@@ -43,13 +45,6 @@ pub fn document() -> Value {
         for kind in types_of(&schemas, &schemas[shape]) {
             messages.insert(format!("{family}.{kind}"), message(&kind, shape, about));
         }
-    }
-    // Answers to a client's own frames share the push channel.
-    for kind in types_of(&schemas, &schemas["Reply"]) {
-        messages.insert(
-            format!("frame.{kind}"),
-            message(&kind, "Reply", "The server's answer to a client frame"),
-        );
     }
     let family = |prefix: &str, wanted: &dyn Fn(&str) -> bool| -> Value {
         Value::Object(
