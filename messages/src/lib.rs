@@ -27,8 +27,8 @@ pub use ids::{
     CommandId, EventId, NotificationId, OrderId, TicketId, TicketTypeId, UserId, WebhookId,
 };
 pub use spec::{
-    EventChanges, EventSpec, EventStatus, FieldError, OrderStatus, TicketStatus, TicketTypeChange,
-    TicketTypeSpec, WaitStatus,
+    DeliveryStatus, EventChanges, EventSpec, EventStatus, FieldError, OrderStatus, TicketStatus,
+    TicketTypeChange, TicketTypeSpec, WaitStatus, WebhookType,
 };
 pub use status::{CommandError, CommandResult, CommandStatus, Reason};
 pub use topology::WorkQueue;

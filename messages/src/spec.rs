@@ -103,6 +103,68 @@ pub enum WaitStatus {
     Offered,
 }
 
+/// Where a webhook delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Owed: not yet answered with a 2xx.
+    Pending,
+    Delivered,
+    /// Given up on after its last retry; a replay owes it again.
+    Failed,
+}
+
+/// What an organizer's webhook endpoint may hear of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum WebhookType {
+    #[serde(rename = "order.succeeded")]
+    OrderSucceeded,
+    #[serde(rename = "order.rejected")]
+    OrderRejected,
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled,
+    #[serde(rename = "order.expired")]
+    OrderExpired,
+    #[serde(rename = "ticket.cancelled")]
+    TicketCancelled,
+    #[serde(rename = "ticket.checked_in")]
+    TicketCheckedIn,
+    #[serde(rename = "event.updated")]
+    EventUpdated,
+    #[serde(rename = "event.cancelled")]
+    EventCancelled,
+}
+
+impl WebhookType {
+    pub const ALL: [Self; 8] = [
+        Self::OrderSucceeded,
+        Self::OrderRejected,
+        Self::OrderCancelled,
+        Self::OrderExpired,
+        Self::TicketCancelled,
+        Self::TicketCheckedIn,
+        Self::EventUpdated,
+        Self::EventCancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrderSucceeded => "order.succeeded",
+            Self::OrderRejected => "order.rejected",
+            Self::OrderCancelled => "order.cancelled",
+            Self::OrderExpired => "order.expired",
+            Self::TicketCancelled => "ticket.cancelled",
+            Self::TicketCheckedIn => "ticket.checked_in",
+            Self::EventUpdated => "event.updated",
+            Self::EventCancelled => "event.cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
 /// Where a ticket stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -646,6 +708,17 @@ mod tests {
                 proptest::prop_assert!(s.starts_at >= now - day);
                 proptest::prop_assert!(s.ends_at > now && s.ends_at <= now + day * 3653);
             }
+        }
+    }
+
+    #[test]
+    fn webhook_types_are_written_as_they_are_named() {
+        for kind in WebhookType::ALL {
+            assert_eq!(
+                serde_json::to_value(kind).expect("JSON"),
+                serde_json::json!(kind.as_str())
+            );
+            assert_eq!(WebhookType::parse(kind.as_str()), Some(kind));
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Webhook endpoints: an organizer's list, secrets replaced, removal; and
 //! what each is owed: one delivery per occurrence, numbered without gaps
 //! or repeats even when owed concurrently, sent in order, logged newest
-//! first, replayed on request.
+//! first, replayed on request; endpoints owed something listed, for one
+//! sender at a time, until settled.
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ contract!(
     concurrent_occurrences_take_every_number_once,
     deliveries_are_sent_in_order_and_logged_newest_first,
     a_delivery_given_up_on_is_owed_again_by_a_replay,
+    an_endpoint_owed_something_is_listed_until_its_one_sender_settles_it,
 );
 
 fn endpoint(organizer: &str) -> WebhookRecord {
@@ -34,6 +36,7 @@ fn endpoint(organizer: &str) -> WebhookRecord {
         }],
         created_at: Timestamp::now(),
         next_sequence: 1,
+        mark: 0,
     }
 }
 
@@ -202,4 +205,52 @@ async fn a_delivery_given_up_on_is_owed_again_by_a_replay(store: &dyn Store) {
         (1, DeliveryStatus::Pending, 1, 12)
     );
     assert_eq!(again.next_attempt_at, Some(at));
+    assert_eq!(again.owed_since(), at);
+}
+
+async fn is_owing(store: &dyn Store, id: WebhookId) -> bool {
+    // Other clauses share the store: look for this endpoint among all.
+    store.owing_webhooks(100_000).await.unwrap().contains(&id)
+}
+
+async fn an_endpoint_owed_something_is_listed_until_its_one_sender_settles_it(store: &dyn Store) {
+    let webhook = added(store, "olga").await;
+    let id = webhook.webhook_id;
+    assert!(!is_owing(store, id).await);
+    store.owe(&occurrence(&webhook)).await.unwrap();
+    assert!(is_owing(store, id).await);
+    let now = Timestamp::now();
+    let later = now + jiff::SignedDuration::from_secs(30);
+    assert!(store.lease_webhook(id, "one", now, later).await.unwrap());
+    // Another sender waits for the lease to run out; its holder extends it.
+    assert!(!store.lease_webhook(id, "two", now, later).await.unwrap());
+    assert!(store.lease_webhook(id, "one", now, later).await.unwrap());
+    let seen = store.webhook(id).await.unwrap().unwrap().mark;
+    assert_eq!(seen, 1);
+    // Something owed meanwhile: the sender must look again.
+    store.owe(&occurrence(&webhook)).await.unwrap();
+    assert!(!store.settle_webhook(id, "one", seen).await.unwrap());
+    assert!(!store.settle_webhook(id, "two", seen + 1).await.unwrap());
+    assert!(store.settle_webhook(id, "one", seen + 1).await.unwrap());
+    assert!(!is_owing(store, id).await);
+    // Settling ended the lease; and a lease that ran out is anyone's.
+    assert!(store.lease_webhook(id, "two", now, later).await.unwrap());
+    let after_it = later + jiff::SignedDuration::from_millis(1);
+    assert!(
+        store
+            .lease_webhook(
+                id,
+                "one",
+                after_it,
+                after_it + jiff::SignedDuration::from_secs(30)
+            )
+            .await
+            .unwrap()
+    );
+    // A replay lists it again; removal for good.
+    assert!(store.replay(id, 1, now).await.unwrap());
+    assert!(is_owing(store, id).await);
+    assert!(store.remove_webhook(id).await.unwrap());
+    assert!(!is_owing(store, id).await);
+    assert!(!store.lease_webhook(id, "one", now, later).await.unwrap());
 }

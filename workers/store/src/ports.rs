@@ -475,6 +475,33 @@ pub trait WebhookStore: Send + Sync {
     /// there is no such delivery.
     async fn replay(&self, id: WebhookId, sequence: u64, at: Timestamp)
     -> Result<bool, StoreError>;
+
+    /// Endpoints that are owed something, for dispatchers to take up; at
+    /// most `limit`. An endpoint stays listed until it is settled.
+    async fn owing_webhooks(&self, limit: u32) -> Result<Vec<WebhookId>, StoreError>;
+
+    /// Gives `holder` the sole right to send to `id` until `until`, or
+    /// extends it: `false` while another holder's right runs (as of
+    /// `now`), or if the endpoint is gone. One sender per endpoint keeps
+    /// its deliveries in order and each sent once.
+    async fn lease_webhook(
+        &self,
+        id: WebhookId,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Takes `id` off the owing list and ends `holder`'s lease, provided
+    /// nothing was owed to it since its [`WebhookRecord::mark`] was
+    /// `seen`. `false`: something was (or the lease was lost), so look
+    /// again.
+    async fn settle_webhook(
+        &self,
+        id: WebhookId,
+        holder: &str,
+        seen: u64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Everything a store offers.

@@ -7,7 +7,7 @@ use eventsys_messages::{
     CommandEnvelope, CommandError, CommandId, CommandResult, CommandStatus, EventId, EventSpec,
     OrderId, TicketId, TicketTypeId, Timestamp, UserId,
 };
-pub use eventsys_messages::{OrderStatus, TicketStatus, WaitStatus};
+pub use eventsys_messages::{DeliveryStatus, OrderStatus, TicketStatus, WaitStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
@@ -358,6 +358,10 @@ pub struct WebhookRecord {
     pub created_at: Timestamp,
     /// The sequence number its next delivery gets; the first is 1.
     pub next_sequence: u64,
+    /// Moves on each time something is owed to it (a delivery, a replay),
+    /// so that a dispatcher settles it only if nothing came in meanwhile.
+    #[serde(default)]
+    pub mark: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -366,16 +370,6 @@ pub struct SigningSecret {
     pub secret: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<Timestamp>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Owed: not yet answered with a 2xx.
-    Pending,
-    Delivered,
-    /// Given up on after its last retry; a replay owes it again.
-    Failed,
 }
 
 /// One occurrence owed, or sent, to one endpoint.
@@ -407,6 +401,10 @@ pub struct DeliveryRecord {
     /// How often it was owed again on request.
     #[serde(default)]
     pub replays: u32,
+    /// When it was last owed again on request: its retries run for a
+    /// while from then (from `created_at` before any replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed_at: Option<Timestamp>,
 }
 
 impl DeliveryRecord {
@@ -432,6 +430,12 @@ impl DeliveryRecord {
             last_response: None,
             last_error: None,
             replays: 0,
+            replayed_at: None,
         }
+    }
+
+    /// Since when it has been owed: its retry window starts there.
+    pub fn owed_since(&self) -> Timestamp {
+        self.replayed_at.unwrap_or(self.created_at)
     }
 }

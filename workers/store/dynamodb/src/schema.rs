@@ -12,7 +12,7 @@
 //! | `tickets` | `ticket_id` | `by_holder` (`holder_id`, `holder_sort`); `by_event` (`event_id`, `ticket_id`) | ticket reads, my tickets, check-in; telling every holder of an event |
 //! | `notifications` | `user_id`, `notification_id` | | a user's inbox, newest first |
 //! | `waitlist` | `event_id`, `user_id` | `waiting` (`waiting_event`, `position`), sparse: still waiting | a user's place; the first in line |
-//! | `webhooks` | `webhook_id` | `by_organizer` (`organizer_id`, `webhook_id`) | an organizer's endpoints |
+//! | `webhooks` | `webhook_id` | `by_organizer` (`organizer_id`, `webhook_id`); `owing` (`owing`, `webhook_id`), sparse: owed something | an organizer's endpoints; what dispatchers take up after a restart |
 //! | `webhook_deliveries` | `webhook_id`, `position` (`d#{sequence}`, or `o#{occurrence}` for a guard) | `owed` (`webhook_id`, `owed`), sparse: still owed | the delivery log, newest first; what to send next; each occurrence owed once |
 
 use std::time::Duration;
@@ -38,6 +38,8 @@ pub const WAITING_INDEX: &str = "waiting";
 pub const BY_ORGANIZER_INDEX: &str = "by_organizer";
 /// An endpoint's deliveries still owed, in sequence order (sparse).
 pub const OWED_INDEX: &str = "owed";
+/// Endpoints owed something, until a dispatcher settles them (sparse).
+pub const OWING_INDEX: &str = "owing";
 
 /// A sparse index of what becomes due at a time (the sort key starts with
 /// it), spread over `shards` partition keys `{prefix}#{n}` so that it never
@@ -243,7 +245,10 @@ impl DynamoStore {
                 name: &t.webhooks,
                 hash: "webhook_id",
                 range: None,
-                indexes: &[(BY_ORGANIZER_INDEX, "organizer_id", "webhook_id")],
+                indexes: &[
+                    (BY_ORGANIZER_INDEX, "organizer_id", "webhook_id"),
+                    (OWING_INDEX, "owing", "webhook_id"),
+                ],
             },
             TableDef {
                 name: &t.deliveries,

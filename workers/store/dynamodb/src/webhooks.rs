@@ -6,6 +6,11 @@
 //! transaction: the endpoint's counter moves on only if nobody moved it
 //! first, the guard is new, and the delivery is put. A delivery still owed
 //! carries `owed`, which the sparse `owed` index orders.
+//!
+//! An endpoint owed something carries `owing` until a dispatcher settles
+//! it, so the sparse `owing` index lists what there is to send after a
+//! restart; its `mark` moves with each delivery owed, and a dispatcher's
+//! lease is `lease_holder` until `lease_until_ms`.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
@@ -15,7 +20,7 @@ use crate::{
     Built, DynamoStore, TxFailure, applied, classify,
     codec::{Item, from_item, n, s, to_item, to_value},
     limit::Limited,
-    schema::{BY_ORGANIZER_INDEX, OWED_INDEX},
+    schema::{BY_ORGANIZER_INDEX, OWED_INDEX, OWING_INDEX},
 };
 use eventsys_store::{
     StoreError,
@@ -26,6 +31,29 @@ use eventsys_store::{
 /// How often owing a delivery is tried again when another writer took
 /// the sequence number first.
 const NUMBERING_RACES: usize = 20;
+
+/// The one value of `owing`: the index is there to list, not to sort.
+const OWING: &str = "owing";
+
+fn millis(at: Timestamp) -> aws_sdk_dynamodb::types::AttributeValue {
+    n(at.as_millisecond())
+}
+
+/// Marks the endpoint owed something again; part of each transaction
+/// that owes a delivery.
+fn mark_owing(table: &str, id: WebhookId) -> Result<Update, StoreError> {
+    Update::builder()
+        .table_name(table)
+        .key("webhook_id", s(id.to_string()))
+        .update_expression("SET #owing = :owing ADD #mark :one")
+        .condition_expression("attribute_exists(webhook_id)")
+        .expression_attribute_names("#owing", "owing")
+        .expression_attribute_names("#mark", "mark")
+        .expression_attribute_values(":owing", s(OWING))
+        .expression_attribute_values(":one", n(1))
+        .build()
+        .built()
+}
 
 fn position(sequence: u64) -> String {
     format!("d#{sequence:020}")
@@ -124,10 +152,14 @@ impl WebhookStore for DynamoStore {
             let take_number = Update::builder()
                 .table_name(&self.tables.webhooks)
                 .key("webhook_id", s(id.to_string()))
-                .update_expression("SET next_sequence = :after")
+                .update_expression("SET next_sequence = :after, #owing = :owing ADD #mark :one")
                 .condition_expression("next_sequence = :taken")
+                .expression_attribute_names("#owing", "owing")
+                .expression_attribute_names("#mark", "mark")
                 .expression_attribute_values(":taken", n(sequence))
                 .expression_attribute_values(":after", n(sequence + 1))
+                .expression_attribute_values(":owing", s(OWING))
+                .expression_attribute_values(":one", n(1))
                 .build()
                 .built()?;
             let guard = Put::builder()
@@ -248,14 +280,13 @@ impl WebhookStore for DynamoStore {
         sequence: u64,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
+        let owe_again = Update::builder()
             .table_name(&self.tables.deliveries)
             .key("webhook_id", s(id.to_string()))
             .key("position", s(position(sequence)))
             .update_expression(
-                "SET #status = :pending, next_attempt_at = :at, owed = :position ADD replays :one",
+                "SET #status = :pending, next_attempt_at = :at, replayed_at = :at, \
+                 owed = :position ADD replays :one",
             )
             .condition_expression("attribute_exists(#p)")
             .expression_attribute_names("#status", "status")
@@ -264,6 +295,91 @@ impl WebhookStore for DynamoStore {
             .expression_attribute_values(":at", to_value(&at)?)
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":position", s(position(sequence)))
+            .build()
+            .built()?;
+        let items = vec![
+            TransactWriteItem::builder().update(owe_again).build(),
+            TransactWriteItem::builder()
+                .update(mark_owing(&self.tables.webhooks, id)?)
+                .build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(TxFailure::Conditions(_)) => Ok(false),
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+
+    async fn owing_webhooks(&self, limit: u32) -> Result<Vec<WebhookId>, StoreError> {
+        let mut found = Vec::new();
+        let mut after = None;
+        while found.len() < limit as usize {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.tables.webhooks)
+                .index_name(OWING_INDEX)
+                .key_condition_expression("#owing = :owing")
+                .expression_attribute_names("#owing", "owing")
+                .expression_attribute_values(":owing", s(OWING));
+            let page = PageRequest {
+                limit: limit.min(100),
+                after,
+            };
+            let Page { items, next } = self.query_page::<WebhookRecord>(query, &page).await?;
+            found.extend(items.into_iter().map(|w| w.webhook_id));
+            match next {
+                Some(position) => after = Some(position),
+                None => break,
+            }
+        }
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
+    async fn lease_webhook(
+        &self,
+        id: WebhookId,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.webhooks)
+            .key("webhook_id", s(id.to_string()))
+            .update_expression("SET lease_holder = :me, lease_until_ms = :until")
+            .condition_expression(
+                "attribute_exists(webhook_id) AND (attribute_not_exists(lease_until_ms) \
+                 OR lease_until_ms < :now OR lease_holder = :me)",
+            )
+            .expression_attribute_values(":me", s(holder))
+            .expression_attribute_values(":now", millis(now))
+            .expression_attribute_values(":until", millis(until))
+            .send()
+            .limited(&self.limit)
+            .await;
+        applied(result)
+    }
+
+    async fn settle_webhook(
+        &self,
+        id: WebhookId,
+        holder: &str,
+        seen: u64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.webhooks)
+            .key("webhook_id", s(id.to_string()))
+            .update_expression("REMOVE #owing, lease_holder, lease_until_ms")
+            .condition_expression("#mark = :seen AND lease_holder = :me")
+            .expression_attribute_names("#owing", "owing")
+            .expression_attribute_names("#mark", "mark")
+            .expression_attribute_values(":seen", n(seen))
+            .expression_attribute_values(":me", s(holder))
             .send()
             .limited(&self.limit)
             .await;

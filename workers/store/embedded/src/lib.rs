@@ -66,8 +66,12 @@ const DELIVERIES: Def = TableDefinition::new("webhook_deliveries");
 const OCCURRENCES: Def = TableDefinition::new("webhook_occurrences");
 /// The keys of `webhook_deliveries` still owed, in the same order.
 const OWED: Def = TableDefinition::new("webhook_deliveries_owed");
+/// The ids of endpoints owed something, until a dispatcher settles them.
+const OWING: Def = TableDefinition::new("webhooks_owing");
+/// `webhook_id` → who sends to it, and until when.
+const LEASES: Def = TableDefinition::new("webhook_leases");
 
-const ALL: [Def; 22] = [
+const ALL: [Def; 24] = [
     COMMANDS,
     PENDING,
     CLAIMS,
@@ -90,6 +94,8 @@ const ALL: [Def; 22] = [
     DELIVERIES,
     OCCURRENCES,
     OWED,
+    OWING,
+    LEASES,
 ];
 
 #[derive(Clone)]

@@ -9,8 +9,8 @@ use eventsys_messages::{Timestamp, UserId, WebhookId};
 use redb::WriteTransaction;
 
 use crate::{
-    DELIVERIES, EmbeddedStore, OCCURRENCES, OWED, WEBHOOKS, WEBHOOKS_BY_ORGANIZER, get,
-    newest_first, open, open_read, put, unavailable,
+    DELIVERIES, EmbeddedStore, LEASES, OCCURRENCES, OWED, OWING, WEBHOOKS, WEBHOOKS_BY_ORGANIZER,
+    get, newest_first, open, open_read, put, unavailable,
 };
 use eventsys_store::{
     StoreError,
@@ -114,6 +114,11 @@ impl WebhookStore for EmbeddedStore {
             open(txn, WEBHOOKS_BY_ORGANIZER)?
                 .remove(by_organizer.as_str())
                 .map_err(unavailable)?;
+            for index in [OWING, LEASES] {
+                open(txn, index)?
+                    .remove(id.to_string().as_str())
+                    .map_err(unavailable)?;
+            }
             Ok(true)
         })
         .await
@@ -134,8 +139,10 @@ impl WebhookStore for EmbeddedStore {
             }
             let sequence = webhook.next_sequence;
             webhook.next_sequence += 1;
+            webhook.mark += 1;
             put(&mut webhooks, &id.to_string(), &webhook)?;
             put(&mut occurrences, &guard, &sequence)?;
+            put(&mut open(txn, OWING)?, &id.to_string(), &())?;
             let numbered = DeliveryRecord {
                 sequence,
                 ..delivery.clone()
@@ -212,10 +219,88 @@ impl WebhookStore for EmbeddedStore {
             let Some(mut delivery) = get::<DeliveryRecord>(&open(txn, DELIVERIES)?, &key)? else {
                 return Ok(false);
             };
+            let mut webhooks = open(txn, WEBHOOKS)?;
+            let Some(mut webhook) = get::<WebhookRecord>(&webhooks, &id.to_string())? else {
+                return Ok(false);
+            };
+            webhook.mark += 1;
+            put(&mut webhooks, &id.to_string(), &webhook)?;
+            drop(webhooks);
+            put(&mut open(txn, OWING)?, &id.to_string(), &())?;
             delivery.status = DeliveryStatus::Pending;
             delivery.next_attempt_at = Some(at);
+            delivery.replayed_at = Some(at);
             delivery.replays += 1;
             put_delivery(txn, &delivery)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn owing_webhooks(&self, limit: u32) -> Result<Vec<WebhookId>, StoreError> {
+        self.read(move |txn| {
+            let mut found = Vec::new();
+            for entry in open_read(txn, OWING)?
+                .range::<&str>(..)
+                .map_err(unavailable)?
+                .take(limit as usize)
+            {
+                let (key, _) = entry.map_err(unavailable)?;
+                if let Ok(id) = key.value().parse::<WebhookId>() {
+                    found.push(id);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn lease_webhook(
+        &self,
+        id: WebhookId,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let holder = holder.to_owned();
+        self.write(move |txn| {
+            if get::<WebhookRecord>(&open(txn, WEBHOOKS)?, &id.to_string())?.is_none() {
+                return Ok(false);
+            }
+            let mut leases = open(txn, LEASES)?;
+            let held = get::<(String, Timestamp)>(&leases, &id.to_string())?;
+            if held.is_some_and(|(other, end)| other != holder && end >= now) {
+                return Ok(false);
+            }
+            put(&mut leases, &id.to_string(), &(holder.clone(), until))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn settle_webhook(
+        &self,
+        id: WebhookId,
+        holder: &str,
+        seen: u64,
+    ) -> Result<bool, StoreError> {
+        let holder = holder.to_owned();
+        self.write(move |txn| {
+            let mark =
+                get::<WebhookRecord>(&open(txn, WEBHOOKS)?, &id.to_string())?.map(|w| w.mark);
+            let mut leases = open(txn, LEASES)?;
+            let held = get::<(String, Timestamp)>(&leases, &id.to_string())?;
+            if mark.is_some_and(|mark| mark != seen)
+                || held.is_none_or(|(other, _)| other != holder)
+            {
+                return Ok(false);
+            }
+            leases
+                .remove(id.to_string().as_str())
+                .map_err(unavailable)?;
+            open(txn, OWING)?
+                .remove(id.to_string().as_str())
+                .map_err(unavailable)?;
             Ok(true)
         })
         .await
