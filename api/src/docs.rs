@@ -4,6 +4,7 @@
 //! it from inside the binary, with nothing fetched from elsewhere.
 
 pub mod asyncapi;
+pub mod deliveries;
 pub mod postman;
 #[cfg(test)]
 mod samples;
@@ -24,7 +25,7 @@ use utoipa::{
 };
 
 use crate::routes::{
-    commands, doors, events, health, notifications, orders, staff, tickets, waitlist,
+    commands, doors, events, health, notifications, orders, staff, tickets, waitlist, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -66,6 +67,12 @@ use crate::routes::{
         waitlist::mine,
         notifications::mine,
         notifications::mark_read,
+        webhooks::add,
+        webhooks::list,
+        webhooks::remove,
+        webhooks::rotate_secret,
+        webhooks::deliveries,
+        webhooks::replay,
         commands::get,
         crate::ws::connect,
         health::live,
@@ -75,7 +82,7 @@ use crate::routes::{
         page,
     ),
     // Answers shared by many operations refer to these by name.
-    components(schemas(crate::views::CommandAccepted<'static>, crate::views::CommandView<'static>, crate::problem::ProblemDocument)),
+    components(schemas(crate::views::CommandAccepted<'static>, crate::views::CommandView<'static>, crate::problem::ProblemDocument, eventsys_webhooks::catalogue::Occurrence)),
     modifiers(&BearerTokens),
     tags(
         (name = "events", description = "Events and their ticket types, as their organizer runs them"),
@@ -85,6 +92,7 @@ use crate::routes::{
         (name = "staff", description = "Who may check tickets in at an event's doors"),
         (name = "waitlist", description = "The waiting list of a sold-out event"),
         (name = "notifications", description = "A user's inbox"),
+        (name = "webhooks", description = "An organizer's endpoints, signed deliveries to them, their log and replay"),
         (name = "commands", description = "What became of a write"),
         (name = "realtime", description = "The WebSocket"),
         (name = "operations", description = "Probes, metrics and this documentation"),
@@ -147,9 +155,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn openapi_text() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| {
-        let mut text = openapi()
+        let text = openapi()
             .to_pretty_json()
             .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        let mut text = deliveries::added_to(&text);
         text.push('\n');
         text
     })

@@ -96,7 +96,7 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     use routes::{
-        commands, doors, events, health, notifications, orders, staff, tickets, waitlist,
+        commands, doors, events, health, notifications, orders, staff, tickets, waitlist, webhooks,
     };
     Router::new()
         .route("/v1/events", post(events::create).get(events::list))
@@ -147,6 +147,23 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/me/notifications/{notification_id}/read",
             post(notifications::mark_read),
+        )
+        .route("/v1/webhooks", post(webhooks::add).get(webhooks::list))
+        .route(
+            "/v1/webhooks/{webhook_id}",
+            axum::routing::delete(webhooks::remove),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
+            post(webhooks::replay),
         )
         .route("/v1/commands/{command_id}", get(commands::get))
         .route("/v1/ws", get(ws::connect))

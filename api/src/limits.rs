@@ -48,6 +48,9 @@ pub struct Limits {
     /// How long a client has to send a request's headers, and how long a
     /// kept-alive connection may sit idle.
     pub header_timeout: Duration,
+    /// Whether webhook endpoints may resolve to loopback or private
+    /// addresses (tests, a compose file on one host).
+    pub private_webhooks: bool,
 }
 
 impl Default for Limits {
@@ -61,6 +64,7 @@ impl Default for Limits {
             ws_message_bytes: crate::ws::MAX_CLIENT_MESSAGE_BYTES,
             connections: 20_000,
             header_timeout: Duration::from_secs(10),
+            private_webhooks: false,
         }
     }
 }

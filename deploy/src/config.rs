@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use eventsys_api::{admission::AdmissionRule, hub::HubLimits, limits::Limits};
 use eventsys_messages::{WorkQueue, topology::Principal};
 use eventsys_store_dynamodb::DynamoConfig;
+use eventsys_webhooks::retry::RetryPolicy;
+use eventsys_workers::webhooks::DispatchOptions;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -112,6 +114,7 @@ pub enum Role {
     Registration,
     Ticketing,
     Notification,
+    Webhooks,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -231,6 +234,14 @@ pub struct Settings {
         global = true
     )]
     pub broker_password_notification: Option<String>,
+    /// Password of the webhooks worker's login (`eventsys-webhooks`).
+    #[arg(
+        long,
+        env = "EVENTSYS_BROKER_PASSWORD_WEBHOOKS",
+        hide_env_values = true,
+        global = true
+    )]
+    pub broker_password_webhooks: Option<String>,
     /// Password of the autoscaler's login (`eventsys-autoscaler`), which
     /// may only look at queue depths.
     #[arg(
@@ -424,9 +435,51 @@ pub struct Settings {
         global = true
     )]
     pub liveness_seconds: u64,
+    /// Let webhook endpoints resolve to loopback or private addresses
+    /// (tests, a compose file on one host).
+    #[arg(
+        long,
+        env = "EVENTSYS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub webhooks_allow_private_networks: bool,
+    /// Milliseconds before a failed webhook delivery is first tried
+    /// again; each next wait doubles, up to two hours.
+    #[arg(
+        long,
+        env = "EVENTSYS_WEBHOOKS_FIRST_RETRY_MS",
+        default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub webhooks_first_retry_ms: u64,
+    /// Seconds a webhook delivery is retried for before it is given up
+    /// on (until replayed).
+    #[arg(
+        long,
+        env = "EVENTSYS_WEBHOOKS_RETRY_FOR_SECONDS",
+        default_value_t = 24 * 60 * 60,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub webhooks_retry_for_seconds: u64,
 }
 
 impl Settings {
+    pub fn dispatch(&self) -> DispatchOptions {
+        DispatchOptions {
+            allow_private: self.webhooks_allow_private_networks,
+            retry: RetryPolicy {
+                first_delay: Duration::from_millis(self.webhooks_first_retry_ms),
+                retry_for: Duration::from_secs(self.webhooks_retry_for_seconds),
+                ..RetryPolicy::default()
+            },
+            ..DispatchOptions::default()
+        }
+    }
+
     pub fn store_kind(&self) -> StoreKind {
         self.store.unwrap_or(if self.dynamodb_endpoint.is_some() {
             StoreKind::Dynamodb
@@ -477,6 +530,10 @@ impl Settings {
                 Principal::Worker(WorkQueue::Notification),
                 &self.broker_password_notification,
             ),
+            (
+                Principal::Worker(WorkQueue::Webhooks),
+                &self.broker_password_webhooks,
+            ),
             (Principal::Autoscaler, &self.broker_password_autoscaler),
         ]
         .into_iter()
@@ -501,6 +558,7 @@ impl Settings {
             ws_message_bytes: self.ws_max_message_bytes,
             connections: self.max_connections,
             header_timeout: Duration::from_secs(self.header_timeout_seconds),
+            private_webhooks: self.webhooks_allow_private_networks,
         }
     }
 

@@ -22,6 +22,9 @@ use crate::config::{Cli, Command, TokenRole};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Before any HTTP client is built: the OTLP exporter's, the broker
+    // management API's, the webhook senders'.
+    eventsys_webhooks::send::use_aws_lc_for_tls();
     let cli = Cli::parse();
     let role = cli.command.role();
     let telemetry = telemetry::init(cli.settings.log_format, &format!("eventsys-{role}"))?;

@@ -18,7 +18,7 @@ use eventsys_store_dynamodb::DynamoStore;
 use eventsys_store_embedded::EmbeddedStore;
 use eventsys_workers::{
     Deps, Heartbeat, WorkError, WorkerOptions, retry::retry_transient, run_worker,
-    schedule::run_scheduler,
+    schedule::run_scheduler, webhooks::run_dispatcher,
 };
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -359,6 +359,11 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::
     }
     let mut workers = JoinSet::new();
     workers.spawn(run_scheduler(backends.deps(), shutdown.clone()));
+    workers.spawn(run_dispatcher(
+        backends.deps(),
+        settings.dispatch(),
+        shutdown.clone(),
+    ));
     for queue in WorkQueue::ALL {
         workers.spawn(run_worker(
             queue,
@@ -428,6 +433,14 @@ pub async fn worker(
     // Whoever sells also sees that holds and events end on time.
     let scheduler = (queue == WorkQueue::Ticketing)
         .then(|| tokio::spawn(run_scheduler(backends.deps(), shutdown.clone())));
+    // Whoever owes webhooks also sends them.
+    let dispatcher = (queue == WorkQueue::Webhooks).then(|| {
+        tokio::spawn(run_dispatcher(
+            backends.deps(),
+            settings.dispatch(),
+            shutdown.clone(),
+        ))
+    });
     run_worker(
         queue,
         backends.deps(),
@@ -436,8 +449,8 @@ pub async fn worker(
         shutdown,
     )
     .await;
-    if let Some(scheduler) = scheduler {
-        let _ = scheduler.await;
+    for task in [scheduler, dispatcher].into_iter().flatten() {
+        let _ = task.await;
     }
     backends.bus.close().await;
     tracing::info!("stopped");
@@ -449,6 +462,7 @@ pub(crate) fn queue_of(role: Role) -> WorkQueue {
         Role::Registration => WorkQueue::Registration,
         Role::Ticketing => WorkQueue::Ticketing,
         Role::Notification => WorkQueue::Notification,
+        Role::Webhooks => WorkQueue::Webhooks,
     }
 }
 

@@ -24,22 +24,31 @@ pub const BROADCAST_PATTERNS: &[&str] = &[
     "waitlist.moved",
 ];
 
-/// The three durable work queues, one per worker role.
+/// The durable work queues, one per worker role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WorkQueue {
     Registration,
     Ticketing,
     Notification,
+    /// Deliveries to organizers' endpoints: a queue of its own, so that a
+    /// slow receiver never holds up a sale.
+    Webhooks,
 }
 
 impl WorkQueue {
-    pub const ALL: [Self; 3] = [Self::Registration, Self::Ticketing, Self::Notification];
+    pub const ALL: [Self; 4] = [
+        Self::Registration,
+        Self::Ticketing,
+        Self::Notification,
+        Self::Webhooks,
+    ];
 
     pub fn role(self) -> &'static str {
         match self {
             Self::Registration => "registration",
             Self::Ticketing => "ticketing",
             Self::Notification => "notification",
+            Self::Webhooks => "webhooks",
         }
     }
 
@@ -52,6 +61,7 @@ impl WorkQueue {
             Self::Registration => "eventsys.registration",
             Self::Ticketing => "eventsys.ticketing",
             Self::Notification => "eventsys.notification",
+            Self::Webhooks => "eventsys.webhooks",
         }
     }
 
@@ -60,6 +70,7 @@ impl WorkQueue {
             Self::Registration => "eventsys.registration.dead-letter",
             Self::Ticketing => "eventsys.ticketing.dead-letter",
             Self::Notification => "eventsys.notification.dead-letter",
+            Self::Webhooks => "eventsys.webhooks.dead-letter",
         }
     }
 
@@ -69,6 +80,7 @@ impl WorkQueue {
             Self::Registration => &["event.*", "registration.*", "waitlist.*"],
             Self::Ticketing => &["order.*", "ticket.*"],
             Self::Notification => &["notification.*"],
+            Self::Webhooks => &[],
         }
     }
 
@@ -85,6 +97,13 @@ impl WorkQueue {
                 "event.changed",
                 "ticket.checked_in",
             ],
+            Self::Webhooks => &[
+                "ticket.sold",
+                "order.rejected",
+                "order.released",
+                "ticket.checked_in",
+                "event.changed",
+            ],
         }
     }
 }
@@ -92,8 +111,8 @@ impl WorkQueue {
 /// Who talks to the broker, each under a login of its own with only the
 /// rights its work needs: the API may publish commands but not facts, a
 /// worker consumes its own queue and publishes facts (the ticketing worker,
-/// which runs the scheduler, also commands), the autoscaler only looks at
-/// queue depths. `eventsys init` and `eventsys dlq` use an administrator's
+/// which runs the scheduler, also commands; the webhooks worker only
+/// consumes), the autoscaler only looks at queue depths. `eventsys init` and `eventsys dlq` use an administrator's
 /// login.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Principal {
@@ -130,11 +149,12 @@ const NOTHING: &str = "^$";
 const BROADCAST_QUEUES: &str = "amq\\.gen-.*";
 
 impl Principal {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Api,
         Self::Worker(WorkQueue::Registration),
         Self::Worker(WorkQueue::Ticketing),
         Self::Worker(WorkQueue::Notification),
+        Self::Worker(WorkQueue::Webhooks),
         Self::Autoscaler,
     ];
 
@@ -156,10 +176,10 @@ impl Principal {
             },
             Self::Worker(queue) => Permissions {
                 configure: NOTHING.to_owned(),
-                write: if queue == WorkQueue::Ticketing {
-                    only(&[COMMANDS_EXCHANGE, EVENTS_EXCHANGE])
-                } else {
-                    only(&[EVENTS_EXCHANGE])
+                write: match queue {
+                    WorkQueue::Ticketing => only(&[COMMANDS_EXCHANGE, EVENTS_EXCHANGE]),
+                    WorkQueue::Webhooks => NOTHING.to_owned(),
+                    WorkQueue::Registration | WorkQueue::Notification => only(&[EVENTS_EXCHANGE]),
                 },
                 read: only(&[queue.name()]),
             },

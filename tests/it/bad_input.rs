@@ -318,7 +318,7 @@ async fn bad_input_gets_a_problem_document_and_changes_nothing(setup: Setup) {
         )
         .method("DELETE"),
     ];
-    let http = reqwest::Client::new();
+    let http = eventsys_tests::http();
     for case in cases {
         let method = case.method;
         let mut request = http

@@ -10,7 +10,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use eventsys_api::auth::Role;
-use eventsys_tests::{Client, Setup, System, client::event_body, on_both};
+use eventsys_tests::{Client, Setup, System, client::event_body, on_both, receiver::Receiver};
 
 on_both!(the_api_answers_as_its_openapi_document_says, Setup::Serve);
 
@@ -21,12 +21,15 @@ async fn the_api_answers_as_its_openapi_document_says(setup: Setup) {
         &[
             ("EVENTSYS_RATE_LIMIT_PER_USER", "0"),
             ("EVENTSYS_RATE_LIMIT_PER_ADDR", "0"),
+            // The seeded webhook endpoint listens on loopback.
+            ("EVENTSYS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true"),
         ],
     )
     .await;
+    let receiver = Receiver::start().await;
     let client = system.client("contract", &[Role::Organizer, Role::Attendee, Role::Staff]);
     let token = client.token().expect("a client with a token").to_owned();
-    let seeded = seed(&client).await;
+    let seeded = seed(&client, &receiver).await;
     let tester = std::env::var("EVENTSYS_TEST_SCHEMATHESIS")
         .expect("EVENTSYS_TEST_SCHEMATHESIS names the tester; tests/scripts/test.sh installs it");
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contract/schemathesis.toml");
@@ -63,10 +66,19 @@ async fn the_api_answers_as_its_openapi_document_says(setup: Setup) {
     );
 }
 
-/// An event with door staff, an order with its tickets and a notification,
-/// named by the variables `contract/schemathesis.toml` reads.
-async fn seed(client: &Client) -> Vec<(&'static str, String)> {
+/// An event with door staff, an order with its tickets, a notification and
+/// a webhook delivery, named by the variables `contract/schemathesis.toml`
+/// reads.
+async fn seed(client: &Client, receiver: &Receiver) -> Vec<(&'static str, String)> {
     let event_id = client.create_event(&event_body(10)).await;
+    let webhook = client
+        .post(
+            "/v1/webhooks",
+            &serde_json::json!({ "url": receiver.url, "types": ["order.succeeded"] }),
+        )
+        .await;
+    assert_eq!(webhook.status, 201, "{:?}", webhook.body);
+    let webhook_id = webhook.str("webhook_id");
     client.grant_staff(&event_id, "contract-door").await;
     let event = client.get(&format!("/v1/events/{event_id}")).await;
     let ticket_type_id = event.body["ticket_types"][0]["ticket_type_id"]
@@ -96,6 +108,7 @@ async fn seed(client: &Client) -> Vec<(&'static str, String)> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!notification_id.is_empty(), "the order was never notified");
+    receiver.wait_for(1, Duration::from_secs(20)).await;
     vec![
         ("EVENTSYS_CONTRACT_EVENT_ID", event_id),
         ("EVENTSYS_CONTRACT_TICKET_TYPE_ID", ticket_type_id),
@@ -104,5 +117,7 @@ async fn seed(client: &Client) -> Vec<(&'static str, String)> {
         ("EVENTSYS_CONTRACT_COMMAND_ID", command_id),
         ("EVENTSYS_CONTRACT_NOTIFICATION_ID", notification_id),
         ("EVENTSYS_CONTRACT_USER_ID", "contract-door".to_owned()),
+        ("EVENTSYS_CONTRACT_WEBHOOK_ID", webhook_id),
+        ("EVENTSYS_CONTRACT_DELIVERY_ID", "1".to_owned()),
     ]
 }

@@ -21,3 +21,4 @@ mod poison;
 mod registrations;
 mod security;
 mod waitlist;
+mod webhooks;

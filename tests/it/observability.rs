@@ -131,6 +131,7 @@ async fn every_role_counts_a_flash_sale_as_the_store_holds_it(setup: Setup) {
             "eventsys.ticketing",
             "eventsys.registration",
             "eventsys.notification",
+            "eventsys.webhooks",
         ] {
             assert_eq!(
                 all.0

@@ -477,6 +477,7 @@ async fn each_role_holds_only_its_own_rights_on_the_broker() {
         "REGISTRATION",
         "TICKETING",
         "NOTIFICATION",
+        "WEBHOOKS",
         "AUTOSCALER",
     ]
     .iter()
@@ -506,7 +507,7 @@ async fn each_role_holds_only_its_own_rights_on_the_broker() {
         let mut at = url.clone();
         let _ = at.set_username("");
         let _ = at.set_password(None);
-        reqwest::Client::new()
+        eventsys_tests::http()
             .get(format!("{at}api/policies/{vhost}/eventsys-dead-letters"))
             .basic_auth(url.username(), url.password())
             .send()
@@ -529,7 +530,7 @@ async fn each_role_holds_only_its_own_rights_on_the_broker() {
     };
 
     // Every role again, each under its own login.
-    let roles: [(&str, &[&str], Principal); 4] = [
+    let roles: [(&str, &[&str], Principal); 5] = [
         ("api", &["api"], Principal::Api),
         (
             "registration",
@@ -545,6 +546,11 @@ async fn each_role_holds_only_its_own_rights_on_the_broker() {
             "ticketing-0",
             &["worker", "ticketing"],
             Principal::Worker(WorkQueue::Ticketing),
+        ),
+        (
+            "webhooks",
+            &["worker", "webhooks"],
+            Principal::Worker(WorkQueue::Webhooks),
         ),
     ];
     for (name, args, principal) in roles {
@@ -598,6 +604,20 @@ async fn each_role_holds_only_its_own_rights_on_the_broker() {
             .is_err()
     );
     assert!(notifier.consume(WorkQueue::Ticketing, 1).await.is_err());
+    // The webhooks worker's login publishes nothing at all, and reads its
+    // own queue only.
+    let sender = system
+        .broker_at(&login(Principal::Worker(WorkQueue::Webhooks)))
+        .await
+        .expect("the webhooks worker's login connects");
+    assert!(sender.publish(Exchange::Events, &forged).await.is_err());
+    assert!(
+        sender
+            .publish(Exchange::Commands, &Message::command(&order, None))
+            .await
+            .is_err()
+    );
+    assert!(sender.consume(WorkQueue::Notification, 1).await.is_err());
     // The autoscaler's login looks at queue depths and does nothing else.
     let autoscaler = login(Principal::Autoscaler);
     let connection = lapin::Connection::connect(&autoscaler, Default::default())
@@ -627,7 +647,7 @@ async fn each_role_holds_only_its_own_rights_on_the_broker() {
             .await
             .is_err()
     );
-    for bus in [api, notifier, scaler] {
+    for bus in [api, notifier, sender, scaler] {
         bus.close().await;
     }
     // Logins outlive a vhost: take them away again.

@@ -11,7 +11,8 @@
 #               roles, the init step and the Ingress of the rendered
 #               manifests
 #   netpol      NetworkPolicies deny by default, and open exactly the paths
-#               eventsys needs (DNS, broker, store, scraping, the API)
+#               eventsys needs (DNS, broker, store, scraping, the API, and
+#               webhook endpoints for the webhooks worker alone)
 #   monitors    ServiceMonitors and PodMonitors (Prometheus Operator) name
 #               ports, paths and labels that the rendered objects have
 #   alerts      deploy/monitoring/alerts.yaml passes `promtool check rules`,
@@ -220,7 +221,7 @@ import sys
 
 import yaml
 
-QUEUES = {"eventsys.registration", "eventsys.ticketing", "eventsys.notification"}
+QUEUES = {"eventsys.registration", "eventsys.ticketing", "eventsys.notification", "eventsys.webhooks"}
 KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}
 MONITOR_KINDS = {"ServiceMonitor", "PodMonitor"}
 # Kinds with no schema in kubernetes-validate, each checked on its own.
@@ -230,6 +231,10 @@ ADMIN_LOGIN = ("eventsys-secrets", "EVENTSYS_AMQP_URL")
 # /metrics. The API's http port (8080) serves its /metrics too.
 HEALTH_PORT = 9090
 API_PORT = 8080
+# The webhooks worker posts to organizers' endpoints anywhere, over HTTP and
+# HTTPS; no other pod may reach plain HTTP outside the cluster.
+WEBHOOKS_COMPONENT = "worker-webhooks"
+WEBHOOK_PORTS = (80, 443)
 errors = []
 
 
@@ -354,6 +359,10 @@ def keda(work, schema_path):
         for worker in sorted(workers):
             if targets.count(worker) != 1:
                 fail(f"{name}: Deployment/{worker} needs exactly one ScaledObject, has {targets.count(worker)}")
+        # Every work queue has its workers, scaled on it.
+        watched = {t.get("metadata", {}).get("queueName") for d in scaled for t in d["spec"].get("triggers", [])}
+        for queue in sorted(QUEUES - watched):
+            fail(f"{name}: no ScaledObject scales a worker on {queue}")
         for doc in scaled:
             spec = doc["spec"]
             target = spec.get("scaleTargetRef", {}).get("name")
@@ -571,6 +580,15 @@ def k8s_policy(work):
                 fail("aws: ServiceAccount/eventsys has no eks.amazonaws.com/role-arn annotation")
         if name == "dev" and not endpoint:
             fail("dev: EVENTSYS_DYNAMODB_ENDPOINT must point at DynamoDB Local")
+        # Webhook endpoints on loopback or private addresses are for the
+        # Compose file on one machine, never a cluster.
+        allow_private = [config.get("EVENTSYS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS")] + [
+            var.get("value", "set from elsewhere") for doc in docs if pod_spec(doc)
+            for c in pod_spec(doc)["containers"] for var in c.get("env", [])
+            if var["name"] == "EVENTSYS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS"
+        ]
+        if any(value not in (None, "false") for value in allow_private):
+            fail(f"{name}: EVENTSYS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS must stay unset (false) on Kubernetes")
     finish("dev, aws: hardened, probed, resourced pods; drain fits the grace period; each worker runs its role; "
            "init runs in the API's pods; the Ingress routes /v1 only (over TLS on aws)")
 
@@ -589,6 +607,7 @@ class Pod:
                 self.ports[port.get("name")] = port["containerPort"]
         self.ours = self.labels.get("app.kubernetes.io/name") == "eventsys"
         self.api = self.ours and self.labels.get("app.kubernetes.io/component") == "api"
+        self.webhooks = self.ours and self.labels.get("app.kubernetes.io/component") == WEBHOOKS_COMPONENT
 
 
 def workloads(docs):
@@ -713,9 +732,17 @@ def netpol(work):
                     for port in (5671, 443):
                         if not allowed(policies, pod, outside, port):
                             fail(f"{who}: cannot reach the broker and AWS (port {port})")
+                if pod.webhooks:
+                    for port in WEBHOOK_PORTS:
+                        if not allowed(policies, pod, outside, port):
+                            fail(f"{who}: cannot post to webhook endpoints outside the cluster (port {port})")
+                elif allowed(policies, pod, outside, 80):
+                    fail(f"{who}: may reach port 80 outside the cluster, which only the webhooks worker needs")
             else:
                 if any(policy["spec"].get("egress") for policy in governing(policies, pod, "Egress")):
                     fail(f"{who}: a backing service needs no egress")
+        if not any(p.webhooks for p in pods):
+            fail(f"{name}: no pod of component {WEBHOOKS_COMPONENT} rendered")
         if name == "dev":
             by_app = {p.labels.get("app.kubernetes.io/name"): p for p in pods}
             broker, store = by_app.get("rabbitmq"), by_app.get("dynamodb-local")
@@ -727,7 +754,7 @@ def netpol(work):
             if broker is None or not allowed(policies, keda_operator, broker, 5672):
                 fail("dev: KEDA (namespace keda) cannot read queue depths from RabbitMQ")
     finish("default deny in every render; only the API (and dev's backing services) accept more than the health port; "
-           "DNS, broker, store and scraping reachable")
+           "DNS, broker, store and scraping reachable; only the webhooks worker reaches port 80 outside")
 
 
 def monitors(work):
@@ -830,7 +857,8 @@ def compose(config_path):
             fail(f"{name}: has no health check")
         if name.startswith("worker-") and (svc.get("container_name") or svc.get("ports")):
             fail(f"{name}: a fixed container name or host port prevents --scale")
-    for needed in ("rabbitmq", "dynamodb", "init", "api", "worker-registration", "worker-ticketing", "worker-notification"):
+    for needed in ("rabbitmq", "dynamodb", "init", "api", "worker-registration", "worker-ticketing", "worker-notification",
+                   "worker-webhooks"):
         if needed not in services:
             fail(f"service {needed} is missing")
     # init does not rerun when the Docker daemon restarts the others: the

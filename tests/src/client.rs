@@ -45,7 +45,7 @@ pub fn event_body(capacity: u32) -> Value {
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Self {
         Self {
-            http: reqwest::Client::builder()
+            http: crate::http_builder()
                 .pool_max_idle_per_host(64)
                 .timeout(Duration::from_secs(60))
                 .build()

@@ -11,6 +11,7 @@ pub mod client;
 pub mod load;
 pub mod oracle;
 pub mod overload;
+pub mod receiver;
 pub mod rush;
 pub mod scenario;
 pub mod scrape;
@@ -64,6 +65,19 @@ macro_rules! on_both {
             }
         }
     };
+}
+
+/// An HTTP client builder for the tests' own requests. The workspace's
+/// HTTP clients carry rustls without a provider of their own (the binary
+/// uses aws-lc, and so do the tests).
+pub fn http_builder() -> reqwest::ClientBuilder {
+    eventsys_webhooks::send::use_aws_lc_for_tls();
+    reqwest::Client::builder()
+}
+
+/// A plain HTTP client for the tests' own requests.
+pub fn http() -> reqwest::Client {
+    http_builder().build().expect("an HTTP client")
 }
 
 /// A short random name part.

@@ -116,6 +116,7 @@ impl System {
                 system.spawn("api", &["api"], &[]);
                 system.spawn("registration", &["worker", "registration"], &[]);
                 system.spawn("notification", &["worker", "notification"], &[]);
+                system.spawn("webhooks", &["worker", "webhooks"], &[]);
                 for i in 0..ticketing {
                     system.spawn(&format!("ticketing-{i}"), &["worker", "ticketing"], &[]);
                 }
@@ -227,7 +228,7 @@ impl System {
 
     /// What every running process exports on `/metrics`, by process name.
     pub async fn scrape(&self) -> Vec<(String, String)> {
-        let http = reqwest::Client::new();
+        let http = crate::http();
         let mut scrapes = Vec::new();
         for process in &self.processes {
             let reply = http
@@ -244,7 +245,7 @@ impl System {
 
     /// Waits until the API answers ready.
     pub async fn wait_ready(&self) {
-        let http = reqwest::Client::new();
+        let http = crate::http();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ready = http

@@ -1,9 +1,10 @@
 //! The business rules of eventsys, and the loop that feeds them.
 //!
-//! Three roles consume the three work queues:
+//! Four roles consume the four work queues:
 //! - [`registration`]: the life of events;
 //! - [`ticketing`]: orders, tickets and check-in;
-//! - [`notification`]: turns what happened into inbox entries and live pushes.
+//! - [`notification`]: turns what happened into inbox entries and live pushes;
+//! - [`webhooks`]: owes what happened to organizers' endpoints, and sends it.
 //!
 //! Each command goes through the same [`lifecycle`]: it must have been
 //! recorded by the API, it moves to `processing`, its effect and its terminal
@@ -22,6 +23,7 @@ pub mod retry;
 pub mod runner;
 pub mod schedule;
 mod ticketing;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -40,6 +42,7 @@ pub struct Deps {
     pub bus: Arc<dyn Bus>,
     /// Orders carried out at the same time, placed together.
     gather: Arc<gather::Gather>,
+    webhooks: Arc<webhooks::Shared>,
 }
 
 impl Deps {
@@ -48,6 +51,7 @@ impl Deps {
             store,
             bus,
             gather: Arc::default(),
+            webhooks: Arc::default(),
         }
     }
 }

@@ -35,6 +35,7 @@ use crate::{
     lifecycle::{self, Work},
     notification,
     retry::{RETRY_FOR, retry_transient},
+    webhooks,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -290,6 +291,9 @@ async fn handle(deps: &Deps, queue: WorkQueue, work: Work<'_>) -> Result<(), Wor
         ))),
         Incoming::Event(event) if queue == WorkQueue::Notification => {
             notification::on_event(deps, work, &event).await
+        }
+        Incoming::Event(event) if queue == WorkQueue::Webhooks => {
+            webhooks::on_event(deps, &event).await
         }
         Incoming::Event(event) => Err(WorkError::Poison(format!(
             "{} does not belong on {}",

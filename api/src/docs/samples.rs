@@ -348,3 +348,31 @@ fn a_sample_that_breaks_its_schema_is_caught() {
     let validator = jsonschema::validator_for(&root).expect("the document's schemas compile");
     assert!(!validator.is_valid(&sample));
 }
+
+#[test]
+fn every_webhook_body_validates_against_the_openapi_document() {
+    let document: Value = serde_json::from_str(super::openapi_text()).expect("JSON");
+    let mut root = document.clone();
+    root["$ref"] = json!("#/components/schemas/WebhookPayload");
+    let validator = jsonschema::validator_for(&root).expect("the document's schemas compile");
+    let mut kinds = Vec::new();
+    for event in events() {
+        let fact = EventEnvelope::caused_by(CommandId::generate(), event);
+        let Some(occurrence) = eventsys_webhooks::catalogue::Occurrence::of(&fact) else {
+            continue;
+        };
+        let body: Value = serde_json::from_str(&occurrence.body()).expect("JSON");
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}\n{body:#}");
+        assert!(
+            document["webhooks"][occurrence.kind.as_str()].is_object(),
+            "{} is not in the webhooks section",
+            occurrence.kind.as_str()
+        );
+        kinds.push(occurrence.kind.as_str());
+    }
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+}

@@ -9,3 +9,4 @@ pub mod orders;
 pub mod staff;
 pub mod tickets;
 pub mod waitlist;
+pub mod webhooks;

@@ -32,6 +32,7 @@ pub const STORE_ERRORS: &str = "eventsys_store_errors_total";
 pub const STORE_CONCURRENCY: &str = "eventsys_store_concurrency_limit";
 pub const BROKER_PUBLISH_DURATION: &str = "eventsys_broker_publish_duration_seconds";
 pub const BROKER_ERRORS: &str = "eventsys_broker_errors_total";
+pub const WEBHOOK_ATTEMPTS: &str = "eventsys_webhook_attempts_total";
 pub const BUILD_INFO: &str = "eventsys_build_info";
 
 /// Every name above, for checks that the dashboard and alerts name only
@@ -56,6 +57,7 @@ pub const ALL: &[&str] = &[
     STORE_CONCURRENCY,
     BROKER_PUBLISH_DURATION,
     BROKER_ERRORS,
+    WEBHOOK_ATTEMPTS,
     BUILD_INFO,
 ];
 
@@ -186,6 +188,10 @@ fn describe() {
         "Time from publishing to the broker's confirm, by exchange"
     );
     describe_counter!(BROKER_ERRORS, "Broker operations that failed, by operation");
+    describe_counter!(
+        WEBHOOK_ATTEMPTS,
+        "Attempts to deliver to webhook endpoints, by outcome"
+    );
     describe_gauge!(BUILD_INFO, "1, labelled with the running version");
 }
 
@@ -228,6 +234,22 @@ pub fn consuming(queue: &'static str) {
 pub fn delivery_settled(queue: &'static str, outcome: &'static str, took: Duration) {
     counter!(DELIVERIES, "queue" => queue, "outcome" => outcome).increment(1);
     histogram!(DELIVERY_DURATION, "queue" => queue).record(took.as_secs_f64());
+}
+
+/// The outcomes of [`webhook_attempt`]: shown as zero from the start.
+const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "refused", "unreached", "given_up"];
+
+/// A process starts sending webhooks.
+pub fn sending_webhooks() {
+    for outcome in WEBHOOK_OUTCOMES {
+        counter!(WEBHOOK_ATTEMPTS, "outcome" => *outcome).absolute(0);
+    }
+}
+
+/// An attempt to deliver to an endpoint: `delivered`, `refused` (a non-2xx
+/// answer), `unreached` (no answer), or `given_up` (its last, failed).
+pub fn webhook_attempt(outcome: &'static str) {
+    counter!(WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(1);
 }
 
 pub fn delivery_retried(queue: &'static str) {

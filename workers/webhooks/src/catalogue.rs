@@ -4,38 +4,30 @@
 //! occurrence, delivered once per endpoint.
 
 use eventsys_messages::{
-    CommandError, Event, EventEnvelope, EventId, OrderId, TicketId, Timestamp, UserId,
+    CommandError, Event, EventEnvelope, EventId, OrderId, TicketId, Timestamp, UserId, WebhookType,
 };
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// The types an endpoint may choose from.
-pub const TYPES: [&str; 8] = [
-    "order.succeeded",
-    "order.rejected",
-    "order.cancelled",
-    "order.expired",
-    "ticket.cancelled",
-    "ticket.checked_in",
-    "event.updated",
-    "event.cancelled",
-];
-
-/// One thing that happened at an event, as endpoints receive it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One thing that happened at an event, as endpoints receive it: the body
+/// of a delivery.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[schema(as = WebhookPayload)]
 pub struct Occurrence {
     /// The fact's message id: one occurrence per fact.
     #[serde(skip)]
     pub id: Uuid,
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: WebhookType,
     pub timestamp: Timestamp,
     pub data: Data,
 }
 
 /// What an occurrence is about; every kind names its event.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = WebhookData)]
 pub enum Data {
     Order {
         event_id: EventId,
@@ -67,7 +59,7 @@ impl Occurrence {
     pub fn of(fact: &EventEnvelope) -> Option<Self> {
         let (kind, timestamp, data) = match &fact.event {
             Event::TicketsSold(sold) => (
-                "order.succeeded",
+                WebhookType::OrderSucceeded,
                 fact.occurred_at,
                 Data::Order {
                     event_id: sold.event_id,
@@ -79,7 +71,7 @@ impl Occurrence {
                 },
             ),
             Event::OrderRejected(rejected) => (
-                "order.rejected",
+                WebhookType::OrderRejected,
                 fact.occurred_at,
                 Data::Order {
                     event_id: rejected.event_id,
@@ -91,7 +83,7 @@ impl Occurrence {
                 },
             ),
             Event::OrderReleased(released) => (
-                released.kind(),
+                WebhookType::parse(released.kind())?,
                 released.at,
                 Data::Order {
                     event_id: released.event_id,
@@ -103,7 +95,7 @@ impl Occurrence {
                 },
             ),
             Event::TicketCheckedIn(admitted) => (
-                "ticket.checked_in",
+                WebhookType::TicketCheckedIn,
                 admitted.checked_in_at,
                 Data::CheckIn {
                     event_id: admitted.event_id,
@@ -114,7 +106,8 @@ impl Occurrence {
                 },
             ),
             Event::EventChanged(changed) => (
-                TYPES.into_iter().find(|kind| *kind == changed.kind)?,
+                WebhookType::parse(&changed.kind)
+                    .filter(|kind| kind.as_str().starts_with("event."))?,
                 changed.at,
                 Data::Event {
                     event_id: changed.event_id,
@@ -145,9 +138,9 @@ impl Occurrence {
     }
 
     /// The body of a delivery: `{"type", "timestamp", "data"}`.
-    pub fn body(&self) -> Vec<u8> {
+    pub fn body(&self) -> String {
         // Ids, strings, numbers and timestamps always serialise.
-        serde_json::to_vec(self).unwrap_or_default()
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -186,7 +179,7 @@ mod tests {
         let occurrence = Occurrence::of(&fact).expect("endpoints hear of a sale");
         assert_eq!(occurrence.id, fact.message_id);
         assert_eq!(occurrence.event_id(), event_id);
-        let body: Value = serde_json::from_slice(&occurrence.body()).expect("JSON");
+        let body: Value = serde_json::from_str(&occurrence.body()).expect("JSON");
         assert_eq!(body["type"], "order.succeeded");
         assert_eq!(
             body["data"],
@@ -210,7 +203,7 @@ mod tests {
                     at: Timestamp::now(),
                 }),
             );
-            Occurrence::of(&fact).map(|o| o.kind)
+            Occurrence::of(&fact).map(|o| o.kind.as_str())
         };
         assert_eq!(
             released(OrderStatus::Expired, vec![]),
@@ -238,7 +231,7 @@ mod tests {
                     at: Timestamp::now(),
                 }),
             ))
-            .map(|o| o.kind)
+            .map(|o| o.kind.as_str())
         };
         assert_eq!(changed("event.updated"), Some("event.updated"));
         assert_eq!(changed("event.cancelled"), Some("event.cancelled"));
