@@ -182,6 +182,12 @@ async fn checked(
     if types.is_empty() {
         errors.push(FieldError::new("types", "must name at least one type"));
     }
+    if new.types.len() > WebhookType::ALL.len() {
+        errors.push(FieldError::new(
+            "types",
+            format!("names at most {} types", WebhookType::ALL.len()),
+        ));
+    }
     if let Some(event) = new.event_id {
         let theirs = state
             .store
