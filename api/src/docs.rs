@@ -78,6 +78,7 @@ use crate::routes::{
         health::live,
         health::ready,
         health::metrics,
+        crate::web::dev_token,
         openapi_json,
         page,
     ),
@@ -200,6 +201,7 @@ pub async fn page() -> Response {
 
 #[cfg(test)]
 mod tests {
+    use eventsys_messages::WebhookType;
     use eventsys_messages::spec::{
         CAPACITY_MAX, DESCRIPTION_MAX, HOLD_SECONDS_MAX, MAX_PER_ORDER_LIMIT, NAME_MAX,
         PRICE_MINOR_MAX, TICKET_TYPES_MAX, VENUE_MAX,
@@ -212,7 +214,7 @@ mod tests {
     fn the_documented_limits_are_the_enforced_ones() {
         let document: Value =
             serde_json::from_str(super::openapi_text()).expect("the document is JSON");
-        let limits: [(&str, &str, &str, u64); 16] = [
+        let limits: [(&str, &str, &str, u64); 19] = [
             ("NewEvent", "name", "maxLength", NAME_MAX as u64),
             ("NewEvent", "venue", "maxLength", VENUE_MAX as u64),
             (
@@ -263,6 +265,24 @@ mod tests {
                 "quantity",
                 "maximum",
                 MAX_PER_ORDER_LIMIT.into(),
+            ),
+            (
+                "NewWebhook",
+                "types",
+                "maxItems",
+                WebhookType::ALL.len() as u64,
+            ),
+            (
+                "NewWebhook",
+                "url",
+                "maxLength",
+                eventsys_webhooks::destination::URL_MAX as u64,
+            ),
+            (
+                "DevSignIn",
+                "roles",
+                "maxItems",
+                crate::web::DEV_ROLES_MAX as u64,
             ),
         ];
         for (schema, field, keyword, limit) in limits {

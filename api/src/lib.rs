@@ -20,6 +20,7 @@ pub mod server;
 pub mod signing;
 pub mod submit;
 pub mod views;
+pub mod web;
 pub mod ws;
 
 use std::{sync::Arc, time::Duration};
@@ -61,6 +62,8 @@ pub struct AppState {
     pub reads: Arc<reads::Reads>,
     /// Cancelled when the process starts draining.
     pub shutdown: CancellationToken,
+    /// Whether `POST /v1/dev/token` mints tokens (see [`web`]).
+    pub dev_sign_in: bool,
 }
 
 /// What the API signs and checks with: each from its own secret, so that
@@ -90,6 +93,15 @@ impl AppState {
             reads: Arc::default(),
             limits,
             shutdown,
+            dev_sign_in: false,
+        }
+    }
+
+    /// Turns the development sign-in on or off.
+    pub fn with_dev_sign_in(self, on: bool) -> Self {
+        Self {
+            dev_sign_in: on,
+            ..self
         }
     }
 }
@@ -170,6 +182,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .route("/", get(web::index))
+        .route("/app.js", get(web::script))
+        .route("/app.css", get(web::style))
+        .route("/v1/dev/token", post(web::dev_token))
         .route("/openapi.json", get(docs::openapi_json))
         .route("/docs", get(docs::page))
         .fallback(|| async { Problem::not_found("resource") })

@@ -106,6 +106,9 @@ pub struct TicketTypeView<'a> {
     quota: u32,
     sold: u32,
     remaining: u32,
+    /// No longer on sale (what was sold stays); left out while on sale.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    closed: bool,
 }
 
 /// An event with its live availability.
@@ -159,6 +162,7 @@ pub fn event(snapshot: &EventSnapshot) -> EventView<'_> {
                 quota: tt.quota,
                 sold: counters.type_sold(tt.ticket_type_id),
                 remaining: counters.type_remaining(tt.ticket_type_id),
+                closed: tt.closed,
             })
             .collect(),
         created_at: event.created_at,

@@ -465,6 +465,11 @@ pub struct Settings {
         global = true
     )]
     pub webhooks_retry_for_seconds: u64,
+    /// Whether the web page's development sign-in mints tokens for any
+    /// user named: on in embedded mode, off in a distributed deployment,
+    /// unless set.
+    #[arg(long, env = "EVENTSYS_DEV_SIGN_IN", action = clap::ArgAction::Set, global = true)]
+    pub dev_sign_in: Option<bool>,
 }
 
 impl Settings {

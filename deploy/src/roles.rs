@@ -379,7 +379,8 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::
         keys,
         settings.limits(),
         shutdown,
-    );
+    )
+    .with_dev_sign_in(settings.dev_sign_in.unwrap_or(embedded(settings)));
     eventsys_api::serve(listener, state, settings.serving()).await?;
     workers.join_all().await;
     backends.bus.close().await;
@@ -398,7 +399,8 @@ pub async fn api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         keys,
         settings.limits(),
         shutdown,
-    );
+    )
+    .with_dev_sign_in(settings.dev_sign_in.unwrap_or(false));
     eventsys_api::serve(listener, state, settings.serving()).await?;
     backends.bus.close().await;
     tracing::info!("stopped");

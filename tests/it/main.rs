@@ -2,6 +2,7 @@
 //! real DynamoDB-compatible server. Run through `tests/scripts/test.sh`.
 
 mod bad_input;
+mod browser;
 mod check_in;
 mod contract;
 mod delivery;

@@ -43,6 +43,18 @@ if ! "$tester_venv/bin/st" --version 2>/dev/null | grep -q "$schemathesis_versio
 fi
 export EVENTSYS_TEST_SCHEMATHESIS=$tester_venv/bin/st
 
+# The browser tests: Debian's Chromium (installed when missing, like
+# RabbitMQ), driven by playwright-core, with axe-core; both pinned by
+# tests/browser/package-lock.json and installed without install scripts.
+if ! command -v chromium >/dev/null || ! command -v node >/dev/null; then
+  echo "installing chromium and node" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium nodejs npm >/dev/null
+fi
+(cd tests/browser && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+EVENTSYS_TEST_CHROMIUM=$(command -v chromium)
+export EVENTSYS_TEST_CHROMIUM
+
 if [ $# -eq 0 ]; then
   step "format and lints"
   cargo fmt --all -- --check

@@ -118,6 +118,18 @@ impl Client {
             .await
     }
 
+    /// What a path answers, as text (pages, scripts).
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("the API answers")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send(self.http.get(format!("{}{path}", self.base)))
             .await
