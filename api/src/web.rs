@@ -16,7 +16,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use eventsys_messages::{FieldError, UserId};
+use eventsys_messages::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -25,6 +25,7 @@ use crate::{
     auth::Role,
     input::CommandRequest,
     problem::{Problem, ProblemDocument, WriteProblems},
+    routes::staff::user_id,
 };
 
 const INDEX: &str = include_str!("web/index.html");
@@ -141,15 +142,7 @@ pub async fn dev_token(
             format!("names at most {} roles", DEV_ROLES_MAX),
         )]));
     }
-    let user = UserId::parse(&asked.user_id).ok_or_else(|| {
-        Problem::invalid(vec![FieldError::new(
-            "user_id",
-            format!(
-                "must be 1 to {} characters without control characters",
-                UserId::MAX_LEN
-            ),
-        )])
-    })?;
+    let user = user_id(&asked.user_id)?;
     let mut roles: Vec<Role> = Vec::new();
     for role in asked.roles {
         let role = match role {

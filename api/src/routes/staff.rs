@@ -37,7 +37,8 @@ pub struct StaffEntry<'a> {
     granted_at: Timestamp,
 }
 
-fn user_id(raw: &str) -> Result<UserId, Problem> {
+/// A user id from a request, or a 422 naming `user_id`.
+pub(crate) fn user_id(raw: &str) -> Result<UserId, Problem> {
     UserId::parse(raw).ok_or_else(|| {
         Problem::invalid(vec![FieldError::new(
             "user_id",
