@@ -111,6 +111,9 @@ try {
   await addType.getByLabel("Quota").fill("1");
   await addType.getByRole("button", { name: "Add ticket type" }).click();
   await olga.getByRole("rowheader", { name: "VIP" }).waitFor(WAIT);
+  await olga.getByLabel("Quota of General admission").fill("2");
+  await olga.getByRole("button", { name: "Save quota of General admission" }).click();
+  await olga.getByLabel("Quota of General admission").and(olga.locator("[value='2']")).waitFor(WAIT);
   const staff = olga.locator("section", { has: olga.getByRole("heading", { name: "Door staff" }) });
   await staff.getByLabel("User id").fill("dan");
   await staff.getByRole("button", { name: "Grant door access" }).click();

@@ -724,13 +724,22 @@ async function manageEvent(main, id) {
     el("button", { type: "submit" }, "Save details"));
   const typeRows = el("tbody");
   for (const type of event.ticket_types) {
+    const path = `/v1/events/${id}/ticket-types/${type.ticket_type_id}`;
+    const quota = el("input", { type: "number", min: 1, value: type.quota, inputmode: "numeric", "aria-label": `Quota of ${type.name}` });
     typeRows.append(el("tr", {},
       el("th", { scope: "row" }, type.name),
       el("td", {}, money(type.price_minor, type.currency)),
-      el("td", {}, `${type.sold} sold of ${type.quota}`),
+      el("td", {}, `${type.sold} sold`),
+      el("td", {}, el("form", {
+        class: "row",
+        onsubmit: (e) => {
+          e.preventDefault();
+          act("PATCH", path, { quota: Number(quota.value) });
+        },
+      }, quota, el("button", { type: "submit", class: "secondary" }, `Save quota of ${type.name}`))),
       el("td", {}, el("button", {
         class: "secondary",
-        onclick: () => act("PATCH", `/v1/events/${id}/ticket-types/${type.ticket_type_id}`, { closed: !type.closed }),
+        onclick: () => act("PATCH", path, { closed: !type.closed }),
       }, type.closed ? `Reopen ${type.name}` : `Close ${type.name}`))));
   }
   const newType = el("form", {
@@ -755,7 +764,7 @@ async function manageEvent(main, id) {
     el("button", { type: "submit" }, "Add ticket type"));
   main.append(details, el("section", { class: "panel", "aria-labelledby": "types-h" },
     el("h2", { id: "types-h" }, "Ticket types"),
-    el("table", {}, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Type"), el("th", { scope: "col" }, "Price"), el("th", { scope: "col" }, "Sales"), el("th", { scope: "col" }, el("span", { class: "muted" }, "Action")))), typeRows),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Type", "Price", "Sales", "Quota", "Sales open"].map((h) => el("th", { scope: "col" }, h)))), typeRows),
     newType));
 
   // Door staff.
