@@ -203,6 +203,8 @@ try {
 
   step("the organizer's chart has moved");
   await olga.locator("[data-stats]", { hasText: "checked in 2" }).waitFor(WAIT);
+  await olga.locator("tr", { hasText: "General admission" }).locator("[data-sold]", { hasText: "2 sold" }).waitFor(WAIT);
+  await olga.locator("tr", { hasText: "VIP" }).locator("[data-sold]", { hasText: "1 sold" }).waitFor(WAIT);
   await accessible(olga, "the organizer's event");
   await photograph(olga, "organizer");
 

@@ -695,7 +695,12 @@ async function manageEvent(main, id) {
   };
   const redraw = async () => {
     const now = await api("GET", `/v1/events/${id}/stats`).catch(() => null);
-    if (now?.status === 200) draw(now.body);
+    if (now?.status !== 200) return;
+    draw(now.body);
+    for (const type of now.body.ticket_types ?? []) {
+      const sold = main.querySelector(`[data-sold="${type.ticket_type_id}"]`);
+      if (sold) sold.textContent = `${type.sold} sold`;
+    }
   };
   await redraw();
   onFrame((frame) => {
@@ -729,7 +734,7 @@ async function manageEvent(main, id) {
     typeRows.append(el("tr", {},
       el("th", { scope: "row" }, type.name),
       el("td", {}, money(type.price_minor, type.currency)),
-      el("td", {}, `${type.sold} sold`),
+      el("td", { "data-sold": type.ticket_type_id }, `${type.sold} sold`),
       el("td", {}, el("form", {
         class: "row",
         onsubmit: (e) => {
