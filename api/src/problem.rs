@@ -303,3 +303,102 @@ impl IntoResponses for WriteProblems {
         ])
     }
 }
+
+/// One problem answer shared by many operations, with the one meaning it
+/// has wherever it is listed.
+macro_rules! shared_problem {
+    ($(#[$doc:meta])* $name:ident, $status:literal, $description:literal) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> Answers {
+                problems(&[($status, $description, false)])
+            }
+        }
+    };
+}
+
+shared_problem!(
+    /// The operation is an organizer's.
+    NotAnOrganizer,
+    403,
+    "`forbidden`: the caller is not an organizer"
+);
+
+shared_problem!(
+    /// The operation is an attendee's.
+    NotAnAttendee,
+    403,
+    "`forbidden`: the caller is not an attendee"
+);
+
+shared_problem!(
+    /// The operation is the event's organizer's or door staff's.
+    NotAtTheDoor,
+    403,
+    "`forbidden`: the caller is neither an organizer nor door staff, or not of this event"
+);
+
+shared_problem!(
+    /// A JSON body is required.
+    NotJson,
+    415,
+    "`unsupported_media_type`: the body is not sent as JSON"
+);
+
+shared_problem!(
+    /// The path names an event the caller may see.
+    NoVisibleEvent,
+    404,
+    "`not_found`: no such event, or a draft of someone else's"
+);
+
+shared_problem!(
+    /// The path names an event the caller runs.
+    NotTheirEvent,
+    404,
+    "`not_found`: no such event of the caller's"
+);
+
+shared_problem!(
+    /// The path names one of the caller's webhook endpoints.
+    NotTheirWebhook,
+    404,
+    "`not_found`: no such endpoint of the caller's"
+);
+
+shared_problem!(
+    /// A command with a JSON body.
+    BadJsonCommand,
+    400,
+    "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key"
+);
+
+shared_problem!(
+    /// A command without a body of its own.
+    BadCommand,
+    400,
+    "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key"
+);
+
+shared_problem!(
+    /// A list read a page at a time.
+    BadPage,
+    400,
+    "`validation_failed`: a `limit` out of range, or a `cursor` this list did not give out; or `malformed_request`: a query string that cannot be read"
+);
+
+shared_problem!(
+    /// A command whose only 422 is a key used for another request.
+    KeyReused,
+    422,
+    "`idempotency_key_reused`"
+);
+
+shared_problem!(
+    /// A change to an event that must not be cancelled.
+    EventCancelled,
+    409,
+    "`conflict`: the event is cancelled"
+);

@@ -24,7 +24,7 @@ use crate::{
     AppState,
     auth::Role,
     input::CommandRequest,
-    problem::{Problem, ProblemDocument, WriteProblems},
+    problem::{NotJson, Problem, ProblemDocument, WriteProblems},
     routes::staff::user_id,
 };
 
@@ -120,8 +120,7 @@ pub struct DevToken {
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: development sign-in is off here",
             body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
         (status = 422, description = "`validation_failed`: a body that breaks the schema, or not a user id",
             body = ProblemDocument, content_type = "application/problem+json"),
         WriteProblems,

@@ -11,7 +11,9 @@ use crate::{
     AppState,
     auth::Caller,
     input::{CommandHeaders, CommandRequest, Paging, path_id},
-    problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
+    problem::{
+        BadCommand, BadPage, KeyReused, Problem, ProblemDocument, ReadProblems, WriteProblems,
+    },
     submit::SubmitAnswers,
     views::{self, PageOf},
 };
@@ -27,8 +29,7 @@ use crate::{
     params(Paging),
     responses(
         (status = 200, description = "A page of the caller's inbox", body = PageOf<Notification>),
-        (status = 400, description = "`validation_failed`: a `limit` out of range, or a `cursor` this list did not give out; or `malformed_request`: a query string that cannot be read",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        BadPage,
         ReadProblems,
     ),
 )]
@@ -56,12 +57,10 @@ pub async fn mine(
     params(("notification_id" = NotificationId, Path, description = "The notification"), CommandHeaders),
     responses(
         SubmitAnswers,
-        (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        BadCommand,
         (status = 404, description = "`not_found`: not a notification id",
             body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "`idempotency_key_reused`",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        KeyReused,
         WriteProblems,
     ),
 )]

@@ -13,7 +13,9 @@ use crate::{
     AppState,
     auth::Caller,
     input::{CommandHeaders, CommandRequest, Paging, path_id},
-    problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
+    problem::{
+        BadCommand, BadPage, KeyReused, Problem, ProblemDocument, ReadProblems, WriteProblems,
+    },
     submit::SubmitAnswers,
     views::{self, PageOf, TicketView},
 };
@@ -29,8 +31,7 @@ use crate::{
     params(Paging),
     responses(
         (status = 200, description = "A page of the caller's tickets", body = PageOf<TicketView<'static>>),
-        (status = 400, description = "`validation_failed`: a `limit` out of range, or a `cursor` this list did not give out; or `malformed_request`: a query string that cannot be read",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        BadPage,
         ReadProblems,
     ),
 )]
@@ -127,12 +128,10 @@ pub async fn qr(
     params(("ticket_id" = TicketId, Path, description = "The ticket"), CommandHeaders),
     responses(
         SubmitAnswers,
-        (status = 400, description = "`malformed_request`: the body could not be read; or `validation_failed`: a bad Idempotency-Key",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        BadCommand,
         (status = 404, description = "`not_found`: no such ticket the caller may cancel",
             body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "`idempotency_key_reused`",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        KeyReused,
         WriteProblems,
     ),
 )]

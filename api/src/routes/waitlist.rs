@@ -18,7 +18,10 @@ use crate::{
     AppState,
     auth::Caller,
     input::{CommandHeaders, CommandRequest, path_id},
-    problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
+    problem::{
+        BadJsonCommand, NoVisibleEvent, NotAnAttendee, Problem, ProblemDocument, ReadProblems,
+        WriteProblems,
+    },
     submit::SubmitAnswers,
 };
 
@@ -67,12 +70,9 @@ pub struct Offer {
     ),
     responses(
         SubmitAnswers,
-        (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read; or `validation_failed`: a bad Idempotency-Key",
-            body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller is not an attendee",
-            body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such event, or a draft of someone else's",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        BadJsonCommand,
+        NotAnAttendee,
+        NoVisibleEvent,
         (status = 409, description = "`not_on_sale`: the event is a draft, cancelled or over",
             body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`: a body not sent as JSON",

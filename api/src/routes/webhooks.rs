@@ -26,7 +26,10 @@ use crate::{
     AppState,
     auth::{Caller, Role},
     input::{CommandRequest, Paging, path_id},
-    problem::{Problem, ProblemDocument, ReadProblems, WriteProblems},
+    problem::{
+        BadPage, NotAnOrganizer, NotJson, NotTheirWebhook, Problem, ProblemDocument, ReadProblems,
+        WriteProblems,
+    },
     views::{self, PageOf},
 };
 
@@ -226,12 +229,10 @@ async fn checked(
         (status = 201, description = "Added; the answer shows its secret, once", body = WebhookView),
         (status = 400, description = "`malformed_request`: the body is not JSON, or could not be read",
             body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller is not an organizer",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        NotAnOrganizer,
         (status = 409, description = "`limit_reached`: the caller has 20 endpoints already",
             body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        NotJson,
         (status = 422, description = "`validation_failed`: a body that breaks the schema; a URL that is not http(s), carries credentials, does not resolve or resolves to a loopback, private or link-local address; or an event that is not the caller's",
             body = ProblemDocument, content_type = "application/problem+json"),
         WriteProblems,
@@ -286,8 +287,7 @@ pub async fn add(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's endpoints", body = PageOf<WebhookView>),
-        (status = 403, description = "`forbidden`: the caller is not an organizer",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        NotAnOrganizer,
         ReadProblems,
     ),
 )]
@@ -312,10 +312,8 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Respo
     params(("webhook_id" = WebhookId, Path, description = "The endpoint")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 403, description = "`forbidden`: the caller is not an organizer",
-            body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such endpoint of the caller's",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        NotAnOrganizer,
+        NotTheirWebhook,
         WriteProblems,
     ),
 )]
@@ -344,10 +342,8 @@ pub async fn remove(
     params(("webhook_id" = WebhookId, Path, description = "The endpoint")),
     responses(
         (status = 200, description = "The endpoint, with its new secret", body = WebhookView),
-        (status = 403, description = "`forbidden`: the caller is not an organizer",
-            body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such endpoint of the caller's",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        NotAnOrganizer,
+        NotTheirWebhook,
         WriteProblems,
     ),
 )]
@@ -401,12 +397,9 @@ pub async fn rotate_secret(
     params(("webhook_id" = WebhookId, Path, description = "The endpoint"), Paging),
     responses(
         (status = 200, description = "A page of the endpoint's deliveries", body = PageOf<DeliveryView>),
-        (status = 400, description = "`validation_failed`: a `limit` out of range, or a `cursor` this list did not give out; or `malformed_request`: a query string that cannot be read",
-            body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller is not an organizer",
-            body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such endpoint of the caller's",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        BadPage,
+        NotAnOrganizer,
+        NotTheirWebhook,
         ReadProblems,
     ),
 )]
@@ -442,8 +435,7 @@ pub async fn deliveries(
     ),
     responses(
         (status = 202, description = "Owed again; the delivery as it now stands", body = DeliveryView),
-        (status = 403, description = "`forbidden`: the caller is not an organizer",
-            body = ProblemDocument, content_type = "application/problem+json"),
+        NotAnOrganizer,
         (status = 404, description = "`not_found`: no such endpoint of the caller's, or no such delivery",
             body = ProblemDocument, content_type = "application/problem+json"),
         WriteProblems,
