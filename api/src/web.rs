@@ -8,7 +8,7 @@
 //! the caller names: on in embedded mode unless turned off, off in a
 //! distributed deployment unless turned on (`EVENTSYS_DEV_SIGN_IN`).
 
-use std::time::Duration;
+use std::{sync::OnceLock, time::Duration};
 
 use axum::{
     Json,
@@ -44,7 +44,7 @@ pub(crate) const DEV_ROLES_MAX: usize = 3;
 /// How long a development token lasts.
 const DEV_TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 
-fn asset(content_type: &'static str, body: String) -> Response {
+fn asset(content_type: &'static str, body: impl IntoResponse) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -60,21 +60,22 @@ fn asset(content_type: &'static str, body: String) -> Response {
     response
 }
 
-/// The page; it says whether the development sign-in is on.
+/// The page; it says whether the development sign-in is on. Both forms
+/// are made once.
 pub async fn index(State(state): State<AppState>) -> Response {
-    let on = if state.dev_sign_in { "true" } else { "false" };
-    asset(
-        "text/html; charset=utf-8",
-        INDEX.replace("{{dev_sign_in}}", on),
-    )
+    static PAGES: OnceLock<[String; 2]> = OnceLock::new();
+    let [off, on] =
+        PAGES.get_or_init(|| ["false", "true"].map(|on| INDEX.replace("{{dev_sign_in}}", on)));
+    let page = if state.dev_sign_in { on } else { off };
+    asset("text/html; charset=utf-8", page.as_str())
 }
 
 pub async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", SCRIPT.to_owned())
+    asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
 pub async fn style() -> Response {
-    asset("text/css; charset=utf-8", STYLE.to_owned())
+    asset("text/css; charset=utf-8", STYLE)
 }
 
 /// The body of `POST /v1/dev/token`.
