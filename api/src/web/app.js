@@ -625,15 +625,20 @@ async function organize(main) {
   );
   const list = el("ul", { class: "cards" });
   main.append(el("h2", {}, "My events"), list, form);
-  const ids = new Set(JSON.parse(localStorage.getItem(mineKey()) ?? "[]"));
+  // Published ones come with the listing; only the drafts this browser
+  // made are read one by one.
+  const mine = new Map();
   const listed = await api("GET", "/v1/events?limit=200");
-  for (const event of listed.body?.items ?? []) if (event.organizer_id === session.user) ids.add(event.event_id);
-  for (const id of ids) {
+  for (const event of listed.body?.items ?? []) if (event.organizer_id === session.user) mine.set(event.event_id, event);
+  for (const id of JSON.parse(localStorage.getItem(mineKey()) ?? "[]")) {
+    if (mine.has(id)) continue;
     const event = await api("GET", `/v1/events/${id}`);
-    if (event.status !== 200) continue;
+    if (event.status === 200) mine.set(id, event.body);
+  }
+  for (const [id, event] of mine) {
     list.append(el("li", { class: "card" },
-      el("h3", {}, el("a", { href: `#/organize/${id}` }, event.body.name)),
-      el("p", { class: "muted" }, `${event.body.status} · ${when(event.body.starts_at)} · ${event.body.sold} sold of ${event.body.capacity}`)));
+      el("h3", {}, el("a", { href: `#/organize/${id}` }, event.name)),
+      el("p", { class: "muted" }, `${event.status} · ${when(event.starts_at)} · ${event.sold} sold of ${event.capacity}`)));
   }
   if (!list.children.length) list.append(el("li", { class: "muted" }, "None yet."));
 }
