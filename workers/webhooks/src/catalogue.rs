@@ -106,8 +106,7 @@ impl Occurrence {
                 },
             ),
             Event::EventChanged(changed) => (
-                WebhookType::parse(&changed.kind)
-                    .filter(|kind| kind.as_str().starts_with("event."))?,
+                WebhookType::parse(&changed.kind)?,
                 changed.at,
                 Data::Event {
                     event_id: changed.event_id,
