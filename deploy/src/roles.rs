@@ -34,11 +34,19 @@ const CONNECT_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 pub(crate) struct Backends {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
+    /// One for the whole process: the roles it runs share what they
+    /// gather, and the webhooks consumer wakes this process's dispatcher.
+    deps: Deps,
 }
 
 impl Backends {
+    fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> Self {
+        let deps = Deps::new(store.clone(), bus.clone());
+        Self { store, bus, deps }
+    }
+
     fn deps(&self) -> Deps {
-        Deps::new(self.store.clone(), self.bus.clone())
+        self.deps.clone()
     }
 }
 
@@ -58,10 +66,7 @@ async fn distributed(settings: &Settings, name: &str) -> anyhow::Result<Backends
     let store = DynamoStore::connect(&settings.dynamo()).await;
     check_store(&store, settings).await?;
     let bus = connect_rabbitmq(url, name, Some(seal)).await?;
-    Ok(Backends {
-        store: Arc::new(store),
-        bus: Arc::new(bus),
-    })
+    Ok(Backends::new(Arc::new(store), Arc::new(bus)))
 }
 
 /// Fails at start, saying what to do, when the store cannot serve this
@@ -113,7 +118,7 @@ pub(crate) async fn backends(settings: &Settings, name: &str) -> anyhow::Result<
             Arc::new(bus)
         }
     };
-    Ok(Backends { store, bus })
+    Ok(Backends::new(store, bus))
 }
 
 /// What seals the facts on `eventsys.events`: every role on RabbitMQ needs
