@@ -31,7 +31,10 @@ pub struct DispatchOptions {
     /// Let endpoints resolve to loopback and private addresses.
     pub allow_private: bool,
     pub retry: RetryPolicy,
-    /// How often the store's list of endpoints owed something is read.
+    /// How often the store's list of endpoints owed something is read
+    /// while it has any; when it comes back empty the wait doubles, up to
+    /// [`IDLE_SWEEP`], so that an idle replica costs the store next to
+    /// nothing.
     pub sweep_every: Duration,
 }
 
@@ -51,27 +54,46 @@ impl Default for DispatchOptions {
 const LEASE: Duration = Duration::from_secs(30);
 /// Endpoints sent to at once by one process.
 const AT_ONCE: usize = 256;
+/// The longest wait between two sweeps of an idle replica: how long a
+/// replay made through another process, or the endpoints of a replica that
+/// went away, may wait to be taken up. What this process owes itself is
+/// sent at once.
+const IDLE_SWEEP: Duration = Duration::from_secs(10);
 
 /// Sends what endpoints are owed until `shutdown`.
 pub async fn run_dispatcher(deps: Deps, options: DispatchOptions, shutdown: CancellationToken) {
     let holder = uuid::Uuid::new_v4().to_string();
     let senders = TaskTracker::new();
     let mut sending: HashMap<WebhookId, JoinHandle<()>> = HashMap::new();
-    let mut sweep = tokio::time::interval(options.sweep_every);
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first sweep at once: what was owed before a restart. Each empty
+    // sweep doubles the wait for the next; anything owed brings it back.
+    let mut wait = options.sweep_every;
+    let mut sweep_at = tokio::time::Instant::now();
     tracing::info!(%holder, "sending webhooks");
     metrics::sending_webhooks();
     loop {
         let due = tokio::select! {
             () = shutdown.cancelled() => break,
-            _ = sweep.tick() => match deps.store.owing_webhooks(AT_ONCE as u32).await {
-                Ok(due) => due,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot list the endpoints owed something");
-                    continue;
+            () = tokio::time::sleep_until(sweep_at) => {
+                let listed = deps.store.owing_webhooks(AT_ONCE as u32).await;
+                wait = match &listed {
+                    Ok(due) if due.is_empty() => (wait * 2).min(IDLE_SWEEP),
+                    _ => options.sweep_every,
+                };
+                sweep_at = tokio::time::Instant::now() + wait;
+                match listed {
+                    Ok(due) => due,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot list the endpoints owed something");
+                        continue;
+                    }
                 }
-            },
-            woken = deps.webhooks.woken() => woken,
+            }
+            woken = deps.webhooks.woken() => {
+                wait = options.sweep_every;
+                sweep_at = sweep_at.min(tokio::time::Instant::now() + wait);
+                woken
+            }
         };
         sending.retain(|_, sender| !sender.is_finished());
         for id in due {
